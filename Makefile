@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## demo: the main job on the embedded default model (no download, no GPU)
 demo: setup
-	$(BIN)/segcount count segcount/assets/examples/coins.png --box 48 20 92 64 --box 187 148 231 194 --json
+	$(BIN)/segcount count segcount/assets/examples/coins.png --box 336 248 382 289 --box 80 175 124 217 --box 93 245 136 287 --json
 
 ## test: notebooks and library in sync, notebook tests, pytest
 test: setup check-sync test-nbs test-py
@@ -32,7 +32,7 @@ check-sync:
 	echo "notebooks and library in sync"
 
 test-nbs:
-	$(BIN)/nbdev-test --n_workers 2 --timing
+	$(BIN)/nbdev-test --n-workers 2 --timing
 
 test-py:
 	$(BIN)/python -m pytest -q tests
