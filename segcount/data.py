@@ -27,7 +27,7 @@ from torchvision.ops import roi_align
 # %% auto #0
 __all__ = ['MAX_BOXES', 'SIGMA_MIN', 'SIGMA_MAX', 'SIGMA_DEFAULT', 'FSC147_FILES', 'GROUPS_FORMAT', 'SegcountError',
            'atomic_write', 'image_size', 'load_image', 'to_tensor', 'validate_boxes', 'validate_points',
-           'validate_region', 'Sample', 'show_sample', 'resize_sample', 'crop_exemplars', 'sigma_rule',
+           'validate_region', 'Sample', 'show_sample', 'model_height', 'resize_sample', 'crop_exemplars', 'sigma_rule',
            'density_from_points', 'read_json', 'read_classes', 'FSC147', 'write_fsc147', 'Groups', 'read_groups',
            'write_groups', 'CountingDataset', 'collate_counting', 'samples_to_batch']
 
@@ -269,6 +269,19 @@ def _resize_density(d:np.ndarray, W:int, H:int) -> np.ndarray:
     r = r.clamp_min_(0).double().numpy()
     total, new = float(d.sum(dtype=np.float64)), float(r.sum())
     return (r * (total / new) if new > 0 else r).astype(np.float32)
+
+def model_height(size, boxes, height:int=384, min_exemplar_side:float|None=None, max_upscale:float=2.5,
+                 max_pixels:int=2_400_000) -> int:
+    """Height to resize an image of `size` (W, H) to before counting: the paper's `height` (384), raised when the
+    mean exemplar side would be under `min_exemplar_side` pixels there (tiny objects become sub-cell at stride 16),
+    by at most `max_upscale` and keeping W×H under `max_pixels`. `min_exemplar_side=None` keeps `height`."""
+    W, H = size
+    if not min_exemplar_side or boxes is None or len(boxes) == 0: return height
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    side = float(np.mean(((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2)) * height / H
+    if side <= 0 or side >= min_exemplar_side: return height
+    f = min(min_exemplar_side / side, max_upscale, (max_pixels / (height * height * W / H)) ** 0.5)
+    return max(height, int(round(height * f)))
 
 def resize_sample(s:Sample, height:int=384) -> Sample:
     "`s` resized to `height` keeping the aspect ratio; boxes, dots, region and density follow."
@@ -580,12 +593,15 @@ def _jitter(t:torch.Tensor, b:float, c:float, s:float) -> torch.Tensor:
 
 class CountingDataset(torch.utils.data.Dataset):
     "Training items (dicts of tensors) from `Sample`s: image at `height`, exemplars, density, boxes, count."
-    def __init__(self, samples, height:int=384, n_exemplars:int|None=3, augment:bool=False, exemplar_size:int=128, jitter:float=0.2):
+    def __init__(self, samples, height:int=384, n_exemplars:int|None=3, augment:bool=False, exemplar_size:int=128,
+                 jitter:float=0.2, min_exemplar_side:float|None=None):
         self.samples, self.height, self.n_exemplars = samples, height, n_exemplars
         self.augment, self.exemplar_size, self.jitter = augment, exemplar_size, jitter
+        self.min_exemplar_side = min_exemplar_side   # see `model_height`
     def __len__(self): return len(self.samples)
     def __getitem__(self, i) -> dict:
-        s = resize_sample(self.samples[i], self.height)
+        s = self.samples[i]
+        s = resize_sample(s, model_height(s.size, s.boxes, self.height, self.min_exemplar_side))
         W, H = s.size
         boxes = np.asarray(s.boxes, np.float32).reshape(-1, 4)
         if self.n_exemplars: boxes = boxes[np.arange(self.n_exemplars) % len(boxes)]
