@@ -1,4 +1,6 @@
 # segcount — the two set-up commands are `make demo` and `make test` (see README).
+# Two notebook workers share 2 cores: torch then runs 1 thread each (OMP_NUM_THREADS=1); oversubscribed
+# threads spin and run up to 10x slower.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -40,14 +42,14 @@ check-sync:
 	echo "notebooks and library in sync"
 
 test-nbs:
-	$(BIN)/nbdev-test --n-workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --timing
 
 test-py:
 	$(BIN)/python -m pytest -q -m "not docs" tests
 
 ## docs: build the browsable offline site in _site/ from the executed notebooks (no Quarto needed)
 docs: setup
-	$(BIN)/python tools/build_docs.py --out _site
+	OMP_NUM_THREADS=1 $(BIN)/python tools/build_docs.py --out _site
 
 ## test-docs: the offline site in headless chromium (every chapter loads, shows its figures, links resolve)
 test-docs: docs browser
