@@ -64,8 +64,8 @@ def test_huge_image_boxes_in_own_pixels(tmp_path, capsys):
     "A 12000x9000 photo is counted with bounded memory; its boxes stay in the photo's own pixels."
     big = Image.open(COINS).convert("RGB").resize((12000, 9000), Image.NEAREST)
     p = tmp_path / "big.jpg"; big.save(p, quality=80)
-    f = 12000 / 384
-    box = [str(round(v * f)) for v in (336, 248, 382, 289)]
+    fx, fy = 12000 / 384, 9000 / 303                      # coins.png is 384x303
+    box = [str(round(v * f)) for v, f in zip((336, 248, 382, 289), (fx, fy, fx, fy))]
     rc, out, err = run(["count", str(p), "--box", *box, "--json"], capsys)
     assert rc == 0, err
     res = json.loads(out)
