@@ -103,3 +103,15 @@ def test_console_script_help():
     exe = Path(sys.executable).parent / "segcount"
     r = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "count" in r.stdout and "evaluate" in r.stdout
+
+def test_seg_then_count_with_embedded_segmenter(capsys):
+    "The embedded model ships a segmenter: seg-then-count runs end to end and can only remove density."
+    args = ["count", str(COINS), *BOXES[0], *BOXES[1], "--json"]
+    rc, out, err = run(args, capsys)
+    rc2, out2, err2 = run(args + ["--method", "seg-then-count"], capsys)
+    assert rc == 0 and rc2 == 0, err2
+    a, b = json.loads(out), json.loads(out2)
+    assert b["method"] == "seg-then-count" and 0.0 <= b["mask_fraction"] <= 1.0
+    assert b["count"] <= a["count"] + 1e-3          # masking S (Eq. 4) and gating D never add objects
+    rc3, out3, _ = run(args + ["--method", "seg-then-count", "--threshold", "-1"], capsys)
+    assert abs(json.loads(out3)["count"] - a["count"]) < 1e-2 * max(1.0, a["count"])   # keep-all mask = count
