@@ -24,7 +24,7 @@ from .data import SegcountError, atomic_write
 # %% auto #0
 __all__ = ['DELTA', 'DENSITY_SCALE', 'EXEMPLAR_SIZE', 'COUNTER_FORMAT', 'counter_registry', 'DensityRegressor', 'apply_mask',
            'density_loss', 'Counter', 'build_counter', 'counter_state_dict', 'load_counter_state', 'save_weights',
-           'read_weights_metadata', 'load_weights']
+           'read_weights_metadata', 'read_checked_weights', 'load_weights']
 
 # %% ../nbs/11_counter.ipynb #680280cc
 DELTA = 0.0            # Eq. 4's δ: similarity value written where the mask is 0 (S is clamped to be >= 0)
@@ -267,29 +267,36 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
     except Exception as e:
         raise SegcountError(f"{path}: not a readable safetensors file ({type(e).__name__})") from None
 
-def load_weights(path: str | os.PathLike, device: str | torch.device = 'cpu',
-                 backbone_weights: str | os.PathLike | None = None) -> Counter:
-    """A `Counter` (eval mode) from a file written by `save_weights`. If the file has no backbone tensors, the
-    backbone's ImageNet weights are resolved as the config says (or from `backbone_weights`)."""
+def read_checked_weights(path: Path, kind: str, backbone_weights=None) -> tuple[dict, dict, object]:
+    """(config, state dict, backbone weights to build with) of a segcount safetensors file of `kind` ('counter',
+    'segmenter'), after checking kind, config and checksum: any mismatch → `SegcountError` naming the file."""
     from safetensors.torch import load_file
-    path = Path(path)
     meta = read_weights_metadata(path)
-    kind = meta.get('kind')
-    if kind != 'counter': raise SegcountError(f"{path}: holds {kind!r} weights, not a segcount counter")
+    found = meta.get('kind')
+    if found != kind: raise SegcountError(f"{path}: holds {found!r} weights, not a segcount {kind}")
     try:
         config = json.loads(meta['config'])
         has_bb = json.loads(meta.get('includes_backbone', 'false'))
     except (KeyError, json.JSONDecodeError):
-        raise SegcountError(f"{path}: missing or malformed counter config in the metadata") from None
+        raise SegcountError(f"{path}: missing or malformed {kind} config in the metadata") from None
     try: sd = load_file(str(path))
     except Exception as e: raise SegcountError(f"{path}: unreadable tensors ({type(e).__name__})") from None
     if meta.get('sha256') != _tensor_digest(sd, meta['config']):
         raise SegcountError(f"{path}: checksum mismatch (the file was modified or is corrupted)")
-    if not isinstance(config, dict): raise SegcountError(f"{path}: counter config is not a JSON object")
+    if not isinstance(config, dict): raise SegcountError(f"{path}: {kind} config is not a JSON object")
     bw = None if has_bb else (backbone_weights if backbone_weights is not None else config.get('backbone_weights'))
     if not has_bb and bw is None:
         raise SegcountError(f"{path}: the file has no backbone weights and the config asks for a random backbone")
+    return config, sd, bw
+
+def load_weights(path: str | os.PathLike, device: str | torch.device = 'cpu',
+                 backbone_weights: str | os.PathLike | None = None) -> Counter:
+    """A `Counter` (eval mode) from a file written by `save_weights`. If the file has no backbone tensors, the
+    backbone's ImageNet weights are resolved as the config says (or from `backbone_weights`)."""
+    path = Path(path)
+    config, sd, bw = read_checked_weights(path, 'counter', backbone_weights)
     model = build_counter(config, backbone_weights=bw)
     load_counter_state(model, sd, str(path))
-    if has_bb and backbone_weights is None: model.config['backbone_weights'] = config.get('backbone_weights')
+    if bw is None and backbone_weights is None:   # the file carries the backbone: keep the config's provenance
+        model.config['backbone_weights'] = config.get('backbone_weights')
     return model.to(device).eval()

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import segcount
 from .backbones import Backbone, build_backbone
-from .counter import Counter, _tensor_digest, read_weights_metadata
+from .counter import Counter, _tensor_digest, read_weights_metadata, read_checked_weights
 from .data import (FSC147, Sample, SegcountError, atomic_write, crop_exemplars, model_height,
                            resize_sample, to_tensor)
 
@@ -146,26 +146,11 @@ def save_segmenter(model: Segmenter, path: str | os.PathLike, include_backbone: 
 def load_segmenter(path: str | os.PathLike, device: str | torch.device = 'cpu',
                    backbone_weights: str | os.PathLike | None = None) -> Segmenter:
     "A `Segmenter` (eval mode) from a `save_segmenter` file; wrong kind, tampering, bad config → `SegcountError`."
-    from safetensors.torch import load_file
     path = Path(path)
-    meta = read_weights_metadata(path)
-    kind = meta.get('kind')
-    if kind != 'segmenter': raise SegcountError(f"{path}: holds {kind!r} weights, not a segcount segmenter")
-    try:
-        config = json.loads(meta['config']); has_bb = json.loads(meta.get('includes_backbone', 'false'))
-    except (KeyError, json.JSONDecodeError):
-        raise SegcountError(f"{path}: missing or malformed segmenter config in the metadata") from None
-    try: sd = load_file(str(path))
-    except Exception as e: raise SegcountError(f"{path}: unreadable tensors ({type(e).__name__})") from None
-    if meta.get('sha256') != _tensor_digest(sd, meta['config']):
-        raise SegcountError(f"{path}: checksum mismatch (the file was modified or is corrupted)")
-    if not isinstance(config, dict): raise SegcountError(f"{path}: segmenter config is not a JSON object")
-    bw = None if has_bb else (backbone_weights if backbone_weights is not None else config.get('backbone_weights'))
-    if not has_bb and bw is None:
-        raise SegcountError(f"{path}: the file has no trunk weights and the config asks for a random trunk")
+    config, sd, bw = read_checked_weights(path, 'segmenter', backbone_weights)   # shared with the counter
     model = build_segmenter(config, backbone_weights=bw)
     load_segmenter_state(model, sd, str(path))
-    if has_bb and backbone_weights is None: model.config['backbone_weights'] = config.get('backbone_weights')
+    if bw is None and backbone_weights is None: model.config['backbone_weights'] = config.get('backbone_weights')
     return model.to(device).eval()
 
 def shares_backbone(counter: Counter, segmenter: Segmenter) -> bool:

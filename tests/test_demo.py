@@ -142,7 +142,7 @@ def test_box_at_stays_inside_and_size_estimate_finds_the_blob():
     for r in (8, 15, 25):
         gray = np.where((xx - 120) ** 2 + (yy - 100) ** 2 <= r * r, 220.0, 40.0)
         side = app.estimate_box_size(gray, 121, 99)
-        assert 1.2 * r <= side <= 3.0 * r, (r, side)   # a box about the disc's diameter (2r)
+        assert r * 1.2 <= side <= r * 3.0, (r, side)   # a box about the disc's diameter (2r)
     # with boxes already drawn, their mean size wins
     assert app.estimate_box_size(gray, 10, 10, [[0, 0, 30, 30], [0, 0, 50, 50]]) == pytest.approx(40)
 
