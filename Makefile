@@ -24,12 +24,12 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "could not install chromium: the browser tests will be skipped"
 
-## demo: count a bundled photo with the embedded default model, then serve the web demo (no download, no GPU)
+## demo: count the 61 trees of a bundled aerial photo with the embedded default model, then serve the web demo (no download, no GPU)
 demo: count-example
 	$(BIN)/segcount demo --host 127.0.0.1 --port 7860
 
 count-example: setup
-	$(BIN)/segcount count segcount/assets/examples/coins.png --box 336 248 382 289 --box 80 175 124 217 --box 93 245 136 287 --json
+	$(BIN)/segcount count segcount/assets/examples/trees.jpg --box 256 99 288 140 --box 177 308 214 343 --box 179 359 214 398 --json
 
 ## test: notebooks and library in sync, notebook tests, pytest
 test: setup browser check-sync test-nbs test-py test-docs
