@@ -150,6 +150,21 @@ class Backbone(nn.Module):
             raise SegcountError(f"backbone {self.name}: expected B×3×H×W images, got shape {tuple(x.shape)}")
         return self.body((x - self.mean) / self.std)
 
+    def padded(self, image: torch.Tensor) -> torch.Tensor:
+        "B×3×H×W of any size → B×C×⌈H/16⌉×⌈W/16⌉ (zero-padded right/bottom to a multiple of the stride)."
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise SegcountError(f"image must be B×3×H×W, got shape {tuple(image.shape)}")
+        H, W = image.shape[-2:]
+        s = self.stride
+        return self(torch.nn.functional.pad(image, (0, -W % s, 0, -H % s)))
+
+    def pooled(self, exemplars: torch.Tensor) -> torch.Tensor:
+        "B×N×3×S×S exemplar crops → globally average-pooled features B×N×C."
+        if exemplars.ndim != 5 or exemplars.shape[2] != 3:
+            raise SegcountError(f"exemplars must be B×N×3×S×S, got shape {tuple(exemplars.shape)}")
+        B, N = exemplars.shape[:2]
+        return self(exemplars.flatten(0, 1)).mean(dim=(-2, -1)).view(B, N, -1)
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}, out_channels={self.out_channels}, stride={self.stride}, frozen={self.frozen}"
 

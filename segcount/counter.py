@@ -124,20 +124,11 @@ class Counter(nn.Module):
     # -- cacheable backbone passes -------------------------------------------------------------------------
     def backbone_image(self, image: torch.Tensor) -> torch.Tensor:
         "B×3×H×W → raw backbone features B×C×h×w (image zero-padded right/bottom to a multiple of 16)."
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise SegcountError(f"image must be B×3×H×W, got shape {tuple(image.shape)}")
-        H, W = image.shape[-2:]
-        h, w = self.feature_size(H, W)
-        image = F.pad(image, (0, w * self.stride - W, 0, h * self.stride - H))
-        return self.backbone(image)
+        return self.backbone.padded(image)
 
     def backbone_exemplars(self, exemplars: torch.Tensor) -> torch.Tensor:
         "B×N×3×s×s → globally average-pooled raw backbone features B×N×C."
-        if exemplars.ndim != 5 or exemplars.shape[2] != 3:
-            raise SegcountError(f"exemplars must be B×N×3×S×S, got shape {tuple(exemplars.shape)}")
-        B, N = exemplars.shape[:2]
-        f = self.backbone(exemplars.flatten(0, 1))
-        return f.mean(dim=(-2, -1)).view(B, N, -1)
+        return self.backbone.pooled(exemplars)
 
     # -- the model ---------------------------------------------------------------------------------------------
     def image_features(self, image: torch.Tensor | None = None, *, raw: torch.Tensor | None = None) -> torch.Tensor:

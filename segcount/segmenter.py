@@ -64,18 +64,11 @@ class Segmenter(nn.Module):
 
     def backbone_image(self, image: torch.Tensor) -> torch.Tensor:
         "B×3×H×W → raw trunk features B×C×h×w (zero-padded right/bottom to a multiple of 16, as `Counter`)."
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise SegcountError(f"image must be B×3×H×W, got shape {tuple(image.shape)}")
-        H, W = image.shape[-2:]
-        h, w = self.feature_size(H, W)
-        return self.backbone(F.pad(image, (0, w * self.stride - W, 0, h * self.stride - H)))
+        return self.backbone.padded(image)
 
     def backbone_exemplars(self, exemplars: torch.Tensor) -> torch.Tensor:
         "B×N×3×s×s → globally average-pooled raw trunk features B×N×C (as `Counter.backbone_exemplars`)."
-        if exemplars.ndim != 5 or exemplars.shape[2] != 3:
-            raise SegcountError(f"exemplars must be B×N×3×S×S, got shape {tuple(exemplars.shape)}")
-        B, N = exemplars.shape[:2]
-        return self.backbone(exemplars.flatten(0, 1)).mean(dim=(-2, -1)).view(B, N, -1)
+        return self.backbone.pooled(exemplars)
 
     def exemplar_vector(self, raw_ex: torch.Tensor) -> torch.Tensor:
         "Pooled raw exemplar features B×N×C → v, B×d (head per exemplar, then the mean over exemplars)."
@@ -374,17 +367,8 @@ def pseudo_mask(sample: Sample, counter: Counter, cache_dir: Path | None = None,
 
 def load_segmenter_checkpoint(path: str | os.PathLike) -> dict:
     "A segmenter training checkpoint (`weights_only=True`); missing, unreadable or foreign → `SegcountError`."
-    from segcount.training import CHECKPOINT_FORMAT
-    path = Path(path)
-    if not path.is_file(): raise SegcountError(f"{path}: checkpoint not found")
-    try: ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise SegcountError(f"{path}: not a readable segcount checkpoint ({type(e).__name__})") from None
-    if not isinstance(ck, dict) or ck.get('format') != CHECKPOINT_FORMAT:
-        raise SegcountError(f"{path}: not a segcount checkpoint (no format {CHECKPOINT_FORMAT!r})")
-    if ck.get('kind') != 'segmenter': raise SegcountError(f"{path}: holds a {ck.get('kind')!r} checkpoint, not a segmenter")
-    for k in ('config', 'model', 'epoch'):
-        if k not in ck: raise SegcountError(f"{path}: checkpoint lacks {k!r}")
-    return ck
+    from segcount.training import load_checkpoint
+    return load_checkpoint(path, kind='segmenter')
 
 def segmenter_from_checkpoint(ckpt, device: str | torch.device = 'cpu') -> Segmenter:
     "Rebuild the `Segmenter` of a checkpoint (dict or path), eval mode."

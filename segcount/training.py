@@ -236,8 +236,8 @@ def save_checkpoint(obj: dict, path: str | os.PathLike) -> Path:
     with atomic_write(path, 'wb') as f: torch.save(obj, f)
     return path
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    "A counter training checkpoint (`weights_only=True`); missing, unreadable or foreign file → `SegcountError`."
+def load_checkpoint(path: str | os.PathLike, kind: str = 'counter') -> dict:
+    "A training checkpoint of `kind` (`weights_only=True`); missing, unreadable or foreign file → `SegcountError`."
     path = Path(path)
     if not path.is_file(): raise SegcountError(f"{path}: checkpoint not found")
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
@@ -245,8 +245,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise SegcountError(f"{path}: not a readable segcount checkpoint ({type(e).__name__})") from None
     if not isinstance(ck, dict) or ck.get('format') != CHECKPOINT_FORMAT:
         raise SegcountError(f"{path}: not a segcount checkpoint (no format {CHECKPOINT_FORMAT!r})")
-    if ck.get('kind') != 'counter':
-        raise SegcountError(f"{path}: holds a {ck.get('kind')!r} checkpoint, not a counter")
+    if ck.get('kind') != kind:
+        raise SegcountError(f"{path}: holds a {ck.get('kind')!r} checkpoint, not a {kind}")
     for k in ('config', 'model', 'epoch'):
         if k not in ck: raise SegcountError(f"{path}: checkpoint lacks {k!r}")
     return ck
