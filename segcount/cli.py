@@ -11,7 +11,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['cmd_count', 'cmd_evaluate', 'cmd_make_synthetic', 'cmd_generate', 'cmd_train_counter', 'cmd_train_segmenter',
-           'cmd_export_weights', 'cmd_pseudolabel', 'cmd_bench', 'cmd_demo', 'build_parser', 'main']
+           'cmd_export_weights', 'cmd_pseudolabel', 'cmd_bench', 'cmd_table', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/50_cli.ipynb #6eb9bfcc
 def _emit(obj: dict, as_json: bool, human: str | None = None):
@@ -123,6 +123,32 @@ def cmd_bench(args):
         from segcount.data import SegcountError
         raise SegcountError(f"unknown benchmark {args.what!r}")
     _emit(res, args.json)
+    return 0
+
+# %% ../nbs/50_cli.ipynb #b10fb47c
+def cmd_table(args):
+    from segcount.data import SegcountError
+    from segcount.counter import load_weights
+    from segcount.evaluate import load_samples, paper_table, render_table
+    from segcount.pipeline import Predictor
+    sets = {}
+    for g in args.groups:
+        label = Path(g).resolve().parent.name
+        while label in sets: label += "'"
+        sets[label] = load_samples(groups=g)
+    if args.split and args.root is None: raise SegcountError("--split needs --root DIR")
+    for sp in (args.split or (["test"] if args.root is not None else [])):
+        sets[sp] = load_samples(root=args.root, split=sp)
+    if not sets: raise SegcountError("give the sets to measure: --groups FILE and/or --root DIR [--split S]")
+    pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
+    finetuned = load_weights(args.finetuned, device=pred.device) if args.finetuned else None
+    if args.number in (3, 4) and pred.segmenter is None:
+        raise SegcountError(f"table {args.number} compares masks with the segmenter's; {pred.weights_name} has none (--segmenter FILE)")
+    t = paper_table(args.number, sets, pred.counter, pred.segmenter, finetuned, threshold=args.threshold,
+                    mode=args.mode, limit=args.limit, progress=not args.json)
+    t.pop('mask_benchmark', None)
+    t.update(weights=pred.weights_name, finetuned=str(args.finetuned) if args.finetuned else None)
+    _emit(t, args.json, render_table(t) + "\n\n" + render_table(t['paper']))
     return 0
 
 # %% ../nbs/50_cli.ipynb #797f0f73
@@ -248,6 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--json", action="store_true"); b.add_argument("--device", default="cpu")
     b.set_defaults(func=cmd_bench)
+    t = sub.add_parser("table", help="measure one of the paper's tables (1, 3, 4, 5) beside the paper's numbers")
+    t.add_argument("number", type=int, choices=[1, 3, 4, 5])
+    t.add_argument("--groups", type=Path, action="append", default=[], help="a groups file (repeatable)")
+    t.add_argument("--root", type=Path, default=None, help="an FSC-147-layout folder")
+    t.add_argument("--split", action="append", default=[], help="a split of --root (repeatable; default test)")
+    t.add_argument("--weights", default=None, help="counter weights (default: the embedded model)")
+    t.add_argument("--segmenter", default=None, help="segmenter weights (default: beside the counter's)")
+    t.add_argument("--finetuned", default=None, help="a counter fine-tuned on two-class images (Tables 1 and 5)")
+    t.add_argument("--threshold", type=float, default=0.6, help="seg-then-count's mask threshold (§4.1: 0.6)")
+    t.add_argument("--mode", choices=["fast", "exact"], default="fast", help="patch embeddings of the K sweep")
+    t.add_argument("--limit", type=int, default=None); t.add_argument("--device", default="auto")
+    t.add_argument("--json", action="store_true"); t.set_defaults(func=cmd_table)
     d = sub.add_parser("demo", help="serve the web demo (Gradio) on the embedded model")
     d.add_argument("--host", default="127.0.0.1"); d.add_argument("--port", type=int, default=7860)
     d.add_argument("--weights", default=None, help="a .safetensors model file (default: the embedded model)")

@@ -25,11 +25,12 @@ from PIL import Image, ImageFile, ImageOps
 from torchvision.ops import roi_align
 
 # %% auto #0
-__all__ = ['MAX_BOXES', 'SIGMA_MIN', 'SIGMA_MAX', 'SIGMA_DEFAULT', 'FSC147_FILES', 'GROUPS_FORMAT', 'SegcountError',
-           'atomic_write', 'image_size', 'load_image', 'to_tensor', 'validate_boxes', 'validate_points',
-           'validate_region', 'Sample', 'show_sample', 'model_height', 'resize_sample', 'crop_exemplars', 'sigma_rule',
-           'density_from_points', 'read_json', 'read_classes', 'FSC147', 'write_fsc147', 'Groups', 'read_groups',
-           'write_groups', 'CountingDataset', 'collate_counting', 'samples_to_batch']
+__all__ = ['MAX_BOXES', 'SIGMA_MIN', 'SIGMA_MAX', 'SIGMA_DEFAULT', 'FSC147_FILES', 'GROUPS_FORMAT', 'FSC147_DEFAULT_ROOT',
+           'SegcountError', 'atomic_write', 'image_size', 'load_image', 'to_tensor', 'validate_boxes',
+           'validate_points', 'validate_region', 'Sample', 'show_sample', 'model_height', 'resize_sample',
+           'crop_exemplars', 'sigma_rule', 'density_from_points', 'read_json', 'read_classes', 'FSC147', 'write_fsc147',
+           'Groups', 'read_groups', 'write_groups', 'CountingDataset', 'collate_counting', 'samples_to_batch',
+           'CourseMode', 'course_mode']
 
 # %% ../nbs/00_data.ipynb #c0194a64
 class SegcountError(ValueError):
@@ -642,3 +643,42 @@ def samples_to_batch(samples, height:int=384, n_exemplars:int|None=3) -> dict:
     "One collated batch from a few `Sample`s (no augmentation)."
     ds = CountingDataset(samples, height=height, n_exemplars=n_exemplars)
     return collate_counting([ds[i] for i in range(len(ds))])
+
+# %% ../nbs/00_data.ipynb #9428a0e7
+FSC147_DEFAULT_ROOT = 'data/FSC-147'   # where data_scripts/download_fsc147.py puts it, relative to the repository
+
+@dataclass(frozen=True)
+class CourseMode:
+    "The settings a chapter reads from its `FULL` flag (see `course_mode`)."
+    full: bool
+    backbone: str               # 'resnet50' (the paper) or 'mobilenet_v2' (ships offline)
+    device: str                 # 'auto' picks CUDA when there is one
+    root: Path|None             # the FSC-147 folder in full mode; None = generate scenes (fast mode)
+    limit: int|None             # images per experiment: None = all of them
+    counter_epochs: int         # the paper: 300
+    segmenter_epochs: int       # the paper: 20
+
+    def data(self, fast_dir, n_images:int=40, seed:int=0) -> Path:
+        "The experiment's FSC-147-layout folder: FSC-147 itself (full) or `n_images` generated scenes in `fast_dir`."
+        if self.full: return self.root
+        from segcount.synthetic import generate_scenes
+        return generate_scenes(Path(fast_dir), n_images, seed=seed, progress=False)
+
+def _find_up(rel:str) -> Path:
+    "`rel` under the working directory or the nearest parent that has it (notebooks run from nbs/)."
+    here = Path.cwd().resolve()
+    for d in (here, *here.parents):
+        if (d / rel).exists(): return d / rel
+    return here.parent / rel if here.name == 'nbs' else here / rel
+
+def course_mode(full:bool|None=None, root=None) -> CourseMode:
+    """Fast mode (generated data, MobileNetV2, CPU) or full mode (FSC-147, ResNet-50, GPU: the paper's setting).
+    `full=None` reads `SEGCOUNT_FULL`; `root` (or `SEGCOUNT_FSC147`) overrides where FSC-147 is."""
+    if full is None: full = os.environ.get('SEGCOUNT_FULL', '').strip().lower() in ('1', 'true', 'yes', 'on')
+    if not full: return CourseMode(False, 'mobilenet_v2', 'cpu', None, 40, 2, 2)
+    r = Path(root or os.environ.get('SEGCOUNT_FSC147') or _find_up(FSC147_DEFAULT_ROOT))
+    missing = [f for k, f in FSC147_FILES.items() if k != 'densities' and not (r / f).exists()]
+    if missing:
+        raise SegcountError(f"full mode needs FSC-147 at {r} (no {missing[0]}): run "
+                            f"`python data_scripts/download_fsc147.py --out {r}` or set FULL = False")
+    return CourseMode(True, 'resnet50', 'auto', r, None, 300, 20)

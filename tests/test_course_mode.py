@@ -1,0 +1,96 @@
+"The course's fast/full flag: every chapter starts with `FULL = False` and `course_mode(FULL)`; full mode needs FSC-147."
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segcount.data import FSC147, CourseMode, Sample, SegcountError, course_mode, write_fsc147
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT/'nbs'
+CHAPTERS = sorted(p for p in NBS.glob('*.ipynb') if p.name[0].isdigit())
+FIRST_CELLS = 8
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    "The environment variables would override what these tests pass."
+    monkeypatch.delenv('SEGCOUNT_FULL', raising=False)
+    monkeypatch.delenv('SEGCOUNT_FSC147', raising=False)
+
+
+def _src(cell) -> str:
+    s = cell['source']
+    return ''.join(s) if isinstance(s, list) else s
+
+
+def _is_flag_cell(cell) -> bool:
+    "A code cell that assigns `FULL = False` and calls `course_mode(FULL)`."
+    if cell['cell_type'] != 'code': return False
+    try: tree = ast.parse(_src(cell))
+    except SyntaxError: return False
+    assigns = any(isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == 'FULL' for t in n.targets)
+                  and isinstance(n.value, ast.Constant) and n.value.value is False for n in ast.walk(tree))
+    calls = any(isinstance(n, ast.Call) and getattr(n.func, 'id', getattr(n.func, 'attr', None)) == 'course_mode'
+                and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id == 'FULL' for n in ast.walk(tree))
+    return assigns and calls
+
+
+def test_there_are_chapters():
+    names = [p.name for p in CHAPTERS]
+    assert len(names) >= 9 and '00_data.ipynb' in names and '12_training.ipynb' in names, names
+
+
+@pytest.mark.parametrize('nb', CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_starts_with_the_flag(nb):
+    cells = json.loads(nb.read_text(encoding='utf-8'))['cells']
+    found = [i for i, c in enumerate(cells[:FIRST_CELLS]) if _is_flag_cell(c)]
+    assert found, f"{nb.name}: no code cell with `FULL = False` and `course_mode(FULL)` in its first {FIRST_CELLS} cells"
+    i = found[0]
+    src = _src(cells[i])
+    first = src.lstrip().splitlines()[0]
+    assert not first.startswith('#|'), f"{nb.name}: the flag cell must be visible and not exported ({first!r})"
+    prev = cells[i - 1]
+    assert prev['cell_type'] == 'markdown' and 'FULL' in _src(prev), \
+        f"{nb.name}: the flag cell should follow a markdown cell saying what `FULL = True` changes"
+    ns = {}
+    exec(compile(src, f'{nb.name}[{i}]', 'exec'), ns)     # the cell runs as written and gives fast mode
+    assert ns['FULL'] is False and isinstance(ns['mode'], CourseMode) and ns['mode'].full is False
+
+
+def test_fast_mode():
+    m = course_mode(False)
+    assert (m.full, m.backbone, m.device, m.root, m.limit) == (False, 'mobilenet_v2', 'cpu', None, 40)
+
+
+def test_fast_mode_generates_scenes(tmp_path):
+    root = course_mode(False).data(tmp_path/'gen', n_images=3, seed=0)
+    assert root == tmp_path/'gen'
+    assert len(FSC147(root)) == 3
+
+
+def test_full_mode_without_fsc147_is_a_clear_error(tmp_path):
+    with pytest.raises(SegcountError, match='download_fsc147.py') as e:
+        course_mode(True, root=tmp_path/'empty')
+    assert str(tmp_path/'empty') in str(e.value) and 'FULL = False' in str(e.value)
+
+
+def _tiny_sample(name, seed):
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    pts = rng.uniform([4, 4], [60, 44], size=(5, 2)).astype(np.float32)
+    boxes = np.float32([[2, 2, 12, 12], [20, 10, 30, 20], [40, 30, 52, 42]])
+    return Sample(name, img, boxes, pts, klass='dots' if seed == 0 else 'squares')
+
+
+def test_full_mode_with_fsc147(tmp_path):
+    root = write_fsc147(tmp_path/'fsc', [_tiny_sample('1.jpg', 0), _tiny_sample('2.jpg', 1)],
+                        splits={'train': ['1.jpg'], 'val': ['2.jpg'], 'test': []})
+    m = course_mode(True, root=root)
+    assert m.full is True and m.backbone == 'resnet50' and m.device == 'auto'
+    assert m.root == root and m.limit is None and (m.counter_epochs, m.segmenter_epochs) == (300, 20)
+    assert m.data(tmp_path/'unused') == root and not (tmp_path/'unused').exists()   # nothing generated
+    assert len(FSC147(m.data(tmp_path/'unused'), 'train')) == 1
