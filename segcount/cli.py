@@ -27,7 +27,8 @@ def cmd_count(args):
     from segcount.pipeline import Predictor
     t0 = time.perf_counter()
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
-    res = pred.predict(args.image, [list(b) for b in (args.box or [])], method=args.method, threshold=args.threshold)
+    res = pred.predict(args.image, [list(b) for b in (args.box or [])], method=args.method, threshold=args.threshold,
+                       dilate=args.dilate)
     out = {"count": float(res.count), "method": res.method, "weights": pred.weights_name,
            "seconds": round(time.perf_counter() - t0, 4), "image": str(args.image),
            "image_size": list(res.image_size), "n_exemplars": int(res.n_exemplars)}
@@ -48,6 +49,7 @@ def cmd_evaluate(args):
         raise SegcountError("give exactly one of --root DIR or --groups FILE")
     samples = load_samples(root=args.root, split=args.split, groups=args.groups)
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
+    if args.dilate is not None: pred.dilate = max(0, args.dilate)
     res = evaluate_samples(pred, samples, method=args.method, limit=args.limit, progress=not args.quiet)
     res["weights"] = pred.weights_name
     summary = {k: res[k] for k in ("n", "MAE", "RMSE", "NAE", "SRE")}
@@ -144,7 +146,7 @@ def cmd_table(args):
     finetuned = load_weights(args.finetuned, device=pred.device) if args.finetuned else None
     if args.number in (3, 4) and pred.segmenter is None:
         raise SegcountError(f"table {args.number} compares masks with the segmenter's; {pred.weights_name} has none (--segmenter FILE)")
-    t = paper_table(args.number, sets, pred.counter, pred.segmenter, finetuned, threshold=args.threshold,
+    t = paper_table(args.number, sets, pred.counter, pred.segmenter, finetuned, threshold=args.threshold, dilate=args.dilate,
                     mode=args.mode, limit=args.limit, progress=not args.json)
     t.pop('mask_benchmark', None)
     t.update(weights=pred.weights_name, finetuned=str(args.finetuned) if args.finetuned else None)
@@ -191,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an exemplar box in the image's own pixels (repeat for more)")
     c.add_argument("--method", choices=["count", "seg-then-count"], default="count")
     c.add_argument("--threshold", type=float, default=0.6, help="seg-then-count: mask threshold (paper: 0.6)")
+    c.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
     c.add_argument("--density-out", type=Path, default=None, help="save the density map (.npy or .png)")
     common(c); c.set_defaults(func=cmd_count)
 
@@ -198,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--root", type=Path); e.add_argument("--split", default="test")
     e.add_argument("--groups", type=Path)
     e.add_argument("--method", choices=["count", "seg-then-count"], default="count")
+    e.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N entries")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     common(e); e.set_defaults(func=cmd_evaluate)
@@ -283,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--segmenter", default=None, help="segmenter weights (default: beside the counter's)")
     t.add_argument("--finetuned", default=None, help="a counter fine-tuned on two-class images (Tables 1 and 5)")
     t.add_argument("--threshold", type=float, default=0.6, help="seg-then-count's mask threshold (§4.1: 0.6)")
+    t.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
     t.add_argument("--mode", choices=["fast", "exact"], default="fast", help="patch embeddings of the K sweep")
     t.add_argument("--limit", type=int, default=None); t.add_argument("--device", default="auto")
     t.add_argument("--json", action="store_true"); t.set_defaults(func=cmd_table)

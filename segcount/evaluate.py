@@ -178,11 +178,13 @@ def masked_densities(counter, s, masks: dict) -> dict:
     return out
 
 @torch.no_grad()
-def segmenter_mask(segmenter, s, threshold: float = 0.6) -> np.ndarray:
-    "The segmenter's binary mask M^p > threshold (§3.4) for `s` at model resolution → h×w bool."
+def segmenter_mask(segmenter, s, threshold: float = 0.6, dilate: int | None = None) -> np.ndarray:
+    "The segmenter's binary mask M^p > threshold (§3.4), grown by `dilate` cells (default: the file's), for `s` → h×w bool."
+    from segcount.pipeline import dilate_mask
     img = to_tensor(s.image).to(segmenter.device)
     ex = crop_exemplars(img, np.asarray(s.boxes, np.float32), 128)
-    return (segmenter(img[None], ex[None])[0, 0] > threshold).cpu().numpy()
+    k = getattr(segmenter, 'recommended_dilate', 0) if dilate is None else dilate
+    return dilate_mask(segmenter(img[None], ex[None])[0, 0] > threshold, int(k)).cpu().numpy()
 
 def region_mask(s, stride: int = 16) -> np.ndarray:
     "The true region of a two-class entry as a mask on S's grid (cells whose centre lies inside it) → h×w bool."
@@ -194,7 +196,7 @@ def region_mask(s, stride: int = 16) -> np.ndarray:
 
 # %% ../nbs/40_benchmarks.ipynb #44fbfaae
 def mask_benchmark(samples, counter, segmenter=None, threshold: float = 0.6, mode: str = 'fast',
-                   limit: int | None = None, progress: bool = True) -> dict:
+                   limit: int | None = None, progress: bool = True, dilate: int | None = None) -> dict:
     """Every mask of Tables 3 and 4 applied to S (Eq. 4) on `samples`, scored with §4.2's metrics.
 
     Methods: 'none' (count everything), 'sim@t' (ImageNet similarity map binarised at t), 'dots' (boxes around the
@@ -211,7 +213,7 @@ def mask_benchmark(samples, counter, segmenter=None, threshold: float = 0.6, mod
         why = refused(samples[i])
         if why: skipped.append(dict(id=s.name, reason=why)); continue   # as the Predictor
         masks = {'none': None, **ablation_masks(s, counter, mode=mode, height=None)}
-        if segmenter is not None: masks['segmenter'] = segmenter_mask(segmenter, s, threshold)
+        if segmenter is not None: masks['segmenter'] = segmenter_mask(segmenter, s, threshold, dilate)
         row = dict(id=s.name, gt=float(s.count))
         for k, d in masked_densities(counter, s, masks).items():
             row[k] = sample_error(s, d); errs[k].append(row[k])
@@ -284,7 +286,7 @@ _METRICS = ('MAE', 'RMSE', 'NAE', 'SRE')
 
 def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None, threshold: float = 0.6,
                 mode: str = 'fast', limit: int | None = None, progress: bool = True,
-                precomputed: dict | None = None) -> dict:
+                precomputed: dict | None = None, dilate: int | None = None) -> dict:
     """Measure the paper's Table `number` (1, 3, 4 or 5) on `sets` ({name: samples}) → dict(number, title, columns,
     rows, note, paper): `render_table` prints it, `paper` holds the paper's own numbers for the same table.
 
@@ -296,6 +298,8 @@ def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None
     if number not in PAPER_TABLES or number == 2: raise SegcountError(f"table {number}: choose 1, 3, 4 or 5")
     if not sets: raise SegcountError("no evaluation sets given")
     names = list(sets)
+    k = (getattr(segmenter, 'recommended_dilate', 0) if dilate is None else int(dilate)) if segmenter is not None else 0
+    stc = f"seg-then-count (threshold {threshold:g}" + (f", mask grown {k} cell{'s' * (k > 1)})" if k else ")")
     counters = {'counter': counter, **({'counter fine-tuned on two-class data': finetuned} if finetuned is not None else {})}
     if number == 1:
         rows = []
@@ -304,9 +308,9 @@ def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None
             res = {n: evaluate_samples(pr, s, 'count', limit, progress) for n, s in sets.items()}
             rows.append([f'{label}: count everything'] + [res[n][m] for n in names for m in _METRICS])
         if segmenter is not None:
-            pr = Predictor(counter, segmenter, device=counter.device, threshold=threshold)
+            pr = Predictor(counter, segmenter, device=counter.device, threshold=threshold, dilate=k)
             res = {n: evaluate_samples(pr, s, 'seg-then-count', limit, progress) for n, s in sets.items()}
-            rows.append([f'seg-then-count (threshold {threshold:g})'] + [res[n][m] for n in names for m in _METRICS])
+            rows.append([stc] + [res[n][m] for n in names for m in _METRICS])
         if any(len(s) and all(getattr(s[i], 'region', None) is not None for i in range(len(s))) for s in sets.values()):
             cells = []
             for n, ss in sets.items():
@@ -323,17 +327,17 @@ def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None
         cols = ['method'] + [f'{n} {m}' for n in names for m in _METRICS]
         note = "Errors on two-class images use the region rule |y − ŷ_in| + ŷ_out."
     elif number in (3, 4):
-        mb = precomputed or {n: mask_benchmark(s, counter, segmenter, threshold, mode, limit, progress) for n, s in sets.items()}
+        mb = precomputed or {n: mask_benchmark(s, counter, segmenter, threshold, mode, limit, progress, k) for n, s in sets.items()}
         if number == 3:
             meths = [('none', 'w/o mask'), *[(f'sim@{t:g}', f'similarity map @{t:g} (oracle)') for t in (0.2, 0.4, 0.6, 0.8)],
-                     ('dots', 'dot boxes (oracle)'), ('K*', 'K-means, K by Eq. 5 (oracle)'), ('segmenter', 'segmenter (seg-then-count)')]
+                     ('dots', 'dot boxes (oracle)'), ('K*', 'K-means, K by Eq. 5 (oracle)'), ('segmenter', f'segmenter: {stc}')]
             cols = ['masks'] + [f'{n} {m}' for n in names for m in ('MAE', 'RMSE')]
             rows = [[lab] + [mb[n]['methods'][k][m] for n in names for m in ('MAE', 'RMSE')]
                     for k, lab in meths if k in mb[names[0]]['methods']]
             note = ("Rows marked oracle apply the pseudo mask itself, computed from the ground truth, at test time: the "
                     "paper instead trains one segmenter per kind of pseudo mask; the segmenter row is trained on K* masks.")
         else:
-            meths = [(f'K={k}', f'K={k}') for k in (2, 3, 4, 5, 6)] + [('segmenter', 'segmenter (ours)'),
+            meths = [(f'K={k}', f'K={k}') for k in (2, 3, 4, 5, 6)] + [('segmenter', f'segmenter: {stc}'),
                                                                         ('K*', 'K* by Eq. 5 (oracle, uses dots)')]
             cols = ['masks'] + [f'{n} {m}' for n in names for m in _METRICS]
             rows = [[lab] + [mb[n]['methods'][k][m] for n in names for m in _METRICS]

@@ -17,7 +17,7 @@ from .data import SegcountError, load_image, validate_boxes, crop_exemplars, to_
 
 # %% auto #0
 __all__ = ['DEFAULT_WEIGHTS', 'MODEL_HEIGHT', 'MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'SEGMENTER_FILE', 'default_weights_path',
-           'pick_device', 'Prepared', 'prepare', 'Prediction', 'Predictor', 'save_density']
+           'pick_device', 'Prepared', 'prepare', 'Prediction', 'dilate_mask', 'Predictor', 'save_density']
 
 # %% ../nbs/30_seg_then_count.ipynb #28cd82e8
 DEFAULT_WEIGHTS = "default.safetensors"
@@ -98,21 +98,31 @@ class Prediction:
     seconds: float = 0.0
     note: str | None = None
 
+# %% ../nbs/30_seg_then_count.ipynb #2c2c78cc
+def dilate_mask(mask: torch.Tensor, k: int = 1) -> torch.Tensor:
+    "A boolean mask (…×h×w) grown by `k` cells in every direction (8-connected); `k = 0` returns it unchanged."
+    if k <= 0: return mask
+    m = mask.float().reshape(-1, 1, *mask.shape[-2:])
+    return (torch.nn.functional.max_pool2d(m, 2 * k + 1, stride=1, padding=k) > 0).reshape(mask.shape)
+
 # %% ../nbs/30_seg_then_count.ipynb #14010a2f
 SEGMENTER_FILE = "segmenter.safetensors"   # looked for beside the counter's weights file
 
 class Predictor:
     """Count with a trained counter (and, for seg-then-count, a segmenter) on any photo.
 
-    Seg-then-count (§3.4): the segmenter's cosine map (Eq. 6) is binarised at `threshold` (0.6 in the paper), the
+    Seg-then-count (§3.4): the segmenter's cosine map (Eq. 6) is binarised at `threshold` (0.6 in the paper),
+    optionally dilated by `dilate` cells (0 = the paper's rule; `None` = what the segmenter file recommends), the
     counter's similarity map is masked with δ outside it (Eq. 4) and the density is summed. When counter and
     segmenter share a frozen backbone, the backbone runs once."""
     def __init__(self, counter, segmenter=None, device="auto", weights_name: str = "in-memory",
-                 threshold: float = 0.6):
+                 threshold: float = 0.6, dilate: int | None = None):
         self.device = pick_device(device) if isinstance(device, str) else device
         self.counter = counter.to(self.device).eval()
         self.segmenter = segmenter.to(self.device).eval() if segmenter is not None else None
         self.weights_name, self.threshold = weights_name, threshold
+        self.dilate = int(dilate if dilate is not None else getattr(segmenter, 'recommended_dilate', 0) or 0)
+        if self.dilate < 0: raise SegcountError(f"dilate must be >= 0 cells, got {self.dilate}")
         self.shared_backbone = False
         if self.segmenter is not None:
             from segcount.segmenter import check_pair, shares_backbone
@@ -133,7 +143,8 @@ class Predictor:
         return cls(counter, seg, device=device, weights_name=name)
 
     @torch.inference_mode()
-    def predict(self, image, boxes, method: str = "count", threshold: float | None = None) -> Prediction:
+    def predict(self, image, boxes, method: str = "count", threshold: float | None = None,
+                dilate: int | None = None) -> Prediction:
         "Count the objects like `boxes` (x1,y1,x2,y2 in image pixels) in `image` with `method`."
         if method not in ("count", "seg-then-count"):
             raise SegcountError(f"unknown method {method!r}: use 'count' or 'seg-then-count'")
@@ -154,7 +165,7 @@ class Predictor:
             if self.shared_backbone: s_raw, s_ex = raw, raw_ex                   # same frozen trunk: reuse it
             else: s_raw, s_ex = self.segmenter.backbone_image(x), self.segmenter.backbone_exemplars(ex)
             Mp = self.segmenter.forward_features(s_raw, s_ex)                    # 1x1xhxw cosine (Eq. 6)
-            binm = Mp > thr                                                       # §3.4, threshold 0.6
+            binm = dilate_mask(Mp > thr, self.dilate if dilate is None else int(dilate))   # §3.4, threshold 0.6
             feat, vec = c.image_features(raw=raw), c.exemplar_vector(raw=raw_ex)
             soft = Mp[0, 0].float().cpu().numpy()
             mask = binm[0, 0].cpu().numpy()

@@ -51,6 +51,7 @@ class Segmenter(nn.Module):
         c = self.backbone.out_channels
         self.stride = self.backbone.stride
         self.head = nn.Sequential(nn.Conv2d(c, hidden_dim, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden_dim, proj_dim, 1))
+        self.recommended_dilate = 0   # set from a weights file's metadata by `load_segmenter`
         self.config = dict(format=SEGMENTER_FORMAT, backbone_name=backbone_name,
                            backbone_weights=backbone_weights if backbone_weights is None else str(backbone_weights),
                            freeze_backbone=bool(freeze_backbone), proj_dim=int(proj_dim), hidden_dim=int(hidden_dim))
@@ -138,12 +139,15 @@ def save_segmenter(model: Segmenter, path: str | os.PathLike, include_backbone: 
 
 def load_segmenter(path: str | os.PathLike, device: str | torch.device = 'cpu',
                    backbone_weights: str | os.PathLike | None = None) -> Segmenter:
-    "A `Segmenter` (eval mode) from a `save_segmenter` file; wrong kind, tampering, bad config → `SegcountError`."
+    """A `Segmenter` (eval mode) from a `save_segmenter` file; wrong kind, tampering, bad config → `SegcountError`.
+    `model.recommended_dilate` is the file's `dilate` metadata (cells to grow the mask by, see `pipeline.dilate_mask`; 0 if absent)."""
     path = Path(path)
     config, sd, bw = read_checked_weights(path, 'segmenter', backbone_weights)   # shared with the counter
     model = build_segmenter(config, backbone_weights=bw)
     load_segmenter_state(model, sd, str(path))
     if bw is None and backbone_weights is None: model.config['backbone_weights'] = config.get('backbone_weights')
+    try: model.recommended_dilate = max(0, int(json.loads(read_weights_metadata(path).get('dilate', '0'))))
+    except (TypeError, ValueError): model.recommended_dilate = 0   # a malformed hint: the paper's rule
     return model.to(device).eval()
 
 def shares_backbone(counter: Counter, segmenter: Segmenter) -> bool:

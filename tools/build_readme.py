@@ -4,7 +4,7 @@ Markdown cells are copied; code cells become ```python blocks followed by their 
 cells marked `#| hide` are left out and `#|` directive lines are dropped.
 Usage: python tools/build_readme.py [--check]   (--check: exit 1 if README.md is out of date)
 """
-import json, sys
+import json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,8 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
         directives = [l for l in lines if l.startswith('#|')]
         if any(d.replace(' ', '') in ('#|hide', '#|exporti', '#|export') for d in directives): continue
         body = '\n'.join(l for l in lines if not l.startswith('#|')).strip('\n')
-        if cell['cell_type'] == 'markdown': parts.append(body + '\n\n')
+        if cell['cell_type'] == 'markdown':   # images beside the notebook (nbs/images/...) seen from the repo root
+            parts.append(re.sub(r'(!\[[^\]]*\]\()(?![a-z][a-z0-9+.-]*:|/)', r'\1nbs/', body) + '\n\n')
         elif cell['cell_type'] == 'code':
             if any(d.replace(' ', '') == '#|echo:false' for d in directives): body = ''
             if body: parts.append(f"```python\n{body}\n```\n\n")

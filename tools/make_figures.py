@@ -7,6 +7,7 @@ beside aerial trees), each counted by the same counter everywhere ("count everyt
 mask ("seg-then-count"), in the layout of the paper's Figure 3.
 """
 from pathlib import Path
+import numpy as np
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -17,7 +18,11 @@ from segcount.pipeline import Predictor
 
 OUT = Path(__file__).resolve().parents[1] / "nbs" / "images"
 
-def main():
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description="draw the README's pictures")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"folder to write to (default {OUT})")
+    out = ap.parse_args(argv).out
     ex = read_groups(Path(segcount.__file__).parent / "assets" / "examples" / "examples.json")
     pairs = two_class_groups([ex[0], ex[1]], per_target=1, seed=0)     # coins | trees, trees | coins
     pr = Predictor.from_weights(device="cpu")
@@ -25,9 +30,13 @@ def main():
     plot_figure3(pr, pairs, axs=axs)
     fig.suptitle("same counter, same exemplars: counting everything vs seg-then-count (count in the corner)", fontsize=10)
     fig.tight_layout()
-    OUT.mkdir(parents=True, exist_ok=True)
-    fig.savefig(OUT / "count-vs-seg-then-count.png", dpi=72)
-    print(f"wrote {OUT / 'count-vs-seg-then-count.png'}")
+    out.mkdir(parents=True, exist_ok=True)
+    f = out / "count-vs-seg-then-count.png"
+    fig.canvas.draw()
+    from PIL import Image   # a 128-colour palette keeps the committed PNG small
+    Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]).quantize(128).save(f, optimize=True)
+    print(f"wrote {f}")
+    return f
 
 if __name__ == "__main__":
     main()
