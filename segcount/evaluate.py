@@ -146,9 +146,21 @@ def two_class_groups(samples, per_target: int = 2, seed: int = 0) -> list:
 
 # %% ../nbs/40_benchmarks.ipynb #c6ed7f78
 def model_sample(sample, counter) -> Sample:
-    "`sample` resized exactly as the `Predictor` resizes it: height 384, more when the counter asks for bigger exemplars."
-    h = model_height(sample.size, sample.boxes, 384, counter.config.get('min_exemplar_side'))
-    return sample if sample.size[1] == h else resize_sample(sample, h)
+    """`sample` resized exactly as the `Predictor` resizes it (`pipeline.prepare`): height 384, more when the counter
+    asks for bigger exemplars, less for panoramas wider than 2048; boxes clipped to the image; one scale for x and y."""
+    from dataclasses import replace
+    from PIL import Image
+    from segcount.data import validate_boxes
+    from segcount.pipeline import MAX_MODEL_WIDTH, MODEL_HEIGHT
+    W, H = sample.size
+    b = validate_boxes(np.asarray(sample.boxes, np.float32).reshape(-1, 4), (W, H), source=sample.name)
+    s = model_height((W, H), b, MODEL_HEIGHT, counter.config.get('min_exemplar_side')) / H
+    if W * s > MAX_MODEL_WIDTH: s = MAX_MODEL_WIDTH / W
+    w2, h2 = max(1, round(W * s)), max(1, round(H * s))
+    img = sample.image.convert('RGB')
+    return replace(sample, image=img.resize((w2, h2), Image.BILINEAR) if (w2, h2) != (W, H) else img, boxes=b * s,
+                   points=np.asarray(sample.points, np.float32).reshape(-1, 2) * s, density=None,
+                   region=None if sample.region is None else tuple(float(v) * s for v in sample.region))
 
 def refused(sample) -> str | None:
     "Why the `Predictor` would refuse `sample` (an exemplar box under `MIN_BOX_SIDE` px on a side), else None."
