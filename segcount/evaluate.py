@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import (SegcountError, FSC147, Sample, crop_exemplars, model_height, read_groups,
+from .data import (SegcountError, FSC147, Sample, crop_exemplars, read_groups,
                            resize_sample, to_tensor)
 from .metrics import count_metrics, region_error
 
@@ -151,12 +151,10 @@ def model_sample(sample, counter) -> Sample:
     from dataclasses import replace
     from PIL import Image
     from segcount.data import validate_boxes
-    from segcount.pipeline import MAX_MODEL_WIDTH, MODEL_HEIGHT
+    from segcount.pipeline import model_scale
     W, H = sample.size
     b = validate_boxes(np.asarray(sample.boxes, np.float32).reshape(-1, 4), (W, H), source=sample.name)
-    s = model_height((W, H), b, MODEL_HEIGHT, counter.config.get('min_exemplar_side')) / H
-    if W * s > MAX_MODEL_WIDTH: s = MAX_MODEL_WIDTH / W
-    w2, h2 = max(1, round(W * s)), max(1, round(H * s))
+    s, (w2, h2) = model_scale((W, H), b, counter.config.get('min_exemplar_side'))   # the Predictor's own rule
     img = sample.image.convert('RGB')
     return replace(sample, image=img.resize((w2, h2), Image.BILINEAR) if (w2, h2) != (W, H) else img, boxes=b * s,
                    points=np.asarray(sample.points, np.float32).reshape(-1, 2) * s, density=None,

@@ -17,7 +17,8 @@ from .data import SegcountError, load_image, validate_boxes, crop_exemplars, to_
 
 # %% auto #0
 __all__ = ['DEFAULT_WEIGHTS', 'MODEL_HEIGHT', 'MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'SEGMENTER_FILE', 'default_weights_path',
-           'pick_device', 'Prepared', 'prepare', 'Prediction', 'dilate_mask', 'Predictor', 'save_density']
+           'pick_device', 'Prepared', 'model_scale', 'prepare', 'Prediction', 'dilate_mask', 'Predictor',
+           'save_density']
 
 # %% ../nbs/30_seg_then_count.ipynb #28cd82e8
 DEFAULT_WEIGHTS = "default.safetensors"
@@ -54,6 +55,14 @@ class Prepared:
     scale: float               # model pixels per image pixel
     image_size: tuple          # (W, H) of the original image
 
+def model_scale(size, boxes, min_exemplar_side: float | None = None, height: int = MODEL_HEIGHT,
+                max_width: int = MAX_MODEL_WIDTH) -> tuple[float, tuple[int, int]]:
+    "(model pixels per image pixel, (w, h) at model resolution) for an image of `size` (W, H) with exemplar `boxes`."
+    W, H = size
+    s = model_height((W, H), boxes, height, min_exemplar_side) / H
+    if W * s > max_width: s = max_width / W
+    return s, (max(1, round(W * s)), max(1, round(H * s)))
+
 def prepare(image, boxes, height: int = MODEL_HEIGHT, max_width: int = MAX_MODEL_WIDTH,
             min_exemplar_side: float | None = None) -> Prepared:
     """Load `image` (path, PIL image or HxWx3 array), check `boxes` (image pixels) and resize both for the model:
@@ -74,9 +83,7 @@ def prepare(image, boxes, height: int = MODEL_HEIGHT, max_width: int = MAX_MODEL
     if small.any():
         i = int(np.flatnonzero(small)[0]) + 1   # boxes are numbered from 1, as in validate_boxes
         raise SegcountError(f"{src}: box {i} is smaller than {MIN_BOX_SIDE:g} px on a side: draw it around a whole object")
-    s = model_height((W, H), b, height, min_exemplar_side) / H
-    if W * s > max_width: s = max_width / W
-    w2, h2 = max(1, round(W * s)), max(1, round(H * s))
+    s, (w2, h2) = model_scale((W, H), b, min_exemplar_side, height, max_width)
     img2 = img.resize((w2, h2), Image.BILINEAR) if (w2, h2) != img.size else img
     b2 = b * s
     t = to_tensor(img2)
