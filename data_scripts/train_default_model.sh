@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Rebuild segcount's embedded default model (segcount/weights/default.safetensors) on this CPU, offline.
-# The numbers in segcount/weights/MODEL_CARD.md come from exactly these commands.
+# Rebuild segcount's embedded default counter (segcount/weights/default.safetensors) on a CPU, offline.
+# The numbers in segcount/weights/MODEL_CARD.md come from exactly these commands (seed 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
 SEGCOUNT=${SEGCOUNT:-.venv/bin/segcount}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one torch thread per busy core is faster than two spinning
-# 1. 2500 generated scenes (procedural + self-collage objects, 5..600 per image, distractor kinds), seed 0
-[ -f data/gen/annotation_FSC147_384.json ] || $SEGCOUNT generate --out data/gen --n 2500 --seed 0
-# 2. the counter head on frozen ImageNet MobileNetV2 features (cached), exemplar-size normalisation at 12 px
-$SEGCOUNT train-counter --root data/gen --out runs/default --backbone mobilenet_v2 --epochs 60 --lr 5e-4 \
-  --batch-size 8 --seed 0 --min-exemplar-side 12 --max-train-images 1600 --max-val-images 100 \
-  --max-minutes "${MAX_MINUTES:-38}" "$@"
-# 3. ship the best epoch (by validation MAE on generated scenes) as safetensors
-$SEGCOUNT export-weights runs/default/best.pt segcount/weights/default.safetensors
-# 4. measure it on real photos it never saw
-$SEGCOUNT evaluate --groups evalsets/real/groups.json --weights segcount/weights/default.safetensors --json
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# 1. object pictures for the generator: Noto Emoji (Apache-2.0) from a pinned npm package (853 PNGs)
+$PY data_scripts/fetch_sprites.py --out data/sources/noto-emoji
+# 2. 3000 generated scenes: procedural shapes, self-collages of photo crops and emoji objects, 3..1000 objects,
+#    canvases 384..896 px high (objects drawn with more pixels), look-alike distractors; seed 0
+[ -f data/gen2/annotation_FSC147_384.json ] || $SEGCOUNT generate --out data/gen2 --n 3000 --seed 0 \
+  --height 384 896 --count-range 3 1000 --sprites data/sources/noto-emoji --workers 2
+# 3. the counter head on frozen ImageNet MobileNetV2 features (cached), every image resized so that its exemplars
+#    measure 20 px (drawn once per image from 20 px × exp(±0.25)); best epoch chosen on the real validation photos
+VAL=${VAL:-evalsets/val/groups.json}
+VAL_ARGS=(); [ -f "$VAL" ] && VAL_ARGS=(--val-groups "$VAL")
+$SEGCOUNT train-counter --root data/gen2 --out runs/default2 --backbone mobilenet_v2 --epochs 60 --lr 5e-4 \
+  --batch-size 8 --seed 0 --exemplar-side 20 --scale-jitter 0.25 --max-train-images 2000 --max-val-images 120 \
+  "${VAL_ARGS[@]}" --max-minutes "${MAX_MINUTES:-60}" --resume "$@"
+# 4. ship the best epoch as safetensors with the trunk inside (no weights package needed at run time)
+$SEGCOUNT export-weights runs/default2/best.pt segcount/weights/default.safetensors --include-trunk
+# 5. measure it on real photos it never saw: the validation set (model choice) and the test set
+[ -f "$VAL" ] && $SEGCOUNT evaluate --groups "$VAL" --weights segcount/weights/default.safetensors --json --quiet
+$SEGCOUNT evaluate --groups evalsets/real/groups.json --weights segcount/weights/default.safetensors --json --quiet

@@ -67,7 +67,9 @@ def cmd_make_synthetic(args):
 
 def cmd_generate(args):
     from segcount.synthetic import generate_scenes
-    out = generate_scenes(args.out, args.n, seed=args.seed)
+    height = args.height[0] if len(args.height) == 1 else tuple(args.height[:2])
+    out = generate_scenes(args.out, args.n, seed=args.seed, sprites=args.sprites, workers=args.workers, height=height,
+                          count_range=tuple(args.count_range))
     _emit({"root": str(out), "n": args.n, "seed": args.seed}, args.json, f"wrote {args.n} scenes to {out}")
     return 0
 
@@ -79,7 +81,8 @@ def cmd_train_counter(args):
                         freeze_backbone=not args.finetune_backbone, max_minutes=args.max_minutes,
                         num_workers=args.workers, mask_prob=args.mask_prob, max_train_images=args.max_train_images,
                         max_val_images=args.max_val_images, init_weights=args.init_weights,
-                        counter_kwargs=dict(min_exemplar_side=args.min_exemplar_side), progress=not args.quiet)
+                        counter_kwargs=dict(min_exemplar_side=args.min_exemplar_side, exemplar_side=args.exemplar_side),
+                        scale_jitter=args.scale_jitter, val_groups=args.val_groups, progress=not args.quiet)
     _emit(res if isinstance(res, dict) else {"result": str(res)}, args.json)
     return 0
 
@@ -96,7 +99,7 @@ def cmd_train_segmenter(args):
 
 def cmd_export_weights(args):
     from segcount.training import export_weights
-    path = export_weights(args.checkpoint, args.out)
+    path = export_weights(args.checkpoint, args.out, include_backbone=args.include_trunk)
     _emit({"weights": str(path), "bytes": Path(path).stat().st_size}, args.json, f"wrote {path}")
     return 0
 
@@ -215,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="generate training scenes in the FSC-147 layout")
     g.add_argument("--out", type=Path, required=True); g.add_argument("--n", type=int, default=1000)
     g.add_argument("--seed", type=int, default=0); g.add_argument("--json", action="store_true")
+    g.add_argument("--sprites", type=Path, default=None,
+                   help="folder of RGBA object pictures (PNG) to use as object kinds too (data_scripts/fetch_sprites.py)")
+    g.add_argument("--workers", type=int, default=1, help="worker processes (the files are the same for any number)")
+    g.add_argument("--height", type=int, nargs="+", default=[384],
+                   help="canvas height, or a range LO HI drawn log-uniformly (objects and width scale with it)")
+    g.add_argument("--count-range", type=int, nargs=2, default=[5, 600], metavar=("LO", "HI"),
+                   help="objects of the target kind per scene")
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train-counter", help="train the base counter (§3.1)")
@@ -231,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of training images given a random Eq. 4 mask so the counter learns what δ means")
     t.add_argument("--min-exemplar-side", type=float, default=None,
                    help="upscale images whose exemplars are smaller than this at height 384 (train and inference)")
+    t.add_argument("--exemplar-side", type=float, default=None,
+                   help="resize every image so its exemplars measure this many pixels, down or up (train and inference)")
+    t.add_argument("--scale-jitter", type=float, default=0.0,
+                   help="with --exemplar-side: each training image's exemplar side is drawn from side × exp(±jitter)")
+    t.add_argument("--val-groups", type=Path, default=None,
+                   help="groups file of real photos: report their NAE each epoch and keep the best epoch by it")
     t.add_argument("--max-train-images", type=int, default=None); t.add_argument("--max-val-images", type=int, default=None)
     t.add_argument("--init-weights", default=None, help="start from these .safetensors weights")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -258,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export-weights", help="turn a training checkpoint into a shippable .safetensors file")
     x.add_argument("checkpoint", type=Path); x.add_argument("out", type=Path)
+    x.add_argument("--include-trunk", action="store_true",
+                   help="store the backbone's tensors too: the file then needs no ImageNet weights at run time")
     x.add_argument("--json", action="store_true"); x.set_defaults(func=cmd_export_weights)
 
     q = sub.add_parser("pseudolabel", help="pseudo masks by the per-image K sweep (§3.2) over a split")

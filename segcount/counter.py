@@ -96,7 +96,7 @@ class Counter(nn.Module):
     def __init__(self, backbone_name: str = 'mobilenet_v2', backbone_weights: str | None = 'imagenet',
                  freeze_backbone: bool = True, proj_dim: int = 256, regressor_widths: tuple = (128, 64, 32, 16),
                  delta: float = DELTA, density_scale: float = DENSITY_SCALE, gate_density: bool = True,
-                 min_exemplar_side: float | None = None):
+                 min_exemplar_side: float | None = None, exemplar_side: float | None = None):
         super().__init__()
         self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights, freeze=freeze_backbone)
         c = self.backbone.out_channels
@@ -110,9 +110,11 @@ class Counter(nn.Module):
                            freeze_backbone=bool(freeze_backbone), proj_dim=int(proj_dim),
                            regressor_widths=[int(x) for x in regressor_widths], delta=float(delta),
                            density_scale=float(density_scale), gate_density=bool(gate_density),
-                           min_exemplar_side=None if min_exemplar_side is None else float(min_exemplar_side))
-        # min_exemplar_side: images whose exemplars would be smaller than this at height 384 are upscaled
-        # before counting (`segcount.data.model_height`), in training and inference alike
+                           min_exemplar_side=None if min_exemplar_side is None else float(min_exemplar_side),
+                           exemplar_side=None if exemplar_side is None else float(exemplar_side))
+        # exemplar_side: every image is resized so that its exemplars measure this many pixels (scale normalisation);
+        # min_exemplar_side (older models): only images with smaller exemplars are upscaled. Both act in training and
+        # inference alike (`segcount.data.model_height`, `segcount.data.resize_rule`)
 
     @property
     def device(self) -> torch.device: return self.proj.weight.device
@@ -183,7 +185,7 @@ class Counter(nn.Module):
 
 # %% ../nbs/11_counter.ipynb #c74dfd3b
 _CONFIG_KEYS = ('backbone_name', 'backbone_weights', 'freeze_backbone', 'proj_dim', 'regressor_widths', 'delta',
-                'density_scale', 'gate_density', 'min_exemplar_side')
+                'density_scale', 'gate_density', 'min_exemplar_side', 'exemplar_side')
 
 def build_counter(config: dict | None = None, **overrides) -> Counter:
     "A `Counter` from a config dict (as in `counter.config`), with keyword overrides (e.g. `backbone_weights=None`)."
@@ -275,6 +277,8 @@ def read_checked_weights(path: Path, kind: str, backbone_weights=None) -> tuple[
     if meta.get('sha256') != _tensor_digest(sd, meta['config']):
         raise SegcountError(f"{path}: checksum mismatch (the file was modified or is corrupted)")
     if not isinstance(config, dict): raise SegcountError(f"{path}: {kind} config is not a JSON object")
+    if has_bb and not any(k.startswith('backbone.') for k in sd):
+        raise SegcountError(f"{path}: the metadata says the trunk is inside, but the file holds no backbone tensors")
     bw = None if has_bb else (backbone_weights if backbone_weights is not None else config.get('backbone_weights'))
     if not has_bb and bw is None:
         raise SegcountError(f"{path}: the file has no backbone weights and the config asks for a random backbone")
@@ -286,7 +290,8 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = 'cpu',
     backbone's ImageNet weights are resolved as the config says (or from `backbone_weights`)."""
     path = Path(path)
     config, sd, bw = read_checked_weights(path, 'counter', backbone_weights)
-    model = build_counter(config, backbone_weights=bw)
+    try: model = build_counter(config, backbone_weights=bw)
+    except SegcountError as e: raise SegcountError(f"{path}: {e}") from None   # e.g. a config of another format
     load_counter_state(model, sd, str(path))
     if bw is None and backbone_weights is None:   # the file carries the backbone: keep the config's provenance
         model.config['backbone_weights'] = config.get('backbone_weights')

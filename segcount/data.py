@@ -25,12 +25,12 @@ from PIL import Image, ImageFile, ImageOps
 from torchvision.ops import roi_align
 
 # %% auto #0
-__all__ = ['MAX_BOXES', 'SIGMA_MIN', 'SIGMA_MAX', 'SIGMA_DEFAULT', 'FSC147_FILES', 'GROUPS_FORMAT', 'FSC147_DEFAULT_ROOT',
-           'SegcountError', 'atomic_write', 'image_size', 'load_image', 'to_tensor', 'validate_boxes',
-           'validate_points', 'validate_region', 'Sample', 'show_sample', 'model_height', 'resize_sample',
-           'crop_exemplars', 'sigma_rule', 'density_from_points', 'read_json', 'read_classes', 'FSC147', 'write_fsc147',
-           'Groups', 'read_groups', 'write_groups', 'CountingDataset', 'collate_counting', 'samples_to_batch',
-           'CourseMode', 'course_mode']
+__all__ = ['MAX_BOXES', 'MAX_UPSCALE', 'MAX_MODEL_PIXELS', 'MIN_MODEL_HEIGHT', 'SIGMA_MIN', 'SIGMA_MAX', 'SIGMA_DEFAULT',
+           'FSC147_FILES', 'GROUPS_FORMAT', 'FSC147_DEFAULT_ROOT', 'SegcountError', 'atomic_write', 'image_size',
+           'load_image', 'to_tensor', 'validate_boxes', 'validate_points', 'validate_region', 'Sample', 'show_sample',
+           'model_height', 'resize_rule', 'resize_sample', 'crop_exemplars', 'sigma_rule', 'density_from_points',
+           'read_json', 'read_classes', 'FSC147', 'write_fsc147', 'Groups', 'read_groups', 'write_groups',
+           'CountingDataset', 'collate_counting', 'samples_to_batch', 'CourseMode', 'course_mode']
 
 # %% ../nbs/00_data.ipynb #c0194a64
 class SegcountError(ValueError):
@@ -271,18 +271,29 @@ def _resize_density(d:np.ndarray, W:int, H:int) -> np.ndarray:
     total, new = float(d.sum(dtype=np.float64)), float(r.sum())
     return (r * (total / new) if new > 0 else r).astype(np.float32)
 
-def model_height(size, boxes, height:int=384, min_exemplar_side:float|None=None, max_upscale:float=2.5,
-                 max_pixels:int=2_400_000) -> int:
-    """Height to resize an image of `size` (W, H) to before counting: the paper's `height` (384), raised when the
-    mean exemplar side would be under `min_exemplar_side` pixels there (tiny objects become sub-cell at stride 16),
-    by at most `max_upscale` and keeping W×H under `max_pixels`. `min_exemplar_side=None` keeps `height`."""
+MAX_UPSCALE = 4.0          # an image is never enlarged more than this past height 384 ...
+MAX_MODEL_PIXELS = 4_000_000  # ... nor beyond this many pixels (dense photos: tiny objects stay tinier)
+MIN_MODEL_HEIGHT = 64      # a photo of a few huge objects still keeps a few feature cells
+
+def model_height(size, boxes, height:int=384, min_exemplar_side:float|None=None, max_upscale:float=MAX_UPSCALE,
+                 max_pixels:int=MAX_MODEL_PIXELS, exemplar_side:float|None=None, min_height:int=MIN_MODEL_HEIGHT) -> int:
+    """Height to resize an image of `size` (W, H) to before counting. Default: the paper's `height` (384).
+    `exemplar_side` (scale normalisation, as LOCA and GeCo do): the height at which the mean exemplar side is
+    `exemplar_side` px, down as well as up, so every photo reaches the model at the object size it was trained on.
+    `min_exemplar_side` (older models): upscale only, when exemplars would be under that size at `height`.
+    Either way: at least `min_height`, at most `max_upscale` × `height` and W×H ≤ `max_pixels`."""
     W, H = size
-    if not min_exemplar_side or boxes is None or len(boxes) == 0: return height
+    target = exemplar_side or min_exemplar_side
+    if not target or boxes is None or len(boxes) == 0: return height
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     side = float(np.mean(((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2)) * height / H
-    if side <= 0 or side >= min_exemplar_side: return height
-    f = min(min_exemplar_side / side, max_upscale, (max_pixels / (height * height * W / H)) ** 0.5)
-    return max(height, int(round(height * f)))
+    if side <= 0 or (not exemplar_side and side >= min_exemplar_side): return height
+    f = min(target / side, max_upscale, (max_pixels / (height * height * W / H)) ** 0.5)
+    return max(min_height if exemplar_side else height, int(round(height * f)))
+
+def resize_rule(config:dict) -> dict:
+    "The `model_height` arguments a counter's `config` was trained with (`exemplar_side`, `min_exemplar_side`)."
+    return {k: config.get(k) for k in ('min_exemplar_side', 'exemplar_side')}
 
 def resize_sample(s:Sample, height:int=384) -> Sample:
     "`s` resized to `height` keeping the aspect ratio; boxes, dots, region and density follow."
@@ -595,14 +606,22 @@ def _jitter(t:torch.Tensor, b:float, c:float, s:float) -> torch.Tensor:
 class CountingDataset(torch.utils.data.Dataset):
     "Training items (dicts of tensors) from `Sample`s: image at `height`, exemplars, density, boxes, count."
     def __init__(self, samples, height:int=384, n_exemplars:int|None=3, augment:bool=False, exemplar_size:int=128,
-                 jitter:float=0.2, min_exemplar_side:float|None=None):
+                 jitter:float=0.2, min_exemplar_side:float|None=None, exemplar_side:float|None=None,
+                 scale_jitter:float=0.0, seed:int=0):
         self.samples, self.height, self.n_exemplars = samples, height, n_exemplars
         self.augment, self.exemplar_size, self.jitter = augment, exemplar_size, jitter
-        self.min_exemplar_side = min_exemplar_side   # see `model_height`
+        self.min_exemplar_side, self.exemplar_side = min_exemplar_side, exemplar_side   # see `model_height`
+        self.scale_jitter, self.seed = scale_jitter, seed  # item i's exemplar side: × exp(U(±scale_jitter)), fixed per i
     def __len__(self): return len(self.samples)
+    def item_exemplar_side(self, i:int) -> float|None:
+        "The exemplar side item `i` is resized to (the same every epoch, so cached features stay valid)."
+        if not self.exemplar_side or not self.scale_jitter: return self.exemplar_side
+        j = self.scale_jitter
+        return float(self.exemplar_side * np.exp(np.random.default_rng([self.seed, i]).uniform(-j, j)))
     def __getitem__(self, i) -> dict:
         s = self.samples[i]
-        s = resize_sample(s, model_height(s.size, s.boxes, self.height, self.min_exemplar_side))
+        s = resize_sample(s, model_height(s.size, s.boxes, self.height, self.min_exemplar_side,
+                                          exemplar_side=self.item_exemplar_side(i)))
         W, H = s.size
         boxes = np.asarray(s.boxes, np.float32).reshape(-1, 4)
         if self.n_exemplars: boxes = boxes[np.arange(self.n_exemplars) % len(boxes)]

@@ -18,9 +18,9 @@ from .data import (SegcountError, FSC147, Sample, crop_exemplars, read_groups,
 from .metrics import count_metrics, region_error
 
 # %% auto #0
-__all__ = ['PAPER_TABLES', 'load_samples', 'evaluate_samples', 'bench_seg_then_count', 'bench_infer', 'two_class_groups',
-           'model_sample', 'refused', 'sample_error', 'masked_densities', 'segmenter_mask', 'region_mask',
-           'mask_benchmark', 'exemplar_distances', 'render_table', 'paper_table', 'plot_figure3']
+__all__ = ['PAPER_TABLES', 'load_samples', 'exemplar_box_mass', 'evaluate_samples', 'bench_seg_then_count', 'bench_infer',
+           'two_class_groups', 'model_sample', 'refused', 'sample_error', 'masked_densities', 'segmenter_mask',
+           'region_mask', 'mask_benchmark', 'exemplar_distances', 'render_table', 'paper_table', 'plot_figure3']
 
 # %% ../nbs/40_benchmarks.ipynb #0bbd78c4
 def load_samples(root=None, split: str = "test", groups=None):
@@ -39,10 +39,20 @@ def _entry_error(sample, pred) -> tuple[float, float]:
         return region_error(y, pred.density, (x1, y1, x2, y2)), float(pred.count)
     return abs(y - float(pred.count)), float(pred.count)
 
+def exemplar_box_mass(pred, boxes) -> float:
+    """Mean predicted density inside each exemplar box (`boxes` in image pixels): about 1 when the counter gives each
+    object the mass of one object; well under 1 means it undercounts what it finds (a calibration diagnostic)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4) * pred.scale
+    H, W = pred.density.shape
+    m = [pred.density[int(max(0, np.floor(y1))):int(min(H, np.ceil(y2))), int(max(0, np.floor(x1))):int(min(W, np.ceil(x2)))].sum()
+         for x1, y1, x2, y2 in b]
+    return float(np.mean(m)) if m else float('nan')
+
 def evaluate_samples(predictor, samples, method: str = "count", limit: int | None = None,
                      progress: bool = True) -> dict:
-    """Counting metrics (§4.2) of `predictor` on `samples`, overall and per class, plus per-entry rows. An entry the
-    predictor refuses (say, an exemplar box under 4 px) is left out of the metrics and listed in `skipped` with why."""
+    """Counting metrics (§4.2) of `predictor` on `samples`, overall and per class, plus per-entry rows (with the
+    `exemplar_box_mass` of each; `box_mass` is their mean). An entry the predictor refuses (say, an exemplar box under
+    4 px) is left out of the metrics and listed in `skipped` with why."""
     n = len(samples) if limit is None else min(limit, len(samples))
     if n == 0: raise SegcountError("the dataset is empty: nothing to evaluate")
     rows, errs, gts, skipped = [], [], [], []
@@ -52,12 +62,14 @@ def evaluate_samples(predictor, samples, method: str = "count", limit: int | Non
         except SegcountError as e:
             skipped.append({"id": s.name, "reason": str(e)}); continue
         e, c = _entry_error(s, p)
-        rows.append({"id": s.name, "class": s.klass, "gt": float(s.count), "pred": c, "error": e})
+        rows.append({"id": s.name, "class": s.klass, "gt": float(s.count), "pred": c, "error": e,
+                     "box_mass": exemplar_box_mass(p, s.boxes)})
         errs.append(e); gts.append(float(s.count))
     if not errs: raise SegcountError(f"every entry was refused, e.g. {skipped[0]['id']}: {skipped[0]['reason']}")
     if skipped: print(f"evaluate: skipped {len(skipped)} of {n} entries, e.g. {skipped[0]['id']}: {skipped[0]['reason']}",
                       file=sys.stderr)
-    res = {**count_metrics(errs, gts), "method": method, "skipped": skipped}
+    res = {**count_metrics(errs, gts), "box_mass": float(np.mean([r["box_mass"] for r in rows])), "method": method,
+           "skipped": skipped}
     by = defaultdict(list)
     for r in rows: by[r["class"] or "-"].append(r)
     res["per_class"] = {k: count_metrics([r["error"] for r in v], [r["gt"] for r in v]) for k, v in sorted(by.items())}
@@ -150,11 +162,11 @@ def model_sample(sample, counter) -> Sample:
     asks for bigger exemplars, less for panoramas wider than 2048; boxes clipped to the image; one scale for x and y."""
     from dataclasses import replace
     from PIL import Image
-    from segcount.data import validate_boxes
+    from segcount.data import validate_boxes, resize_rule
     from segcount.pipeline import model_scale
     W, H = sample.size
     b = validate_boxes(np.asarray(sample.boxes, np.float32).reshape(-1, 4), (W, H), source=sample.name)
-    s, (w2, h2) = model_scale((W, H), b, counter.config.get('min_exemplar_side'))   # the Predictor's own rule
+    s, (w2, h2) = model_scale((W, H), b, **resize_rule(counter.config))   # the Predictor's own rule
     img = sample.image.convert('RGB')
     return replace(sample, image=img.resize((w2, h2), Image.BILINEAR) if (w2, h2) != (W, H) else img, boxes=b * s,
                    points=np.asarray(sample.points, np.float32).reshape(-1, 2) * s, density=None,

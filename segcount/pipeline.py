@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import SegcountError, load_image, validate_boxes, crop_exemplars, to_tensor, model_height
+from .data import SegcountError, load_image, validate_boxes, crop_exemplars, to_tensor, model_height, resize_rule
 
 # %% auto #0
 __all__ = ['DEFAULT_WEIGHTS', 'MODEL_HEIGHT', 'MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'SEGMENTER_FILE', 'default_weights_path',
@@ -56,17 +56,18 @@ class Prepared:
     image_size: tuple          # (W, H) of the original image
 
 def model_scale(size, boxes, min_exemplar_side: float | None = None, height: int = MODEL_HEIGHT,
-                max_width: int = MAX_MODEL_WIDTH) -> tuple[float, tuple[int, int]]:
+                max_width: int = MAX_MODEL_WIDTH, exemplar_side: float | None = None) -> tuple[float, tuple[int, int]]:
     "(model pixels per image pixel, (w, h) at model resolution) for an image of `size` (W, H) with exemplar `boxes`."
     W, H = size
-    s = model_height((W, H), boxes, height, min_exemplar_side) / H
+    s = model_height((W, H), boxes, height, min_exemplar_side, exemplar_side=exemplar_side) / H
     if W * s > max_width: s = max_width / W
     return s, (max(1, round(W * s)), max(1, round(H * s)))
 
 def prepare(image, boxes, height: int = MODEL_HEIGHT, max_width: int = MAX_MODEL_WIDTH,
-            min_exemplar_side: float | None = None) -> Prepared:
+            min_exemplar_side: float | None = None, exemplar_side: float | None = None) -> Prepared:
     """Load `image` (path, PIL image or HxWx3 array), check `boxes` (image pixels) and resize both for the model:
-    height 384, or more when the model was trained with `min_exemplar_side` and the exemplars are tiny."""
+    so that the exemplars measure `exemplar_side` px when the model was trained so, else height 384 (more when the
+    model was trained with `min_exemplar_side` and the exemplars are tiny); see `segcount.data.model_height`."""
     src = str(image) if isinstance(image, (str, Path)) else "image"
     pre = 1.0   # a huge file may be shrunk while decoding: boxes stay in the file's own pixels
     if isinstance(image, (str, Path)):
@@ -83,7 +84,7 @@ def prepare(image, boxes, height: int = MODEL_HEIGHT, max_width: int = MAX_MODEL
     if small.any():
         i = int(np.flatnonzero(small)[0]) + 1   # boxes are numbered from 1, as in validate_boxes
         raise SegcountError(f"{src}: box {i} is smaller than {MIN_BOX_SIDE:g} px on a side: draw it around a whole object")
-    s, (w2, h2) = model_scale((W, H), b, min_exemplar_side, height, max_width)
+    s, (w2, h2) = model_scale((W, H), b, min_exemplar_side, height, max_width, exemplar_side)
     img2 = img.resize((w2, h2), Image.BILINEAR) if (w2, h2) != img.size else img
     b2 = b * s
     t = to_tensor(img2)
@@ -156,7 +157,7 @@ class Predictor:
         if method not in ("count", "seg-then-count"):
             raise SegcountError(f"unknown method {method!r}: use 'count' or 'seg-then-count'")
         t0 = time.perf_counter()
-        p = prepare(image, boxes, min_exemplar_side=self.counter.config.get("min_exemplar_side"))
+        p = prepare(image, boxes, **resize_rule(self.counter.config))
         x = p.image[None].to(self.device); ex = p.exemplars[None].to(self.device)
         mask, soft, note = None, None, None
         if method == "count":

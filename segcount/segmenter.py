@@ -25,7 +25,7 @@ import segcount
 from .backbones import Backbone, build_backbone
 from .counter import Counter, _tensor_digest, read_weights_metadata, read_checked_weights
 from .data import (FSC147, Sample, SegcountError, atomic_write, crop_exemplars, model_height,
-                           resize_sample, to_tensor)
+                           resize_rule, resize_sample, to_tensor)
 
 # %% auto #0
 __all__ = ['SEGMENTER_FORMAT', 'THRESHOLD', 'Segmenter', 'build_segmenter', 'segmenter_state_dict', 'load_segmenter_state',
@@ -427,7 +427,7 @@ def train_segmenter(root, out_dir, counter_weights=None, epochs: int = 20, lr: f
     t0 = time.monotonic()
     for k, s in enumerate(bar):
         try:
-            hgt = model_height(s.size, s.boxes, 384, counter.config.get('min_exemplar_side'))  # as the Predictor
+            hgt = model_height(s.size, s.boxes, 384, **resize_rule(counter.config))  # as the Predictor
             s = resize_sample(s, hgt) if s.size[1] != hgt else s
             m = pseudo_mask(s, counter, pdir, seed=seed, **dict(sweep_kw or {}, height=None))
             items.append(make_item(model, s, m, height=None, n_exemplars=n_exemplars))

@@ -24,8 +24,8 @@ from .data import FSC147, Sample, SegcountError, resize_sample, write_fsc147, wr
 # %% auto #0
 __all__ = ['EXCLUDED_SOURCES', 'COLOR_PHOTOS', 'GRAY_TEXTURES', 'BACKGROUNDS', 'SHAPES', 'PLURALS', 'FILLS', 'LAYOUTS',
            'skimage_data_dir', 'load_source', 'available_sources', 'random_colour', 'colour_name', 'random_background',
-           'shape_mask', 'fill_texture', 'Kind', 'procedural_kind', 'collage_kind', 'render_instance', 'Scene',
-           'make_scene', 'generate_scenes', 'make_two_class_image', 'make_synthetic_set']
+           'shape_mask', 'fill_texture', 'Kind', 'procedural_kind', 'collage_kind', 'list_sprites', 'sprite_kind',
+           'render_instance', 'Scene', 'make_scene', 'generate_scenes', 'make_two_class_image', 'make_synthetic_set']
 
 # %% ../nbs/01_synthetic.ipynb #d7ae951e
 EXCLUDED_SOURCES = frozenset({'coins', 'cell', 'ihc', 'microaneurysms'})  # evaluation data or cell imagery
@@ -276,11 +276,39 @@ def collage_kind(rng, T:int=96, source:str|None=None, background=None, min_dist:
                 _rotation(rng, (0.3, 0.4, 0.3)), float(rng.uniform(0.03, 0.15)), float(rng.uniform(0.0, 0.1)),
                 dict(type='collage', source=source, mask=mshape, crop=[h, w]))
 
+@lru_cache(maxsize=8)
+def list_sprites(folder:str) -> tuple:
+    "The RGBA object pictures (`*.png`, sorted) of a sprite `folder`; named `<group>__<name>.png` by `data_scripts/fetch_sprites.py`."
+    files = tuple(sorted(Path(folder).glob('*.png')))
+    if not files: raise SegcountError(f"{folder}: no PNG sprites found (make them with data_scripts/fetch_sprites.py)")
+    return files
+
+def _sprite_group(p:Path) -> str: return p.stem.split('__')[0] if '__' in p.stem else ''
+
+def sprite_kind(rng, T:int=96, folder:str|None=None, like:Kind|None=None) -> Kind:
+    "A kind from a picture of a real object class (an RGBA sprite, e.g. an emoji); `like`: prefer its group (look-alikes)."
+    files = list_sprites(str(folder))
+    if like is not None and like.info.get('type') == 'sprite':
+        same = [p for p in files if _sprite_group(p) == like.info['group'] and p.name != like.info['file']]
+        if same: files = same
+    p = files[rng.integers(len(files))]
+    im = Image.open(p).convert('RGBA')
+    w, h = im.size
+    im = im.crop(im.getbbox() or (0, 0, w, h))           # tight box: the object fills its template
+    w, h = im.size; f = T / max(w, h)
+    im = im.resize((max(2, round(w * f)), max(2, round(h * f))), Image.LANCZOS)
+    name = p.stem.split('__')[-1].replace('_', ' ')
+    return Kind(f'{name} pictures', im.convert('RGBa'), 1.0, _rotation(rng, (0.5, 0.35, 0.15)),
+                float(rng.uniform(0.03, 0.15)), float(rng.uniform(0.0, 0.1)),
+                dict(type='sprite', file=p.name, group=_sprite_group(p)))
+
 # %% ../nbs/01_synthetic.ipynb #906d5328
 def render_instance(kind:Kind, size:float, rng) -> np.ndarray:
     "Premultiplied float32 `h×w×4` sprite of one instance of `kind` whose longer side is about `size` px."
     s = size * float(np.exp(rng.normal(0, kind.scale_jitter)))
-    w, h = (s, s * kind.aspect) if kind.aspect <= 1 else (s / kind.aspect, s)
+    tw, th = kind.template.size
+    aspect = kind.aspect * th / tw               # non-square templates (sprites) keep their own shape
+    w, h = (s, s * aspect) if aspect <= 1 else (s / aspect, s)
     im = kind.template.resize((max(2, round(w)), max(2, round(h))), Image.BILINEAR)
     if kind.rotation: im = im.rotate(rng.uniform(-kind.rotation, kind.rotation), resample=Image.BILINEAR, expand=True)
     a = np.asarray(im, np.float32) * (1 / 255)
@@ -367,7 +395,8 @@ class Scene:
         return Sample(name, self.image, self.boxes.copy(), self.points.copy(), klass=self.target_class, meta=self.annotation())
 
 # %% ../nbs/01_synthetic.ipynb #2bc2dbd1
-def _make_kinds(rng, n_kinds:int, collage_prob:float, sizes:list, background=None) -> list:
+def _make_kinds(rng, n_kinds:int, collage_prob:float, sizes:list, background=None, sprites=None,
+                sprite_prob:float=0.45) -> list:
     "The target kind, then distractors with distinct names (often the target's shape or colour: hard negatives)."
     photos, _ = available_sources()
     T = lambda s: int(np.clip(2 ** math.ceil(math.log2(max(s, 1) * 1.4)), 32, 128))  # template side
@@ -376,6 +405,8 @@ def _make_kinds(rng, n_kinds:int, collage_prob:float, sizes:list, background=Non
             if rng.random() < 0.55: return procedural_kind(rng, T(sizes[i]), shape=ref.info['shape'], background=background)
             c = np.clip(np.array(ref.info['colour']) + rng.normal(0, 0.05, 3), 0, 1)
             return procedural_kind(rng, T(sizes[i]), colour=c, background=background)
+        if sprites and rng.random() < sprite_prob:
+            return sprite_kind(rng, T(sizes[i]), sprites, like=ref if rng.random() < 0.5 else None)
         if photos and rng.random() < collage_prob: return collage_kind(rng, T(sizes[i]), background=background)
         return procedural_kind(rng, T(sizes[i]), background=background)
     kinds = [new(0)]
@@ -446,32 +477,38 @@ def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_oc
     return Scene(img, kinds[0].name, centres[tgt], boxes[ex], other, boxes, kind_of, visibility, label, kinds)
 
 def make_scene(rng=None, width=(384, 768), height:int=384, count_range=(5, 600), dense_prob:float=0.3,
-               n_kinds=(1, 3), collage_prob:float=0.35, max_occlusion:float=0.45, tries:int=4) -> Scene:
-    "One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range; counts, kinds and occlusion as in the text."
+               n_kinds=(1, 3), collage_prob:float=0.35, max_occlusion:float=0.45, tries:int=4,
+               sprites=None, sprite_prob:float=0.45) -> Scene:
+    """One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range; counts, kinds and occlusion
+    as in the text; `sprites`: a folder of object pictures, used for a kind with probability `sprite_prob`.
+    `height`: an int, or a range (lo, hi) drawn log-uniformly, the width then scaling by height / lo."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     lo, hi = count_range
     if not (1 <= lo <= hi): raise ValueError(f"count_range must be (lo, hi) with 1 <= lo <= hi, got {count_range}")
     if not (0 <= max_occlusion <= 0.5): raise ValueError(f"max_occlusion must be in [0, 0.5], got {max_occlusion}")
     W = int(rng.integers(width[0], width[1] + 1)) if isinstance(width, (tuple, list)) else int(width)
-    H = int(height); A = W * H
+    if isinstance(height, (tuple, list)):   # a range of canvas heights: the same scenes drawn with more pixels
+        H = round(_loguniform(rng, height[0], height[1])); W = round(W * H / height[0])
+    else: H = int(height)
+    A, k = W * H, H / 384                   # k: object sizes below are for height 384
     for _ in range(10):
         if rng.random() < dense_prob and hi >= 120:   # dense: many small objects
             n_t = _loguniform(rng, max(lo, 120), hi)
-            s_t = rng.uniform(5, max(6, min(20.0, np.sqrt(0.35 * A / n_t))))
+            s_t = rng.uniform(5 * k, max(6 * k, min(20.0 * k, np.sqrt(0.35 * A / n_t))))
         else:
             n_t = _loguniform(rng, lo, min(hi, 150))
-            up = min(110.0, np.sqrt(0.3 * A / n_t)); s_t = _loguniform(rng, min(8, up), up)
+            up = min(110.0 * k, np.sqrt(0.3 * A / n_t)); s_t = _loguniform(rng, min(8 * k, up), up)
         nk = int(rng.integers(n_kinds[0], n_kinds[1] + 1))
         counts, sizes = [round(n_t)], [s_t]
         for _ in range(nk - 1):
             counts.append(round(_loguniform(rng, 3, max(4, min(1.5 * n_t, 400)))))
-            sizes.append(s_t * rng.uniform(0.85, 1.15) if rng.random() < 0.4 else float(np.clip(s_t * np.exp(rng.uniform(-0.8, 0.8)), 5, 120)))
+            sizes.append(s_t * rng.uniform(0.85, 1.15) if rng.random() < 0.4 else float(np.clip(s_t * np.exp(rng.uniform(-0.8, 0.8)), 5 * k, 120 * k)))
         rest = sum(c * s * s for c, s in zip(counts[1:], sizes[1:]))
         if rest and (counts[0] * sizes[0] ** 2 + rest) * 0.7 > 0.5 * A:   # too crowded: thin out the distractors
             f = max(0.1, (0.5 * A / 0.7 - counts[0] * sizes[0] ** 2) / rest)
             counts = [counts[0]] + [max(3, round(c * min(1, f))) for c in counts[1:]]
         canvas = random_background(rng, W, H)
-        kinds = _make_kinds(rng, nk, collage_prob, sizes, canvas.mean((0, 1)))
+        kinds = _make_kinds(rng, nk, collage_prob, sizes, canvas.mean((0, 1)), sprites, sprite_prob)
         scene = _compose(rng, canvas, kinds, counts[:len(kinds)], sizes[:len(kinds)], max_occlusion, tries)
         if scene is not None: return scene
     raise RuntimeError(f'make_scene: could not place 3 target objects in 10 attempts (W={W}, H={H}, count_range={count_range})')
@@ -495,7 +532,8 @@ def _scene_sample(args) -> Sample:
 
 def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=384, splits=(0.8, 0.1, 0.1),
                     count_range=(5, 600), dense_prob:float=0.3, n_kinds=(1, 3), collage_prob:float=0.35,
-                    max_occlusion:float=0.45, quality:int=90, workers:int=1, progress:bool=True) -> Path:
+                    max_occlusion:float=0.45, quality:int=90, workers:int=1, progress:bool=True,
+                    sprites=None, sprite_prob:float=0.45) -> Path:
     "Write `n_images` generated scenes to folder `out` in the FSC-147 layout (DESIGN.md §3); returns `Path(out)`."
     if n_images < 1: raise SegcountError(f"{out}: n_images must be >= 1, got {n_images}")
     out = Path(out)
@@ -503,6 +541,7 @@ def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=
     sp = _split_names(names, splits, np.random.default_rng([seed, 1]))
     kw = dict(width=width, height=height, count_range=count_range, dense_prob=dense_prob, n_kinds=n_kinds,
               collage_prob=collage_prob, max_occlusion=max_occlusion)
+    if sprites is not None: kw.update(sprites=str(list_sprites(str(sprites))[0].parent), sprite_prob=sprite_prob)
     jobs = [(seed, i, kw) for i in range(n_images)]
     bar = lambda it: tqdm(it, total=n_images, desc='generate scenes', disable=not progress)
     if workers <= 1: return write_fsc147(out, bar(map(_scene_sample, jobs)), splits=sp, quality=quality)

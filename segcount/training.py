@@ -27,13 +27,13 @@ import segcount
 from .counter import (Counter, build_counter, counter_state_dict, load_counter_state, save_weights,
                               density_loss, load_weights)
 from .data import (SegcountError, atomic_write, FSC147, CountingDataset, collate_counting, Sample,
-                           write_fsc147)
+                           read_groups, resize_rule, write_fsc147)
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'pick_device', 'amp_dtype', 'random_training_mask', 'masked_target', 'make_toy_fsc147',
            'FeatureCache', 'build_feature_cache', 'crop_cached', 'collate_cached', 'width_batches', 'save_checkpoint',
            'load_checkpoint', 'counter_from_checkpoint', 'export_weights', 'evaluate_counts', 'train_density',
-           'train_counter']
+           'groups_nae', 'train_counter']
 
 # %% ../nbs/12_training.ipynb #57b077f8
 def pick_device(device: str | torch.device | None = 'auto') -> torch.device:
@@ -144,7 +144,8 @@ def _names(samples) -> list[str]:
 def _fingerprint(model: Counter, dataset: CountingDataset) -> str:
     "Identifies what a disk cache holds: backbone, its weights, resolution and image names."
     key = json.dumps([model.config['backbone_name'], model.backbone.weights, dataset.height, dataset.n_exemplars,
-                      dataset.exemplar_size, model.density_scale, _names(dataset.samples)])
+                      dataset.exemplar_size, model.density_scale, _names(dataset.samples),
+                      [dataset.item_exemplar_side(i) for i in range(len(dataset))], dataset.min_exemplar_side])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 @torch.no_grad()
@@ -263,16 +264,20 @@ def counter_from_checkpoint(ckpt: dict | str | os.PathLike, device: str | torch.
     if has_bb: model.config['backbone_weights'] = ck['config'].get('backbone_weights')
     return model.to(device).eval()
 
-def export_weights(ckpt: dict | str | os.PathLike, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+def export_weights(ckpt: dict | str | os.PathLike, path: str | os.PathLike, metadata: dict | None = None,
+                   include_backbone: bool | None = None) -> Path:
     """Checkpoint (`best.pt`/`last.pt` or its dict) → safetensors weights file for shipping (`load_weights` reads
-    it). Metadata gets the training summary (epochs, best val MAE, arguments) plus `metadata`."""
+    it). Metadata gets the training summary (epochs, best val MAE, arguments) plus `metadata`. `include_backbone`:
+    also store the trunk's tensors, so the file needs no ImageNet weights file at run time (default: only when the
+    trunk was trained)."""
     ck = ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt)
     model = counter_from_checkpoint(ck)
     hist = ck.get('history') or []
-    summary = dict(epochs=ck['epoch'], best_val_mae=ck.get('best_val_mae'),
+    summary = dict(epochs=ck['epoch'], best_val_mae=ck.get('best_val_mae'), selected_by=ck.get('selected_by', 'val_mae'),
+                   best_score=ck.get('best_score', ck.get('best_val_mae')),
                    last=hist[-1] if hist else None, train_args=ck.get('train_args'))
     meta = dict(training=summary, **(metadata or {}))
-    include_bb = any(k.startswith('backbone.') for k in ck['model'])
+    include_bb = any(k.startswith('backbone.') for k in ck['model']) or bool(include_backbone)
     return save_weights(model, path, include_backbone=include_bb, metadata=meta)
 
 # %% ../nbs/12_training.ipynb #60ed6b04
@@ -322,6 +327,20 @@ def train_density(y: torch.Tensor, target: torch.Tensor, scale: float) -> torch.
 
 def _log(msg: str): print(msg, file=sys.stderr, flush=True)
 
+def _best(history: list, key: str) -> float | None:
+    "The lowest `key` over the epochs of `history` that have it (None if none)."
+    vals = [r[key] for r in history if key in r]
+    return min(vals) if vals else None
+
+def groups_nae(model: Counter, samples) -> float:
+    "NAE of `model` counting the real photos of a groups file (`read_groups`) through the `Predictor`, as users count."
+    from segcount.evaluate import evaluate_samples
+    from segcount.pipeline import Predictor
+    was_training = model.training
+    res = evaluate_samples(Predictor(model, device=model.device), samples, progress=False)
+    model.train(was_training)
+    return float(res['NAE'])
+
 def _jsonable(v):
     if isinstance(v, (str, int, float, bool)) or v is None: return v
     if isinstance(v, (list, tuple)): return [_jsonable(x) for x in v]
@@ -350,7 +369,8 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
                   exemplar_size: int = 128, n_exemplars: int = 3, augment: bool = False, mask_prob: float = 0.5,
                   max_train_images: int | None = None, max_val_images: int | None = None, num_workers: int = 0,
                   init_weights: str | os.PathLike | None = None, counter_kwargs: dict | None = None,
-                  max_cells: tuple[int, int] | None = (24, 48),
+                  max_cells: tuple[int, int] | None = (24, 48), scale_jitter: float = 0.0,
+                  val_groups: str | os.PathLike | None = None,
                   progress: bool = True, log: Callable[[str], None] = _log) -> dict:
     """Train the base counter on the FSC-147-layout folder `root`; write `out_dir/{last,best}.pt` and
     `out_dir/history.json`. Returns dict(out_dir, last, best, epochs, best_val_mae, history, stopped_early).
@@ -361,7 +381,10 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
     `epochs`=300, `weight_decay`=0.01 — with a frozen backbone use lr 1e-4..1e-3. `mask_prob`: share of
     images trained under a random Eq. 4 mask (target zeroed where masked). Data: `train_split`, `val_split`
     (None: no validation; best = last), `height`, `exemplar_size`, `n_exemplars`, `augment` (flips + colour
-    jitter; disables caching), `max_train_images`/`max_val_images` (subsets), `num_workers` (image loading).
+    jitter; disables caching), `max_train_images`/`max_val_images` (subsets), `num_workers` (image loading),
+    `scale_jitter` (with `counter_kwargs=dict(exemplar_side=...)`: each training image's exemplar side is drawn
+    once from exemplar_side × exp(U(±scale_jitter))). `val_groups`: a groups file of real photos; each epoch
+    reports its NAE through the `Predictor` and best.pt is chosen by it (instead of the val split's MAE).
     Running: `device` ('auto' | 'cpu' | 'cuda[:N]' | 'mps'), `amp` (bf16/fp16 autocast on CUDA), `seed`,
     `cache_features` (True/'memory', 'disk' = files in out_dir/cache, False; frozen backbone only),
     `max_minutes` (stop, after saving, once exceeded), `resume` (continue from out_dir/last.pt if present),
@@ -392,12 +415,12 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
     model.to(dev)
 
     # data
-    def dataset(split, limit):
+    def dataset(split, limit, jitter=0.0):
         src = FSC147(root, split)
         if limit is not None: src = torch.utils.data.Subset(src, range(min(limit, len(src))))
         return CountingDataset(src, height=height, n_exemplars=n_exemplars, augment=False, exemplar_size=exemplar_size,
-                               min_exemplar_side=model.config.get('min_exemplar_side'))
-    train_ds = dataset(train_split, max_train_images)
+                               scale_jitter=jitter, seed=seed, **resize_rule(model.config))
+    train_ds = dataset(train_split, max_train_images, scale_jitter)
     if len(train_ds) == 0: raise SegcountError(f"{root}: split {train_split!r} has no images")
     try: val_ds = dataset(val_split, max_val_images) if val_split else None
     except SegcountError as e:
@@ -421,7 +444,11 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     dt = amp_dtype(dev, amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
-    start_epoch, history, best_mae = 0, [], float('inf')
+    # best.pt: the epoch with the lowest validation score: NAE on the real photos of `val_groups` when given, else
+    # the val split's MAE
+    selected_by = 'val_groups_nae' if val_groups is not None else 'val_mae'
+    val_photos = read_groups(val_groups) if val_groups is not None else None
+    start_epoch, history, best_score = 0, [], float('inf')
     last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
     if resume and last_path.is_file():
         ck = load_checkpoint(last_path)
@@ -435,7 +462,9 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
             for g_ in opt.param_groups: g_['lr'], g_['weight_decay'] = lr, weight_decay
         if 'scaler' in ck and scaler.is_enabled(): scaler.load_state_dict(ck['scaler'])
         start_epoch, history = int(ck['epoch']), list(ck.get('history') or [])
-        best_mae = float(ck.get('best_val_mae') if ck.get('best_val_mae') is not None else float('inf'))
+        if ck.get('selected_by', 'val_mae') == selected_by:
+            prev = ck.get('best_score', ck.get('best_val_mae'))
+            best_score = float(prev) if prev is not None else float('inf')
         say(f"resuming from {last_path} after epoch {start_epoch}")
     elif resume:
         say(f"resume: no {last_path} yet, starting from scratch")
@@ -449,7 +478,8 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
         return dict(format=CHECKPOINT_FORMAT, kind='counter', segcount_version=segcount.__version__,
                     config=model.config, model=counter_state_dict(model), optimizer=opt.state_dict(),
                     scaler=scaler.state_dict() if scaler.is_enabled() else {}, epoch=epoch, history=history,
-                    best_val_mae=None if math.isinf(best_mae) else best_mae, train_args=args)
+                    best_score=None if math.isinf(best_score) else best_score, selected_by=selected_by,
+                    best_val_mae=_best(history, 'val_mae'), train_args=args)
 
     stopped, completed = False, start_epoch
     for epoch in range(start_epoch, epochs):
@@ -507,20 +537,23 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
             if val_data is not None:
                 ev = evaluate_counts(model, val_data, dev)
                 rec.update(val_mae=ev['mae'], val_rmse=ev['rmse'])
+            if val_photos is not None: rec['val_groups_nae'] = groups_nae(model, val_photos)
             history.append(rec)
-            improved = val_data is not None and rec['val_mae'] < best_mae
-            if improved: best_mae = rec['val_mae']
+            improved = selected_by in rec and rec[selected_by] < best_score
+            if improved: best_score = rec[selected_by]
             ck = checkpoint(epoch + 1)
             save_checkpoint(ck, last_path)
             completed = epoch + 1
-            if improved or (val_data is None) or not best_path.is_file(): save_checkpoint(ck, best_path)
+            if improved or selected_by not in rec or not best_path.is_file(): save_checkpoint(ck, best_path)
             with atomic_write(out_dir / 'history.json') as f: json.dump(history, f, indent=1)
             say(f"epoch {epoch + 1}/{epochs}  loss {rec['train_loss']:.4f}  {rec['images_per_s']:.1f} img/s"
-                + (f"  val MAE {rec['val_mae']:.2f}  RMSE {rec['val_rmse']:.2f}" if 'val_mae' in rec else ''))
+                + (f"  val MAE {rec['val_mae']:.2f}  RMSE {rec['val_rmse']:.2f}" if 'val_mae' in rec else '')
+                + (f"  real val NAE {rec['val_groups_nae']:.3f}" if 'val_groups_nae' in rec else ''))
         if world > 1:
             import torch.distributed as dist
             dist.barrier()
         if stopped:
             say(f"max_minutes={max_minutes} reached after epoch {epoch + 1}"); break
     return dict(out_dir=str(out_dir), last=str(last_path), best=str(best_path), epochs=completed,
-                best_val_mae=None if math.isinf(best_mae) else best_mae, history=history, stopped_early=stopped)
+                best_val_mae=_best(history, 'val_mae'), best_score=None if math.isinf(best_score) else best_score,
+                selected_by=selected_by, history=history, stopped_early=stopped)

@@ -174,3 +174,43 @@ def test_wrong_or_tampered_files_are_refused(model, tmp_path):
     other = Counter('mobilenet_v2', backbone_weights=None, proj_dim=64)
     with pytest.raises(SegcountError, match='do not fit'):
         load_counter_state(other, counter_state_dict(model, include_backbone=False), 'x')
+
+
+def _forge(sd, config, path, **meta):
+    "A file with a valid checksum but hand-made metadata (what a buggy exporter or another version could write)."
+    from safetensors.torch import save
+    from segcount.counter import _tensor_digest
+    cfg = json.dumps(config)
+    m = dict(kind='counter', config=cfg, sha256=_tensor_digest(sd, cfg), **meta)
+    path.write_bytes(save(sd, metadata=m))
+    return path
+
+
+def test_trunk_missing_or_other_format_is_one_line_naming_the_file(model, tmp_path):
+    head = counter_state_dict(model, include_backbone=False)
+    p = _forge(head, model.config, tmp_path / 'notrunk.safetensors', includes_backbone='true')
+    with pytest.raises(SegcountError, match=r'notrunk\.safetensors: .*no backbone tensors'): load_weights(p)
+    q = _forge(counter_state_dict(model, include_backbone=True), dict(model.config, format='segcount-counter/2'),
+               tmp_path / 'v2.safetensors', includes_backbone='true')
+    with pytest.raises(SegcountError, match=r'v2\.safetensors: .*format') as e: load_weights(q)
+    assert '\n' not in str(e.value)
+
+
+def test_embedded_default_carries_its_trunk(monkeypatch):
+    "The shipped counter and segmenter hold the ImageNet trunk: they load with no ImageNet weights file anywhere."
+    import segcount.backbones as bbm
+    from segcount.pipeline import Predictor, default_weights_path
+    from segcount.counter import read_weights_metadata as meta
+    p = default_weights_path()
+    assert json.loads(meta(p)['includes_backbone']) is True
+    assert json.loads(meta(p.with_name('segmenter.safetensors'))['includes_backbone']) is True
+    trunk = {k: v.clone() for k, v in load_weights(p).backbone.body.state_dict().items()}
+    imagenet = bbm.build_mobilenet_v2().body.state_dict()            # the offline package's file (dev install)
+    assert trunk.keys() == imagenet.keys() and all(torch.equal(trunk[k], imagenet[k]) for k in trunk)
+    def nowhere(*a, **k): raise SegcountError('no ImageNet weights file on this machine')
+    monkeypatch.setattr(bbm, 'resolve_weights', nowhere)
+    pr = Predictor.from_weights(device='cpu')
+    assert pr.segmenter is not None and pr.shared_backbone
+    img = torch.rand(120, 160, 3).mul(255).byte().numpy()
+    assert pr.predict(img, [[10, 10, 40, 40]]).count >= 0
+    with pytest.raises(SegcountError, match='no ImageNet weights'): bbm.build_mobilenet_v2()

@@ -541,3 +541,34 @@ def test_rgb_png_with_colour_key_transparency(tmp_path):
     im.save(tmp_path / 'key.png', transparency=(10, 20, 30))
     out = load_image(tmp_path / 'key.png')
     assert out.getpixel((1, 1)) == (255, 255, 255) and out.getpixel((0, 0)) == (1, 2, 3)
+
+
+def test_model_height_normalises_exemplar_size_both_ways():
+    "Scale normalisation: exemplars land at `exemplar_side` px whether the photo's objects are large or small."
+    from segcount.data import model_height, resize_rule
+    big = [[0, 0, 96, 96]] * 3                            # 96 px objects in a 384-high photo -> shrink 4x
+    assert model_height((576, 384), big, exemplar_side=24) == 96
+    small = [[0, 0, 12, 12]]                              # 12 px -> enlarge 2x
+    assert model_height((576, 384), small, exemplar_side=24) == 768
+    assert model_height((576, 384), small, min_exemplar_side=24) == 768   # the older, upscale-only rule agrees
+    assert model_height((576, 384), big, min_exemplar_side=24) == 384     # ... but never shrinks
+    # bounds: a few huge objects keep MIN_MODEL_HEIGHT rows; tiny ones are capped by the upscale and pixel budgets
+    assert model_height((400, 400), [[0, 0, 390, 390]], exemplar_side=24) == 64
+    assert model_height((576, 384), [[0, 0, 2, 2]], exemplar_side=24, max_upscale=4) == 4 * 384
+    h = model_height((4000, 1000), [[0, 0, 2, 2]], exemplar_side=24, max_pixels=1_000_000)
+    assert h * 4 * h <= 1_000_000 * 1.01 and h > 384
+    # the box sizes are measured at height 384, whatever the file's own size
+    assert model_height((1152, 768), [[0, 0, 96, 96]], exemplar_side=24) == 192
+    assert resize_rule({'exemplar_side': 24.0, 'proj_dim': 8}) == {'min_exemplar_side': None, 'exemplar_side': 24.0}
+
+
+def test_counting_dataset_scale_jitter_is_fixed_per_item(fsc):
+    "Each item's exemplar side is drawn once (cached features stay valid) and lies within exp(±jitter)."
+    ds = CountingDataset(FSC147(fsc, 'train'), height=96, exemplar_side=20, scale_jitter=0.3, seed=1)
+    sides = [ds.item_exemplar_side(i) for i in range(len(ds))]
+    assert sides == [ds.item_exemplar_side(i) for i in range(len(ds))]
+    assert all(20 * np.exp(-0.3) <= s <= 20 * np.exp(0.3) for s in sides) and len(set(sides)) == len(sides)
+    it = ds[0]
+    b = it['boxes'].numpy()
+    assert abs(float(np.mean(((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2)) - sides[0]) < 0.1 * sides[0] + 1
+    assert CountingDataset(FSC147(fsc, 'train'), exemplar_side=20).item_exemplar_side(0) == 20

@@ -235,3 +235,45 @@ def test_make_synthetic_set_errors(root, tmp_path):
     with pytest.raises(SegcountError, match='ImageClasses_FSC147.txt: no class for'):
         make_synthetic_set(one, 'train', tmp_path / 'y', progress=False)
     assert not (tmp_path / 'y').exists() or not list((tmp_path / 'y').rglob('*.jpg'))
+
+
+def _sprite_folder(tmp_path):
+    "Four RGBA object pictures in two groups, as data_scripts/fetch_sprites.py names them."
+    d = tmp_path / 'sprites'; d.mkdir()
+    for name, col, shape in [('fruit__apple', 'red', 'ellipse'), ('fruit__lime', 'green', 'ellipse'),
+                             ('tool__brick', 'orange', 'rectangle'), ('tool__tile', 'blue', 'rectangle')]:
+        im = Image.new('RGBA', (64, 64), (0, 0, 0, 0))
+        getattr(__import__('PIL.ImageDraw', fromlist=['Draw']).Draw(im), shape)([8, 16, 56, 48], fill=col)
+        im.save(d / f'{name}.png')
+    return d
+
+
+def test_sprite_kinds_and_look_alikes(tmp_path):
+    "Sprites become kinds named after the picture, cropped to the object; distractors come from the same group."
+    from segcount.synthetic import sprite_kind, list_sprites
+    d = _sprite_folder(tmp_path)
+    assert len(list_sprites(str(d))) == 4
+    rng = np.random.default_rng(0)
+    k = sprite_kind(rng, 96, str(d))
+    assert k.name.endswith(' pictures') and k.info['type'] == 'sprite'
+    assert k.template.size[0] == 96 and abs(k.template.size[1] - 64) <= 1   # a 3:2 object, longer side to 96
+    for _ in range(5):
+        o = sprite_kind(rng, 96, str(d), like=k)
+        assert o.info['group'] == k.info['group'] and o.info['file'] != k.info['file']
+    with pytest.raises(SegcountError, match='no PNG sprites'):
+        list_sprites(str(tmp_path))
+
+
+def test_scenes_with_sprites_and_taller_canvases(tmp_path):
+    "Scenes drawn with sprites and a height range: exact labels, deterministic, the canvas within the range."
+    d = _sprite_folder(tmp_path)
+    kw = dict(sprites=str(d), sprite_prob=1.0, height=(384, 768), count_range=(3, 40))
+    scenes = [make_scene(np.random.default_rng([4, i]), **kw) for i in range(6)]
+    assert any(s.kinds[0].info['type'] == 'sprite' for s in scenes)
+    for s in scenes:
+        W, H = s.image.size
+        assert 384 <= H <= 768 and s.count >= 3
+        validate_boxes(s.boxes, (W, H)); assert (s.points[:, 0] < W).all() and (s.points[:, 1] < H).all()
+    assert make_scene(np.random.default_rng([4, 0]), **kw).annotation() == scenes[0].annotation()
+    root = generate_scenes(tmp_path / 'g', 3, seed=1, progress=False, sprites=d, height=(384, 512))
+    assert len(FSC147(root)) == 3
