@@ -18,7 +18,7 @@ VAL=${VAL:-evalsets/val/groups.json}
 VAL_ARGS=(); [ -f "$VAL" ] && VAL_ARGS=(--val-groups "$VAL")
 $SEGCOUNT train-counter --root data/gen2 --out runs/default2 --backbone mobilenet_v2 --epochs 60 --lr 5e-4 \
   --batch-size 8 --seed 0 --exemplar-side 20 --scale-jitter 0.25 --max-train-images 2000 --max-val-images 120 \
-  "${VAL_ARGS[@]}" --max-minutes "${MAX_MINUTES:-60}" --resume "$@"
+  --cache disk "${VAL_ARGS[@]}" --max-minutes "${MAX_MINUTES:-60}" --resume "$@"
 # 4. ship the best epoch as safetensors with the trunk inside (no weights package needed at run time)
 $SEGCOUNT export-weights runs/default2/best.pt segcount/weights/default.safetensors --include-trunk
 # 5. measure it on real photos it never saw: the validation set (model choice) and the test set

@@ -82,7 +82,8 @@ def cmd_train_counter(args):
                         num_workers=args.workers, mask_prob=args.mask_prob, max_train_images=args.max_train_images,
                         max_val_images=args.max_val_images, init_weights=args.init_weights,
                         counter_kwargs=dict(min_exemplar_side=args.min_exemplar_side, exemplar_side=args.exemplar_side),
-                        scale_jitter=args.scale_jitter, val_groups=args.val_groups, progress=not args.quiet)
+                        scale_jitter=args.scale_jitter, val_groups=args.val_groups, cache_features=args.cache,
+                        progress=not args.quiet)
     _emit(res if isinstance(res, dict) else {"result": str(res)}, args.json)
     return 0
 
@@ -249,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="groups file of real photos: report their NAE each epoch and keep the best epoch by it")
     t.add_argument("--max-train-images", type=int, default=None); t.add_argument("--max-val-images", type=int, default=None)
     t.add_argument("--init-weights", default=None, help="start from these .safetensors weights")
+    t.add_argument("--cache", choices=["memory", "disk", "none"], default="memory",
+                   help="frozen trunk: keep its features in memory, or in OUT/cache on disk (reused by --resume)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.add_argument("--json", action="store_true"); t.add_argument("--device", default="auto")
     t.set_defaults(func=cmd_train_counter)

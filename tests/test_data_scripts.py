@@ -402,6 +402,26 @@ def test_real_evalset_is_valid():
     assert size <= 3_000_000
 
 
+VAL = ROOT / "evalsets" / "val"
+
+
+def test_real_validation_set_is_valid_and_apart_from_the_test_set():
+    "evalsets/val (model choice): >= 20 photos of >= 8 kinds, documented, and no image of the test set."
+    entries = _groups(VAL / "groups.json")
+    _check_entries(entries, VAL)
+    counts = _documented_counts(VAL / "SOURCES.md")
+    assert counts == {e["id"]: len(e["points"]) for e in entries}
+    assert len(entries) >= 20 and len({e["class"] for e in entries}) >= 8
+    assert min(counts.values()) >= 5 and max(counts.values()) >= 500
+    assert f"Total: {len(entries)} groups, {sum(counts.values())} objects." in (VAL / "SOURCES.md").read_text()
+    pixels = lambda f: hashlib.sha256(np.asarray(Image.open(f).convert("L").resize((64, 64))).tobytes()).hexdigest()
+    test_images = {pixels(f) for f in (REAL / "images").iterdir()}
+    assert not test_images & {pixels(VAL / e["image"]) for e in entries}
+    src = (VAL / "SOURCES.md").read_text()
+    for name in ("OSBS_029", "SOAP_061", "2019_YELL", "img2d", "skimage/data/coins"):   # the test set's files
+        assert name not in src, name
+
+
 def test_real_evalset_reads_with_segcount_data():
     data = pytest.importorskip("segcount.data")
     if not hasattr(data, "read_groups"):
