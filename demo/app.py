@@ -518,7 +518,7 @@ def build_app(predictor=None, weights=None, examples: bool = True, banner: str |
         msg = f"**{W}×{H}** photo, {len(boxes)} exemplar box{'es' if len(boxes) != 1 else ''}."
         if photo["model_reduced"] > 1:
             mw, mh = photo["model_size"]
-            msg += f" It is large, so it is counted at {mw}×{mh} (the model works at height 384 anyway)."
+            msg += f" It is large, so it is counted at {mw}×{mh} (the model resizes it again so that your exemplars measure about as many pixels as it was trained on)."
         if not boxes:
             msg += " Draw a box around one object you want counted (two or three is better)."
         if len(boxes) > MAX_BOXES:

@@ -52,7 +52,7 @@ def cmd_evaluate(args):
     if args.dilate is not None: pred.dilate = max(0, args.dilate)
     res = evaluate_samples(pred, samples, method=args.method, limit=args.limit, progress=not args.quiet)
     res["weights"] = pred.weights_name
-    summary = {k: res[k] for k in ("n", "MAE", "RMSE", "NAE", "SRE")}
+    summary = {k: res[k] for k in ("n", "MAE", "RMSE", "NAE", "SRE", "box_mass")}
     _emit(res, args.json, json.dumps(summary))
     return 0
 
@@ -69,7 +69,7 @@ def cmd_generate(args):
     from segcount.synthetic import generate_scenes
     height = args.height[0] if len(args.height) == 1 else tuple(args.height[:2])
     out = generate_scenes(args.out, args.n, seed=args.seed, sprites=args.sprites, workers=args.workers, height=height,
-                          count_range=tuple(args.count_range))
+                          count_range=tuple(args.count_range), photometric=args.photometric)
     _emit({"root": str(out), "n": args.n, "seed": args.seed}, args.json, f"wrote {args.n} scenes to {out}")
     return 0
 
@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="canvas height, or a range LO HI drawn log-uniformly (objects and width scale with it)")
     g.add_argument("--count-range", type=int, nargs=2, default=[5, 600], metavar=("LO", "HI"),
                    help="objects of the target kind per scene")
+    g.add_argument("--photometric", type=float, default=0.0,
+                   help="strength of camera and staining looks: low contrast, gamma, dark, grey, defocus (0 = none)")
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train-counter", help="train the base counter (§3.1)")

@@ -25,7 +25,8 @@ from .data import FSC147, Sample, SegcountError, resize_sample, write_fsc147, wr
 __all__ = ['EXCLUDED_SOURCES', 'COLOR_PHOTOS', 'GRAY_TEXTURES', 'BACKGROUNDS', 'SHAPES', 'PLURALS', 'FILLS', 'LAYOUTS',
            'skimage_data_dir', 'load_source', 'available_sources', 'random_colour', 'colour_name', 'random_background',
            'shape_mask', 'fill_texture', 'Kind', 'procedural_kind', 'collage_kind', 'list_sprites', 'sprite_kind',
-           'render_instance', 'Scene', 'make_scene', 'generate_scenes', 'make_two_class_image', 'make_synthetic_set']
+           'render_instance', 'Scene', 'photometric_jitter', 'make_scene', 'generate_scenes', 'make_two_class_image',
+           'make_synthetic_set']
 
 # %% ../nbs/01_synthetic.ipynb #d7ae951e
 EXCLUDED_SOURCES = frozenset({'coins', 'cell', 'ihc', 'microaneurysms'})  # evaluation data or cell imagery
@@ -416,7 +417,22 @@ def _make_kinds(rng, n_kinds:int, collage_prob:float, sizes:list, background=Non
             if k.name not in {q.name for q in kinds}: kinds.append(k); break
     return kinds
 
-def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_occlusion:float, tries:int) -> Scene|None:
+def photometric_jitter(canvas:np.ndarray, rng, p:float=1.0) -> np.ndarray:
+    """Camera and staining looks that generated scenes otherwise lack, each with probability about `p`: low contrast,
+    gamma, a dark exposure (fluorescence-like), grey (aerial or microscope channels), and defocus. `canvas`: H×W×3 in [0,1]."""
+    c = np.asarray(canvas, np.float32)
+    if rng.random() < 0.35 * p:                                   # washed out: objects barely above the background
+        m = c.mean((0, 1), keepdims=True); c = m + (c - m) * rng.uniform(0.35, 0.8)
+    if rng.random() < 0.3 * p: c = np.clip(c, 0, 1) ** rng.uniform(0.5, 2.0)
+    if rng.random() < 0.15 * p: c = c * rng.uniform(0.15, 0.5)     # dark: dim objects on a black field
+    if rng.random() < 0.15 * p: c = np.repeat((c * np.array([0.299, 0.587, 0.114], np.float32)).sum(-1, keepdims=True), 3, -1)
+    if rng.random() < 0.2 * p:
+        im = Image.fromarray((np.clip(c, 0, 1) * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(0.8, 2.0)))
+        c = np.asarray(im, np.float32) / 255
+    return c.astype(np.float32)
+
+def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_occlusion:float, tries:int,
+             photometric:float=0.0) -> Scene|None:
     "Paint `counts[k]` objects of each kind on `canvas` under the occlusion budget; `None` if < 3 targets fit."
     H, W = canvas.shape[:2]
     label = np.full((H, W), -1, np.int32)
@@ -472,16 +488,18 @@ def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_oc
         canvas = np.asarray(Image.fromarray((canvas * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.0))), np.float32) / 255
     canvas = canvas * rng.uniform(0.85, 1.15) + rng.uniform(-0.06, 0.06)
     if rng.random() < 0.3: canvas = canvas + rng.normal(0, rng.uniform(0.005, 0.03), canvas.shape).astype(np.float32)
+    if photometric > 0: canvas = photometric_jitter(canvas, rng, photometric)
     img = Image.fromarray((np.clip(canvas, 0, 1) * 255 + 0.5).astype(np.uint8))
     other = {kinds[k].name: centres[kind_of == k] for k in range(1, len(kinds))}
     return Scene(img, kinds[0].name, centres[tgt], boxes[ex], other, boxes, kind_of, visibility, label, kinds)
 
 def make_scene(rng=None, width=(384, 768), height:int=384, count_range=(5, 600), dense_prob:float=0.3,
                n_kinds=(1, 3), collage_prob:float=0.35, max_occlusion:float=0.45, tries:int=4,
-               sprites=None, sprite_prob:float=0.45) -> Scene:
+               sprites=None, sprite_prob:float=0.45, photometric:float=0.0) -> Scene:
     """One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range; counts, kinds and occlusion
     as in the text; `sprites`: a folder of object pictures, used for a kind with probability `sprite_prob`.
-    `height`: an int, or a range (lo, hi) drawn log-uniformly, the width then scaling by height / lo."""
+    `height`: an int, or a range (lo, hi) drawn log-uniformly, the width then scaling by height / lo.
+    `photometric`: strength of `photometric_jitter` (0 = none)."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     lo, hi = count_range
     if not (1 <= lo <= hi): raise ValueError(f"count_range must be (lo, hi) with 1 <= lo <= hi, got {count_range}")
@@ -509,7 +527,7 @@ def make_scene(rng=None, width=(384, 768), height:int=384, count_range=(5, 600),
             counts = [counts[0]] + [max(3, round(c * min(1, f))) for c in counts[1:]]
         canvas = random_background(rng, W, H)
         kinds = _make_kinds(rng, nk, collage_prob, sizes, canvas.mean((0, 1)), sprites, sprite_prob)
-        scene = _compose(rng, canvas, kinds, counts[:len(kinds)], sizes[:len(kinds)], max_occlusion, tries)
+        scene = _compose(rng, canvas, kinds, counts[:len(kinds)], sizes[:len(kinds)], max_occlusion, tries, photometric)
         if scene is not None: return scene
     raise RuntimeError(f'make_scene: could not place 3 target objects in 10 attempts (W={W}, H={H}, count_range={count_range})')
 
@@ -533,14 +551,14 @@ def _scene_sample(args) -> Sample:
 def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=384, splits=(0.8, 0.1, 0.1),
                     count_range=(5, 600), dense_prob:float=0.3, n_kinds=(1, 3), collage_prob:float=0.35,
                     max_occlusion:float=0.45, quality:int=90, workers:int=1, progress:bool=True,
-                    sprites=None, sprite_prob:float=0.45) -> Path:
+                    sprites=None, sprite_prob:float=0.45, photometric:float=0.0) -> Path:
     "Write `n_images` generated scenes to folder `out` in the FSC-147 layout (DESIGN.md §3); returns `Path(out)`."
     if n_images < 1: raise SegcountError(f"{out}: n_images must be >= 1, got {n_images}")
     out = Path(out)
     names = [f'{i}.jpg' for i in range(n_images)]
     sp = _split_names(names, splits, np.random.default_rng([seed, 1]))
     kw = dict(width=width, height=height, count_range=count_range, dense_prob=dense_prob, n_kinds=n_kinds,
-              collage_prob=collage_prob, max_occlusion=max_occlusion)
+              collage_prob=collage_prob, max_occlusion=max_occlusion, photometric=photometric)
     if sprites is not None: kw.update(sprites=str(list_sprites(str(sprites))[0].parent), sprite_prob=sprite_prob)
     jobs = [(seed, i, kw) for i in range(n_images)]
     bar = lambda it: tqdm(it, total=n_images, desc='generate scenes', disable=not progress)

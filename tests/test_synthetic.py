@@ -277,3 +277,16 @@ def test_scenes_with_sprites_and_taller_canvases(tmp_path):
     assert make_scene(np.random.default_rng([4, 0]), **kw).annotation() == scenes[0].annotation()
     root = generate_scenes(tmp_path / 'g', 3, seed=1, progress=False, sprites=d, height=(384, 512))
     assert len(FSC147(root)) == 3
+
+
+def test_photometric_jitter_changes_looks_not_labels():
+    "Camera and staining looks vary the pixels only; strength 0 leaves the generator's scenes exactly as before."
+    from segcount.synthetic import photometric_jitter
+    c = np.random.default_rng(0).random((40, 60, 3)).astype(np.float32)
+    outs = [photometric_jitter(c, np.random.default_rng(i), 1.0) for i in range(40)]
+    assert all(o.shape == c.shape and o.dtype == np.float32 for o in outs)
+    assert any(o.std() < 0.7 * c.std() for o in outs)                         # washed-out or dark looks occur
+    assert any(np.allclose(o[..., 0], o[..., 1]) for o in outs)               # and grey ones
+    assert all(np.array_equal(photometric_jitter(c, np.random.default_rng(i), 0.0), c) for i in range(5))
+    a, b = make_scene(np.random.default_rng([2, 1])), make_scene(np.random.default_rng([2, 1]), photometric=1.0)
+    np.testing.assert_array_equal(a.points, b.points)                        # same objects, other looks
