@@ -153,8 +153,9 @@ def build_feature_cache(model: Counter, dataset: CountingDataset, device: torch.
                         folder: str | os.PathLike | None = None, desc: str = 'caching features',
                         progress: bool = True, num_workers: int = 0) -> FeatureCache:
     """Backbone outputs for every item of `dataset`: dicts raw_img C×h×w (fp16), raw_ex N×C, density 1×H×W
-    (fp16, × density_scale), count, size (H, W). In memory, or files in `folder` (reused when complete).
-    `num_workers` > 0 loads and crops images in worker processes."""
+    (fp16, × density_scale), count, size (H, W). In memory, or files in `folder`: reused when complete, and an
+    interrupted caching run resumes (items already written are kept). `num_workers` > 0 loads and crops images
+    in worker processes."""
     device = device or model.device
     was_training = model.training
     model.eval()
@@ -168,9 +169,15 @@ def build_feature_cache(model: Counter, dataset: CountingDataset, device: torch.
             cache.widths = json.loads(done.read_text())['widths']
             return cache
         folder.mkdir(parents=True, exist_ok=True)
-    items, widths = [], []
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers)
-    for i, it in enumerate(tqdm(loader, total=n, desc=desc, unit='img', disable=not progress, file=sys.stderr)):
+    items, widths = [], [0] * n
+    file = lambda i: folder / f"{i:06d}.pt"
+    for i in range(n) if folder is not None else ():   # written by an interrupted run: keep them
+        if file(i).is_file(): widths[i] = int(torch.load(file(i), weights_only=True)['size'][1])
+    todo = [i for i in range(n) if not widths[i]]
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=None, shuffle=False,
+                                         num_workers=num_workers)
+    bar = tqdm(zip(todo, loader), total=len(todo), desc=desc, unit='img', disable=not progress, file=sys.stderr)
+    for i, it in bar:
         img, ex = it['image'][None].to(device), it['exemplars'][None].to(device)
         dt = amp_dtype(device)
         with torch.autocast(device.type, dtype=dt, enabled=dt is not None):
@@ -178,10 +185,10 @@ def build_feature_cache(model: Counter, dataset: CountingDataset, device: torch.
         item = dict(raw_img=raw_img.half().cpu(), raw_ex=raw_ex.float().cpu(),
                     density=(it['density'] * model.density_scale).half(), count=float(it['count']),
                     size=torch.tensor(it['image'].shape[-2:]))
-        widths.append(int(it['image'].shape[-1]))
+        widths[i] = int(it['image'].shape[-1])
         if folder is None: items.append(item)
         else:
-            with atomic_write(folder / f"{i:06d}.pt", 'wb') as f: torch.save(item, f)
+            with atomic_write(file(i), 'wb') as f: torch.save(item, f)
     if folder is not None:
         with atomic_write(folder / 'complete.json') as f: json.dump(dict(n=n, widths=widths), f)
     model.train(was_training)
