@@ -96,11 +96,14 @@ def test_disk_cache_is_reused(toy, tmp_path):
     torch.testing.assert_close(c2[0]['raw_img'], c1[0]['raw_img'])
     assert c1[0]['raw_img'].dtype == torch.float16 and c1[0]['raw_img'].shape == (96, 6, 9)
     # an interrupted caching run (no complete.json, one item missing) resumes: only the missing item is computed
+    tr = CountingDataset(FSC147(toy, 'train'), height=96, exemplar_size=48)
+    t1 = build_feature_cache(m, tr, folder=tmp_path / 't', progress=False)
+    files = sorted((tmp_path / 't').rglob('*.pt'))
     (files[0].parent / 'complete.json').unlink(); files[1].unlink()
     kept = files[0].stat().st_mtime_ns
-    c3 = build_feature_cache(m, ds, folder=tmp_path, progress=False)
-    assert files[1].is_file() and files[0].stat().st_mtime_ns == kept and c3.widths == c1.widths
-    torch.testing.assert_close(c3[1]['raw_img'], c1[1]['raw_img'])
+    t2 = build_feature_cache(m, tr, folder=tmp_path / 't', progress=False)
+    assert files[1].is_file() and files[0].stat().st_mtime_ns == kept and t2.widths == t1.widths
+    torch.testing.assert_close(t2[1]['raw_img'], t1[1]['raw_img'])
 
 
 def test_wrong_checkpoints_are_refused(tmp_path):
