@@ -55,6 +55,13 @@ docs: setup
 test-docs: docs browser
 	SEGCOUNT_DOCS_SITE=_site $(BIN)/python -m pytest -q -m docs tests/test_docs.py
 
+## gpu-check: every CUDA code path in one short run (on one GPU, <= 5 min); JSON summary in gpu-check.json.
+## On a CPU: make gpu-check GPU_CHECK_ARGS="--device cpu --tiny" (about 90 s with OMP_NUM_THREADS=1)
+GPU_CHECK_ARGS ?=
+.PHONY: gpu-check
+gpu-check: setup
+	$(BIN)/python tools/gpu_check.py --out gpu-check.json $(GPU_CHECK_ARGS)
+
 ## lab: open the course in JupyterLab
 lab: setup
 	$(BIN)/jupyter lab nbs/

@@ -692,12 +692,15 @@ def _find_up(rel:str) -> Path:
 
 def course_mode(full:bool|None=None, root=None) -> CourseMode:
     """Fast mode (generated data, MobileNetV2, CPU) or full mode (FSC-147, ResNet-50, GPU: the paper's setting).
-    `full=None` reads `SEGCOUNT_FULL`; `root` (or `SEGCOUNT_FSC147`) overrides where FSC-147 is."""
-    if full is None: full = os.environ.get('SEGCOUNT_FULL', '').strip().lower() in ('1', 'true', 'yes', 'on')
+    `SEGCOUNT_FULL` (1/0), when set, overrides `full`, so a chapter runs in either mode without editing it;
+    `root` (or `SEGCOUNT_FSC147`) says where FSC-147 is; `SEGCOUNT_MAX_EPOCHS` caps full mode's epochs (a smoke run)."""
+    env = os.environ.get('SEGCOUNT_FULL', '').strip().lower()
+    if env: full = env in ('1', 'true', 'yes', 'on')
     if not full: return CourseMode(False, 'mobilenet_v2', 'cpu', None, 40, 2, 2)
     r = Path(root or os.environ.get('SEGCOUNT_FSC147') or _find_up(FSC147_DEFAULT_ROOT))
     missing = [f for k, f in FSC147_FILES.items() if k != 'densities' and not (r / f).exists()]
     if missing:
         raise SegcountError(f"full mode needs FSC-147 at {r} (no {missing[0]}): run "
                             f"`python data_scripts/download_fsc147.py --out {r}` or set FULL = False")
-    return CourseMode(True, 'resnet50', 'auto', r, None, 300, 20)
+    cap = int(os.environ.get('SEGCOUNT_MAX_EPOCHS') or 10 ** 9)
+    return CourseMode(True, 'resnet50', 'auto', r, None, min(300, cap), min(20, cap))

@@ -400,11 +400,13 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
     args = _jsonable({k: v for k, v in locals().items() if k not in ('log', 't_start')})
     out_dir = Path(out_dir)
     world, rank, local_rank = _dist_info()
-    if world > 1:
+    ddp = world > 1 or 'TORCHELASTIC_RUN_ID' in os.environ   # launched by torchrun: the DDP path, even for 1 process
+    if ddp:
         import torch.distributed as dist
+        cuda = torch.cuda.is_available() and str(device) != 'cpu'
         if not dist.is_initialized():
-            dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
-        dev = torch.device(f'cuda:{local_rank}') if torch.cuda.is_available() else torch.device('cpu')
+            dist.init_process_group('nccl' if cuda else 'gloo')
+        dev = torch.device(f'cuda:{local_rank}') if cuda else torch.device('cpu')
         if dev.type == 'cuda': torch.cuda.set_device(dev)
     else:
         dev = pick_device(device)
@@ -477,7 +479,7 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
         say(f"resume: no {last_path} yet, starting from scratch")
 
     step = _CounterStep(model)
-    if world > 1:
+    if ddp:
         from torch.nn.parallel import DistributedDataParallel as DDP
         step = DDP(step, device_ids=[dev.index] if dev.type == 'cuda' else None)
 
@@ -556,7 +558,7 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
             say(f"epoch {epoch + 1}/{epochs}  loss {rec['train_loss']:.4f}  {rec['images_per_s']:.1f} img/s"
                 + (f"  val MAE {rec['val_mae']:.2f}  RMSE {rec['val_rmse']:.2f}" if 'val_mae' in rec else '')
                 + (f"  real val NAE {rec['val_groups_nae']:.3f}" if 'val_groups_nae' in rec else ''))
-        if world > 1:
+        if ddp:
             import torch.distributed as dist
             dist.barrier()
         if stopped:

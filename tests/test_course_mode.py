@@ -94,3 +94,16 @@ def test_full_mode_with_fsc147(tmp_path):
     assert m.root == root and m.limit is None and (m.counter_epochs, m.segmenter_epochs) == (300, 20)
     assert m.data(tmp_path/'unused') == root and not (tmp_path/'unused').exists()   # nothing generated
     assert len(FSC147(m.data(tmp_path/'unused'), 'train')) == 1
+
+
+def test_environment_switches_a_chapter_without_editing_it(tmp_path, monkeypatch):
+    "SEGCOUNT_FULL overrides the notebook's `FULL = False`; SEGCOUNT_MAX_EPOCHS caps full mode's epochs (smoke runs)."
+    root = write_fsc147(tmp_path/'fsc', [_tiny_sample('1.jpg', 0), _tiny_sample('2.jpg', 1)],
+                        splits={'train': ['1.jpg'], 'val': ['2.jpg'], 'test': []})
+    monkeypatch.setenv('SEGCOUNT_FSC147', str(root))
+    monkeypatch.setenv('SEGCOUNT_FULL', '1')
+    assert course_mode(False).full is True and course_mode(False).root == root
+    monkeypatch.setenv('SEGCOUNT_MAX_EPOCHS', '3')
+    assert (course_mode(False).counter_epochs, course_mode(False).segmenter_epochs) == (3, 3)
+    monkeypatch.setenv('SEGCOUNT_FULL', '0')
+    assert course_mode(True).full is False

@@ -56,7 +56,9 @@ def test_tiny_cpu_run_passes_every_part(tmp_path):
 
 
 def test_a_failed_part_is_a_record_not_a_crash(tmp_path):
-    rc, summary, log, _ = _run(tmp_path, '--parts', 'full_02_metrics', '--fail', 'full_02_metrics', timeout=120)
+    rc, summary, log, _ = _run(tmp_path, '--parts', 'full_02_metrics', '--fail', 'full_02_metrics',
+                               '--keep', str(tmp_path / 'scratch'), timeout=120)   # a failed run keeps its scratch
+    assert 'raised on purpose' in (tmp_path / 'scratch' / 'tracebacks.txt').read_text()
     assert rc == 1
     assert 'Traceback' not in log
     assert summary['ok'] is False and list(summary['parts']) == ['setup', 'full_02_metrics']
