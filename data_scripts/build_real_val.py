@@ -50,6 +50,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_real_eval import _differs, _overlap, _r, box_centres, encode, stretch16, write_tree  # shared with the test set
+
 PROG = "build_real_val"
 ROOT = Path(__file__).resolve().parent.parent
 MAX_SIDE = 1024
@@ -262,12 +265,6 @@ def pick_exemplars(boxes, size, k=3, margin=2):
     return b[picked]
 
 
-def _overlap(a, c):
-    w = min(a[2], c[2]) - max(a[0], c[0])
-    h = min(a[3], c[3]) - max(a[1], c[1])
-    return max(w, 0) * max(h, 0)
-
-
 def label_boxes_centroids(mask):
     "Per label of an integer mask (sorted labels): bbox (pixel edges) and centroid (+0.5)."
     from scipy import ndimage as ndi
@@ -280,10 +277,6 @@ def label_boxes_centroids(mask):
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
     pts = np.asarray([[cx + 0.5, cy + 0.5] for cy, cx in cents], dtype=np.float64).reshape(-1, 2)
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), pts
-
-
-def box_centres(boxes):
-    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
 
 
 def smarties_instances(rgb):
@@ -416,22 +409,6 @@ def digit_cells(gray, rows, cols, cell=20):
 
 # ----------------------------------------------------------------------------- images
 
-def encode(im, fmt):
-    buf = io.BytesIO()
-    if fmt == "jpg":
-        im.convert("RGB").save(buf, "JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False)
-    else:
-        im.save(buf, "PNG", optimize=False)
-    return buf.getvalue()
-
-
-def stretch16(a, lo_pct=0.5, hi_pct=99.8):
-    "16-bit microscopy -> 8-bit by a linear percentile stretch."
-    lo, hi = np.percentile(a, [lo_pct, hi_pct])
-    g = np.clip((a.astype(np.float64) - lo) / max(hi - lo, 1e-9), 0, 1)
-    return Image.fromarray(np.round(g * 255).astype(np.uint8), mode="L")
-
-
 def dump_groups(entries):
     "segcount-groups/1 JSON, one key per line and coordinates compact (readable diffs)."
     out = ['{"format": "segcount-groups/1",', ' "entries": [']
@@ -442,10 +419,6 @@ def dump_groups(entries):
     text = "\n".join(out) + "\n"
     assert json.loads(text)["entries"] == entries
     return text.encode()
-
-
-def _r(a):
-    return [[round(float(v), 2) for v in row] for row in np.asarray(a)]
 
 
 # ----------------------------------------------------------------------------- the set
@@ -651,17 +624,6 @@ def opencv_stanza(src):
 
 # ----------------------------------------------------------------------------- output
 
-def write_tree(files, out: Path):
-    "Write {relpath: bytes} under `out`, each file atomically (temp name + os.replace)."
-    out.mkdir(parents=True, exist_ok=True)
-    for rel, data in sorted(files.items()):
-        p = out / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, p)
-
-
 def preview(out_dir: Path, groups_dir: Path, entries):
     "Overlay PNGs (exemplars green, dots red) for eyeballing the annotations."
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -736,13 +698,6 @@ def read_back(path: Path):
     except SegcountError as e:
         raise BuildError(f"segcount.data.read_groups rejects the output: {e}") from None
     return len(groups)
-
-
-def _differs(path: Path, data: bytes):
-    try:
-        return path.read_bytes() != data
-    except OSError:
-        return True
 
 
 if __name__ == "__main__":
