@@ -69,7 +69,7 @@ def cmd_generate(args):
     from segcount.synthetic import generate_scenes
     height = args.height[0] if len(args.height) == 1 else tuple(args.height[:2])
     out = generate_scenes(args.out, args.n, seed=args.seed, sprites=args.sprites, workers=args.workers, height=height,
-                          count_range=tuple(args.count_range), photometric=args.photometric)
+                          count_range=tuple(args.count_range), photometric=args.photometric, packed_prob=args.packed)
     _emit({"root": str(out), "n": args.n, "seed": args.seed}, args.json, f"wrote {args.n} scenes to {out}")
     return 0
 
@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="objects of the target kind per scene")
     g.add_argument("--photometric", type=float, default=0.0,
                    help="strength of camera and staining looks: low contrast, gamma, dark, grey, defocus (0 = none)")
+    g.add_argument("--packed", type=float, default=0.0,
+                   help="share of packed scenes: touching objects covering most of the canvas (0 = none)")
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train-counter", help="train the base counter (§3.1)")

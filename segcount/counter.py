@@ -7,29 +7,28 @@ Docs: https://segcount.github.io/segcount/counter.html.md"""
 # %% ../nbs/11_counter.ipynb #dec05599
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
+from importlib import resources
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import segcount
 from .backbones import build_backbone, Backbone
-from .data import SegcountError, atomic_write
+from .core import SegcountError
+from .model_files import load_model, model_from_checkpoint, save_model
 
 # %% auto #0
-__all__ = ['DELTA', 'DENSITY_SCALE', 'EXEMPLAR_SIZE', 'COUNTER_FORMAT', 'counter_registry', 'DensityRegressor', 'apply_mask',
-           'density_loss', 'Counter', 'build_counter', 'counter_state_dict', 'load_counter_state', 'save_weights',
-           'read_weights_metadata', 'read_checked_weights', 'load_weights']
+__all__ = ['DELTA', 'DENSITY_SCALE', 'COUNTER_FORMAT', 'counter_registry', 'DEFAULT_WEIGHTS', 'DensityRegressor', 'apply_mask',
+           'density_loss', 'Counter', 'build_counter', 'save_weights', 'load_weights', 'default_weights_path',
+           'counter_from_checkpoint', 'resolve_counter']
 
 # %% ../nbs/11_counter.ipynb #680280cc
 DELTA = 0.0            # Eq. 4's δ: similarity value written where the mask is 0 (S is clamped to be >= 0)
 DENSITY_SCALE = 100.0  # the regressor predicts density × DENSITY_SCALE (targets of order 1)
-EXEMPLAR_SIZE = 128    # exemplars are resized to 128×128 (paper §4.1)
 COUNTER_FORMAT = 'segcount-counter/1'
 
 # %% ../nbs/11_counter.ipynb #c75179ee
@@ -93,6 +92,7 @@ class Counter(nn.Module):
     forward(image B×3×H×W in [0,1], exemplars B×N×3×128×128 in [0,1], mask=None B×1×h×w)
       → dict(density B×1×H×W, similarity B×1×h×w, count B[, masked_similarity B×1×h×w])
     with h = ⌈H/16⌉, w = ⌈W/16⌉. `config` (JSON-able) rebuilds the same architecture via `build_counter`."""
+    KIND, FORMAT = 'counter', COUNTER_FORMAT   # what its weight files and checkpoints say they hold (`model_files`)
     def __init__(self, backbone_name: str = 'mobilenet_v2', backbone_weights: str | None = 'imagenet',
                  freeze_backbone: bool = True, proj_dim: int = 256, regressor_widths: tuple = (128, 64, 32, 16),
                  delta: float = DELTA, density_scale: float = DENSITY_SCALE, gate_density: bool = True,
@@ -202,97 +202,40 @@ counter_registry = {  # SAM-style named builders
 }
 
 # %% ../nbs/11_counter.ipynb #d46c2d58
-def _tensor_digest(sd: dict, config: str = '') -> str:
-    "SHA-256 over the config string and the names, dtypes, shapes and bytes of a state dict (sorted by name)."
-    h = hashlib.sha256(config.encode())
-    for k in sorted(sd):
-        t = sd[k].detach().cpu().contiguous()
-        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
-    return h.hexdigest()
-
-def counter_state_dict(model: Counter, include_backbone: bool | None = None) -> dict:
-    """The model's tensors to save: the head, plus the backbone if `include_backbone` (default: when it was trained,
-    or when it is a random trunk, `backbone_weights=None`, that could not be rebuilt from a weights file)."""
-    if include_backbone is None:
-        include_backbone = not model.backbone.frozen or model.config.get('backbone_weights') is None
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-            if include_backbone or not k.startswith('backbone.')}
-
-def load_counter_state(model: Counter, sd: dict, source: str = 'state dict') -> Counter:
-    "Load a `counter_state_dict` (with or without backbone tensors) into `model`; mismatch → `SegcountError`."
-    own = model.state_dict()
-    unexpected = sorted(set(sd) - set(own))
-    missing = sorted(k for k in set(own) - set(sd) if not k.startswith('backbone.'))
-    has_bb = any(k.startswith('backbone.') for k in sd)
-    if has_bb: missing += sorted(k for k in own if k.startswith('backbone.') and k not in sd)
-    bad = [k for k in set(sd) & set(own) if tuple(sd[k].shape) != tuple(own[k].shape)]
-    if unexpected or missing or bad:
-        what = (f"unexpected {unexpected[:3]}" if unexpected else f"missing {missing[:3]}" if missing
-                else f"shape mismatch at {sorted(bad)[:3]}")
-        raise SegcountError(f"{source}: weights do not fit this counter architecture ({what})")
-    model.load_state_dict(sd, strict=False)
-    return model
-
 def save_weights(model: Counter, path: str | os.PathLike, include_backbone: bool | None = None,
                  metadata: dict | None = None) -> Path:
-    """Write `model` as a safetensors file (atomically) with metadata kind/format/config/segcount_version/
-    includes_backbone/sha256 (+ `metadata`, values JSON-encoded unless already str)."""
-    from safetensors.torch import save
-    sd = counter_state_dict(model, include_backbone)
-    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
-    config = json.dumps(model.config)
-    meta.update(kind='counter', format=COUNTER_FORMAT, config=config, segcount_version=segcount.__version__,
-                includes_backbone=json.dumps(any(k.startswith('backbone.') for k in sd)),
-                sha256=_tensor_digest(sd, config))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, 'wb') as f: f.write(save(sd, metadata=meta))
-    return path
-
-def read_weights_metadata(path: str | os.PathLike) -> dict:
-    "The metadata dict of a segcount safetensors file (strings); unreadable file → `SegcountError`."
-    from safetensors import safe_open
-    path = Path(path)
-    if not path.is_file(): raise SegcountError(f"{path}: weights file not found")
-    try:
-        with safe_open(str(path), framework='pt') as f: return dict(f.metadata() or {})
-    except Exception as e:
-        raise SegcountError(f"{path}: not a readable safetensors file ({type(e).__name__})") from None
-
-def read_checked_weights(path: Path, kind: str, backbone_weights=None) -> tuple[dict, dict, object]:
-    """(config, state dict, backbone weights to build with) of a segcount safetensors file of `kind` ('counter',
-    'segmenter'), after checking kind, config and checksum: any mismatch → `SegcountError` naming the file."""
-    from safetensors.torch import load_file
-    meta = read_weights_metadata(path)
-    found = meta.get('kind')
-    if found != kind: raise SegcountError(f"{path}: holds {found!r} weights, not a segcount {kind}")
-    try:
-        config = json.loads(meta['config'])
-        has_bb = json.loads(meta.get('includes_backbone', 'false'))
-    except (KeyError, json.JSONDecodeError):
-        raise SegcountError(f"{path}: missing or malformed {kind} config in the metadata") from None
-    try: sd = load_file(str(path))
-    except Exception as e: raise SegcountError(f"{path}: unreadable tensors ({type(e).__name__})") from None
-    if meta.get('sha256') != _tensor_digest(sd, meta['config']):
-        raise SegcountError(f"{path}: checksum mismatch (the file was modified or is corrupted)")
-    if not isinstance(config, dict): raise SegcountError(f"{path}: {kind} config is not a JSON object")
-    if has_bb and not any(k.startswith('backbone.') for k in sd):
-        raise SegcountError(f"{path}: the metadata says the trunk is inside, but the file holds no backbone tensors")
-    bw = None if has_bb else (backbone_weights if backbone_weights is not None else config.get('backbone_weights'))
-    if not has_bb and bw is None:
-        raise SegcountError(f"{path}: the file has no backbone weights and the config asks for a random backbone")
-    return config, sd, bw
+    """Write `model` as a safetensors weight file (atomically): kind 'counter', format, config, segcount version,
+    whether the trunk is inside and a checksum in the metadata (`segcount.model_files.save_model`)."""
+    return save_model(model, path, include_backbone, metadata)
 
 def load_weights(path: str | os.PathLike, device: str | torch.device = 'cpu',
                  backbone_weights: str | os.PathLike | None = None) -> Counter:
-    """A `Counter` (eval mode) from a file written by `save_weights`. If the file has no backbone tensors, the
-    backbone's ImageNet weights are resolved as the config says (or from `backbone_weights`)."""
-    path = Path(path)
-    config, sd, bw = read_checked_weights(path, 'counter', backbone_weights)
-    try: model = build_counter(config, backbone_weights=bw)
-    except SegcountError as e: raise SegcountError(f"{path}: {e}") from None   # e.g. a config of another format
-    load_counter_state(model, sd, str(path))
-    if bw is None and backbone_weights is None:   # the file carries the backbone: keep the config's provenance
-        model.config['backbone_weights'] = config.get('backbone_weights')
-    return model.to(device).eval()
+    """A `Counter` (eval mode) from a file written by `save_weights`, after the checks of
+    `segcount.model_files.read_model_file`. If the file has no trunk tensors, the trunk's ImageNet weights are
+    resolved as the config says (or from `backbone_weights`)."""
+    return load_model(path, 'counter', build_counter, device, backbone_weights)
+
+DEFAULT_WEIGHTS = 'default.safetensors'   # the embedded default counter, shipped in segcount/weights/
+
+def default_weights_path() -> Path:
+    "Path of the embedded default counter file (`segcount/weights/default.safetensors`); missing → `SegcountError`."
+    p = Path(str(resources.files('segcount') / 'weights' / DEFAULT_WEIGHTS))
+    if not p.is_file():
+        raise SegcountError(f"the embedded default model is missing from this install ({p}); "
+                            "reinstall segcount or pass --weights PATH")
+    return p
+
+def counter_from_checkpoint(ckpt: dict | str | os.PathLike, device: str | torch.device = 'cpu',
+                            backbone_weights=None) -> Counter:
+    "Rebuild the `Counter` of a training checkpoint (a dict or a path), eval mode; the ImageNet trunk re-resolved when it is not inside."
+    return model_from_checkpoint(ckpt, 'counter', build_counter, device, backbone_weights)
+
+def resolve_counter(counter=None, device: str | torch.device = 'cpu') -> tuple[Counter, str]:
+    """(counter in eval mode on `device`, description) from a `Counter`, a weight file (`.safetensors`), a training
+    checkpoint (`.pt`) or None, the embedded default. It never falls back to an untrained counter."""
+    if isinstance(counter, Counter): return counter.to(device).eval(), 'given'
+    if counter is None:
+        p = default_weights_path()
+        return load_weights(p, device), f'embedded {p.name}'
+    p = Path(counter)
+    return (counter_from_checkpoint(p, device) if p.suffix == '.pt' else load_weights(p, device)), str(p)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,48 +22,20 @@ import torch.nn.functional as F
 from PIL import Image, ImageFile, ImageOps
 from torchvision.ops import roi_align
 
+from .core import EXEMPLAR_SIZE, MODEL_HEIGHT, N_EXEMPLARS, SegcountError, atomic_write, one_line, safe_name
+
 # %% auto #0
 __all__ = ['MAX_BOXES', 'MAX_UPSCALE', 'MAX_MODEL_PIXELS', 'MIN_MODEL_HEIGHT', 'SIGMA_MIN', 'SIGMA_MAX', 'SIGMA_DEFAULT',
-           'FSC147_FILES', 'GROUPS_FORMAT', 'FSC147_DEFAULT_ROOT', 'SegcountError', 'atomic_write', 'image_size',
-           'load_image', 'to_tensor', 'validate_boxes', 'validate_points', 'validate_region', 'Sample', 'show_sample',
-           'model_height', 'resize_rule', 'resize_sample', 'crop_exemplars', 'sigma_rule', 'density_from_points',
-           'read_json', 'read_classes', 'FSC147', 'write_fsc147', 'Groups', 'read_groups', 'write_groups',
-           'CountingDataset', 'collate_counting', 'samples_to_batch', 'CourseMode', 'course_mode']
-
-# %% ../nbs/00_data.ipynb #c0194a64
-class SegcountError(ValueError):
-    "A user error (bad file, bad box, bad argument): one line naming the file and the problem."
-    pass
+           'FSC147_FILES', 'GROUPS_FORMAT', 'image_size', 'load_image', 'to_tensor', 'validate_boxes',
+           'validate_points', 'validate_region', 'Sample', 'show_sample', 'model_height', 'resize_rule',
+           'resize_sample', 'crop_exemplars', 'sigma_rule', 'density_from_points', 'read_json', 'read_classes',
+           'FSC147', 'write_fsc147', 'Groups', 'read_groups', 'write_groups', 'CountingDataset', 'collate_counting',
+           'samples_to_batch']
 
 # %% ../nbs/00_data.ipynb #17ddacbf
-def _one_line(e) -> str:
-    "The message of exception `e` squeezed onto one line."
-    return " ".join(str(e).split()) or type(e).__name__
-
 def _src(source) -> str:
     "`'source: '` or `''`, the prefix of an error message."
     return f"{source}: " if source else ""
-
-# %% ../nbs/00_data.ipynb #16980806
-@contextmanager
-def atomic_write(path, mode:str='w', encoding:str|None=None):
-    "Open `path.tmp-XXXX` beside `path` for writing; on success `os.replace` it onto `path`, on error delete it."
-    if mode not in ('w', 'wb'): raise ValueError(f"atomic_write: mode must be 'w' or 'wb', not {mode!r}")
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise SegcountError(f"{path}: cannot write, folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + '.tmp-', dir=path.parent)
-    try:
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, mode, encoding=(encoding or 'utf-8') if mode == 'w' else None) as f:
-            yield f
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try: os.unlink(tmp)
-        except FileNotFoundError: pass
-        raise
 
 # %% ../nbs/00_data.ipynb #17b9186c
 _OPEN_LOCK = threading.Lock()
@@ -97,7 +67,7 @@ def image_size(path) -> tuple[int, int]:
             w, h = im.size
             return (h, w) if _orientation(im) in (5, 6, 7, 8) else (w, h)
     except SegcountError: raise
-    except Exception as e: raise SegcountError(f"{path}: not a readable image ({_one_line(e)})") from None
+    except Exception as e: raise SegcountError(f"{path}: not a readable image ({one_line(e)})") from None
 
 # %% ../nbs/00_data.ipynb #2928f228
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -151,7 +121,7 @@ def load_image(path, max_pixels:int|None=50_000_000, return_scale:bool=False):
     except SegcountError: raise
     except MemoryError: raise SegcountError(f"{path}: not enough memory to decode this {w0}x{h0} image; lower max_pixels") from None
     except Exception as e:
-        msg = _one_line(e)
+        msg = one_line(e)
         if isinstance(e, Image.UnidentifiedImageError): msg = 'not an image file (format not recognised)'
         elif 'truncated' in msg.lower(): msg = f'truncated or corrupt image ({msg})'
         raise SegcountError(f"{path}: cannot read image: {msg}") from None
@@ -275,7 +245,7 @@ MAX_UPSCALE = 4.0          # an image is never enlarged more than this past heig
 MAX_MODEL_PIXELS = 4_000_000  # ... nor beyond this many pixels (dense photos: tiny objects stay tinier)
 MIN_MODEL_HEIGHT = 64      # a photo of a few huge objects still keeps a few feature cells
 
-def model_height(size, boxes, height:int=384, min_exemplar_side:float|None=None, max_upscale:float=MAX_UPSCALE,
+def model_height(size, boxes, height:int=MODEL_HEIGHT, min_exemplar_side:float|None=None, max_upscale:float=MAX_UPSCALE,
                  max_pixels:int=MAX_MODEL_PIXELS, exemplar_side:float|None=None, min_height:int=MIN_MODEL_HEIGHT) -> int:
     """Height to resize an image of `size` (W, H) to before counting. Default: the paper's `height` (384).
     `exemplar_side` (scale normalisation, as LOCA and GeCo do): the height at which the mean exemplar side is
@@ -295,7 +265,7 @@ def resize_rule(config:dict) -> dict:
     "The `model_height` arguments a counter's `config` was trained with (`exemplar_side`, `min_exemplar_side`)."
     return {k: config.get(k) for k in ('min_exemplar_side', 'exemplar_side')}
 
-def resize_sample(s:Sample, height:int=384) -> Sample:
+def resize_sample(s:Sample, height:int=MODEL_HEIGHT) -> Sample:
     "`s` resized to `height` keeping the aspect ratio; boxes, dots, region and density follow."
     W, H = s.size
     nw = max(1, round(W * height / H))
@@ -310,7 +280,7 @@ def resize_sample(s:Sample, height:int=384) -> Sample:
                    meta=dict(s.meta))
 
 # %% ../nbs/00_data.ipynb #76a64ebd
-def crop_exemplars(img, boxes, size:int=128) -> torch.Tensor:
+def crop_exemplars(img, boxes, size:int=EXEMPLAR_SIZE) -> torch.Tensor:
     "Crop `boxes` `[N,4]` from `img` (PIL image or `3×H×W` tensor) and resize each to `size×size`: `N×3×size×size`."
     t = img if isinstance(img, torch.Tensor) else to_tensor(img)
     if t.ndim != 3 or t.shape[0] != 3: raise ValueError(f"crop_exemplars: expected a 3xHxW image, got {tuple(t.shape)}")
@@ -368,8 +338,8 @@ def read_json(path):
     "Parse the JSON file `path`; a missing file or a syntax error is a `SegcountError` naming the file, line and column."
     path = _check_file(path)
     try: text = path.read_text(encoding='utf-8')
-    except UnicodeDecodeError as e: raise SegcountError(f"{path}: not UTF-8 text ({_one_line(e)})") from None
-    except OSError as e: raise SegcountError(f"{path}: cannot read ({_one_line(e)})") from None
+    except UnicodeDecodeError as e: raise SegcountError(f"{path}: not UTF-8 text ({one_line(e)})") from None
+    except OSError as e: raise SegcountError(f"{path}: cannot read ({one_line(e)})") from None
     try: return json.loads(text)
     except json.JSONDecodeError as e:
         raise SegcountError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
@@ -451,7 +421,7 @@ class FSC147(Sequence):
         npy = self.root / FSC147_FILES['densities'] / (Path(name).stem + '.npy')
         if npy.exists():
             try: dens = np.load(npy, allow_pickle=False).astype(np.float32)
-            except Exception as ex: raise SegcountError(f"{npy}: cannot read density map ({_one_line(ex)})") from None
+            except Exception as ex: raise SegcountError(f"{npy}: cannot read density map ({one_line(ex)})") from None
             if dens.shape != (H0, W0):
                 raise SegcountError(f"{npy}: density map is {dens.shape[1]}x{dens.shape[0]}, image is {W0}x{H0}")
         if (sx, sy) != (1.0, 1.0):
@@ -546,10 +516,6 @@ def read_groups(path, max_pixels:int|None=50_000_000) -> Groups:
     return Groups(path, _check_groups(read_json(path), path), max_pixels)
 
 # %% ../nbs/00_data.ipynb #e5ed7243
-def _safe_name(s:str) -> str:
-    keep = "".join(c if (c.isalnum() or c in '-_.') else '_' for c in str(s)).strip('.')
-    return keep or 'image'
-
 def write_groups(path, samples_or_entries, image_dir:str='images', image_format:str='jpg', quality:int=95) -> Path:
     "Write a `segcount-groups/1` file at `path`: `Sample`s get their image saved under `image_dir`; dict entries are checked and kept."
     path = Path(path)
@@ -559,7 +525,7 @@ def write_groups(path, samples_or_entries, image_dir:str='images', image_format:
     try:
         for k, s in enumerate(samples_or_entries, 1):
             if isinstance(s, Sample):
-                stem = _safe_name(s.name)
+                stem = safe_name(s.name)
                 if stem in stems: stem = f"{stem}-{k}"      # two ids that sanitise alike
                 stems.add(stem)
                 fname = f"{image_dir}/{stem}.{image_format}" if image_dir else f"{stem}.{image_format}"
@@ -605,7 +571,7 @@ def _jitter(t:torch.Tensor, b:float, c:float, s:float) -> torch.Tensor:
 
 class CountingDataset(torch.utils.data.Dataset):
     "Training items (dicts of tensors) from `Sample`s: image at `height`, exemplars, density, boxes, count."
-    def __init__(self, samples, height:int=384, n_exemplars:int|None=3, augment:bool=False, exemplar_size:int=128,
+    def __init__(self, samples, height:int=MODEL_HEIGHT, n_exemplars:int|None=N_EXEMPLARS, augment:bool=False, exemplar_size:int=EXEMPLAR_SIZE,
                  jitter:float=0.2, min_exemplar_side:float|None=None, exemplar_side:float|None=None,
                  scale_jitter:float=0.0, seed:int=0):
         self.samples, self.height, self.n_exemplars = samples, height, n_exemplars
@@ -658,49 +624,7 @@ def collate_counting(batch:list) -> dict:
                 points=[b['points'] for b in batch], name=[b['name'] for b in batch],
                 klass=[b['klass'] for b in batch], valid=valid)
 
-def samples_to_batch(samples, height:int=384, n_exemplars:int|None=3) -> dict:
+def samples_to_batch(samples, height:int=MODEL_HEIGHT, n_exemplars:int|None=N_EXEMPLARS) -> dict:
     "One collated batch from a few `Sample`s (no augmentation)."
     ds = CountingDataset(samples, height=height, n_exemplars=n_exemplars)
     return collate_counting([ds[i] for i in range(len(ds))])
-
-# %% ../nbs/00_data.ipynb #9428a0e7
-FSC147_DEFAULT_ROOT = 'data/FSC-147'   # where data_scripts/download_fsc147.py puts it, relative to the repository
-
-@dataclass(frozen=True)
-class CourseMode:
-    "The settings a chapter reads from its `FULL` flag (see `course_mode`)."
-    full: bool
-    backbone: str               # 'resnet50' (the paper) or 'mobilenet_v2' (ships offline)
-    device: str                 # 'auto' picks CUDA when there is one
-    root: Path|None             # the FSC-147 folder in full mode; None = generate scenes (fast mode)
-    limit: int|None             # images per experiment: None = all of them
-    counter_epochs: int         # the paper: 300
-    segmenter_epochs: int       # the paper: 20
-
-    def data(self, fast_dir, n_images:int=40, seed:int=0) -> Path:
-        "The experiment's FSC-147-layout folder: FSC-147 itself (full) or `n_images` generated scenes in `fast_dir`."
-        if self.full: return self.root
-        from segcount.synthetic import generate_scenes
-        return generate_scenes(Path(fast_dir), n_images, seed=seed, progress=False)
-
-def _find_up(rel:str) -> Path:
-    "`rel` under the working directory or the nearest parent that has it (notebooks run from nbs/)."
-    here = Path.cwd().resolve()
-    for d in (here, *here.parents):
-        if (d / rel).exists(): return d / rel
-    return here.parent / rel if here.name == 'nbs' else here / rel
-
-def course_mode(full:bool|None=None, root=None) -> CourseMode:
-    """Fast mode (generated data, MobileNetV2, CPU) or full mode (FSC-147, ResNet-50, GPU: the paper's setting).
-    `SEGCOUNT_FULL` (1/0), when set, overrides `full`, so a chapter runs in either mode without editing it;
-    `root` (or `SEGCOUNT_FSC147`) says where FSC-147 is; `SEGCOUNT_MAX_EPOCHS` caps full mode's epochs (a smoke run)."""
-    env = os.environ.get('SEGCOUNT_FULL', '').strip().lower()
-    if env: full = env in ('1', 'true', 'yes', 'on')
-    if not full: return CourseMode(False, 'mobilenet_v2', 'cpu', None, 40, 2, 2)
-    r = Path(root or os.environ.get('SEGCOUNT_FSC147') or _find_up(FSC147_DEFAULT_ROOT))
-    missing = [f for k, f in FSC147_FILES.items() if k != 'densities' and not (r / f).exists()]
-    if missing:
-        raise SegcountError(f"full mode needs FSC-147 at {r} (no {missing[0]}): run "
-                            f"`python data_scripts/download_fsc147.py --out {r}` or set FULL = False")
-    cap = int(os.environ.get('SEGCOUNT_MAX_EPOCHS') or 10 ** 9)
-    return CourseMode(True, 'resnet50', 'auto', r, None, min(300, cap), min(20, cap))

@@ -13,9 +13,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import (SegcountError, FSC147, Sample, crop_exemplars, read_groups,
-                           resize_sample, to_tensor)
+from .core import EXEMPLAR_SIZE, THRESHOLD, SegcountError
+from .data import FSC147, Sample, crop_exemplars, read_groups, resize_rule, resize_sample, to_tensor, validate_boxes
 from .metrics import count_metrics, region_error
+from .pipeline import MIN_BOX_SIDE, Predictor, dilate_mask, model_scale
+from .pseudolabel import ablation_masks
+from .synthetic import make_two_class_image
 
 # %% auto #0
 __all__ = ['PAPER_TABLES', 'load_samples', 'exemplar_box_mass', 'evaluate_samples', 'bench_seg_then_count', 'bench_infer',
@@ -144,7 +147,6 @@ def two_class_groups(samples, per_target: int = 2, seed: int = 0) -> list:
     """The paper's two-class protocol (§4.1) on any labelled samples (e.g. real photos): each sample becomes the target
     of `per_target` images, a strip of it beside a strip of a sample of another kind; `region` = the target strip.
     Kinds are compared by the last word of the class ("dead trees" and "trees" are one kind to a viewer)."""
-    from segcount.synthetic import make_two_class_image
     rng = np.random.default_rng(seed)
     kind = lambda s: (s.klass or s.name).split()[-1]
     out = []
@@ -162,8 +164,6 @@ def model_sample(sample, counter) -> Sample:
     asks for bigger exemplars, less for panoramas wider than 2048; boxes clipped to the image; one scale for x and y."""
     from dataclasses import replace
     from PIL import Image
-    from segcount.data import validate_boxes, resize_rule
-    from segcount.pipeline import model_scale
     W, H = sample.size
     b = validate_boxes(np.asarray(sample.boxes, np.float32).reshape(-1, 4), (W, H), source=sample.name)
     s, (w2, h2) = model_scale((W, H), b, **resize_rule(counter.config))   # the Predictor's own rule
@@ -174,7 +174,6 @@ def model_sample(sample, counter) -> Sample:
 
 def refused(sample) -> str | None:
     "Why the `Predictor` would refuse `sample` (an exemplar box under `MIN_BOX_SIDE` px on a side), else None."
-    from segcount.pipeline import MIN_BOX_SIDE
     b = np.asarray(sample.boxes, np.float64).reshape(-1, 4)
     side = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
     return f"exemplar box {int(side.argmin()) + 1} is under {MIN_BOX_SIDE:g} px" if len(b) and side.min() < MIN_BOX_SIDE else None
@@ -190,7 +189,7 @@ def masked_densities(counter, s, masks: dict) -> dict:
     "{name: H×W density} of `s` (at model resolution) for each mask (h×w bool on S's grid; None = no mask), one trunk pass."
     img = to_tensor(s.image).to(counter.device)
     feat = counter.image_features(img[None])
-    vec = counter.exemplar_vector(crop_exemplars(img, np.asarray(s.boxes, np.float32), 128)[None])
+    vec = counter.exemplar_vector(crop_exemplars(img, np.asarray(s.boxes, np.float32), EXEMPLAR_SIZE)[None])
     out = {}
     for k, m in masks.items():
         mm = None if m is None else torch.as_tensor(np.asarray(m)).bool().to(counter.device)[None, None]
@@ -200,11 +199,10 @@ def masked_densities(counter, s, masks: dict) -> dict:
     return out
 
 @torch.no_grad()
-def segmenter_mask(segmenter, s, threshold: float = 0.6, dilate: int | None = None) -> np.ndarray:
+def segmenter_mask(segmenter, s, threshold: float = THRESHOLD, dilate: int | None = None) -> np.ndarray:
     "The segmenter's binary mask M^p > threshold (§3.4), grown by `dilate` cells (default: the file's), for `s` → h×w bool."
-    from segcount.pipeline import dilate_mask
     img = to_tensor(s.image).to(segmenter.device)
-    ex = crop_exemplars(img, np.asarray(s.boxes, np.float32), 128)
+    ex = crop_exemplars(img, np.asarray(s.boxes, np.float32), EXEMPLAR_SIZE)
     k = getattr(segmenter, 'recommended_dilate', 0) if dilate is None else dilate
     return dilate_mask(segmenter(img[None], ex[None])[0, 0] > threshold, int(k)).cpu().numpy()
 
@@ -217,7 +215,7 @@ def region_mask(s, stride: int = 16) -> np.ndarray:
     return ((yc >= y1) & (yc < y2))[:, None] & ((xc >= x1) & (xc < x2))[None]
 
 # %% ../nbs/40_benchmarks.ipynb #44fbfaae
-def mask_benchmark(samples, counter, segmenter=None, threshold: float = 0.6, mode: str = 'fast',
+def mask_benchmark(samples, counter, segmenter=None, threshold: float = THRESHOLD, mode: str = 'fast',
                    limit: int | None = None, progress: bool = True, dilate: int | None = None) -> dict:
     """Every mask of Tables 3 and 4 applied to S (Eq. 4) on `samples`, scored with §4.2's metrics.
 
@@ -226,7 +224,6 @@ def mask_benchmark(samples, counter, segmenter=None, threshold: float = 0.6, mod
     segmenter, 'segmenter' (seg-then-count). 'sim@t', 'dots' and 'K*' are *pseudo labels*: computed from the
     ground truth here, they are oracles, the masks a segmenter trained on them would at best reproduce.
     Returns dict(n, methods={method: metrics}, rows=[per-image errors])."""
-    from segcount.pseudolabel import ablation_masks
     n = len(samples) if limit is None else min(int(limit), len(samples))
     if n == 0: raise SegcountError("no samples: nothing to benchmark")
     errs, gts, rows, skipped = defaultdict(list), [], [], []
@@ -254,7 +251,7 @@ def exemplar_distances(counter, samples, limit: int | None = None) -> dict:
         s = model_sample(samples[i], counter)
         if s.klass is None: continue
         img = to_tensor(s.image).to(counter.device)
-        v = counter.exemplar_vector(crop_exemplars(img, np.asarray(s.boxes, np.float32), 128)[None])[0]
+        v = counter.exemplar_vector(crop_exemplars(img, np.asarray(s.boxes, np.float32), EXEMPLAR_SIZE)[None])[0]
         by[s.klass].append(v.float().mean(0).cpu().numpy())
     if len(by) < 2: raise SegcountError(f"exemplar distances need at least 2 classes, got {len(by)}")
     centres = {k: np.mean(v, 0) for k, v in by.items()}
@@ -306,7 +303,7 @@ def render_table(t: dict) -> str:
 # %% ../nbs/40_benchmarks.ipynb #19a1fb77
 _METRICS = ('MAE', 'RMSE', 'NAE', 'SRE')
 
-def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None, threshold: float = 0.6,
+def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None, threshold: float = THRESHOLD,
                 mode: str = 'fast', limit: int | None = None, progress: bool = True,
                 precomputed: dict | None = None, dilate: int | None = None) -> dict:
     """Measure the paper's Table `number` (1, 3, 4 or 5) on `sets` ({name: samples}) → dict(number, title, columns,
@@ -316,7 +313,6 @@ def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None
     3: the pseudo masks of §5.1 and the segmenter's, applied to S on each set. 4: fixed K = 2..6, the segmenter, K*.
     5: intra/inter-class distances of exemplar features (on the first set) and count-everything MAE on every set,
     for `counter` and `finetuned`. `precomputed` reuses Table 3's `mask_benchmark` results (its 'mask_benchmark') in Table 4."""
-    from segcount.pipeline import Predictor
     if number not in PAPER_TABLES or number == 2: raise SegcountError(f"table {number}: choose 1, 3, 4 or 5")
     if not sets: raise SegcountError("no evaluation sets given")
     names = list(sets)

@@ -12,10 +12,10 @@ import math
 import numpy as np
 import torch
 
-from .data import SegcountError
+from .core import SegcountError
 
 # %% auto #0
-__all__ = ['region_sums', 'region_error', 'count_metrics']
+__all__ = ['region_sums', 'region_error', 'count_metrics', 'iou']
 
 # %% ../nbs/02_metrics.ipynb #7fabc2a7
 def _as_density(density) -> np.ndarray:
@@ -68,3 +68,10 @@ def count_metrics(errors, gts, zero:str='error') -> dict:
     else: out.update(NAE=float('nan'), SRE=float('nan'))
     if zero == 'skip': out['n_nonzero'] = int(nz.sum())
     return out
+
+# %% ../nbs/02_metrics.ipynb #b53926f2
+def iou(a, b) -> torch.Tensor:
+    "IoU of two boolean masks per leading index: `a`, `b` N×… (numpy or torch) → N (1 where both are empty)."
+    a, b = torch.as_tensor(a).bool().flatten(1), torch.as_tensor(b).bool().flatten(1)
+    inter, union = (a & b).sum(1).float(), (a | b).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))

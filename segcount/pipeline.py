@@ -13,36 +13,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import SegcountError, load_image, validate_boxes, crop_exemplars, to_tensor, model_height, resize_rule
+from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, atomic_write, pick_device
+from .counter import default_weights_path, load_weights
+from .data import load_image, validate_boxes, crop_exemplars, to_tensor, model_height, resize_rule
+from .segmenter import check_pair, load_segmenter, shares_backbone
 
 # %% auto #0
-__all__ = ['DEFAULT_WEIGHTS', 'MODEL_HEIGHT', 'MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'SEGMENTER_FILE', 'default_weights_path',
-           'pick_device', 'Prepared', 'model_scale', 'prepare', 'Prediction', 'dilate_mask', 'Predictor',
-           'save_density']
-
-# %% ../nbs/30_seg_then_count.ipynb #28cd82e8
-DEFAULT_WEIGHTS = "default.safetensors"
-
-def default_weights_path() -> Path:
-    "Path of the embedded default model file."
-    import segcount
-    p = Path(segcount.__file__).resolve().parent / "weights" / DEFAULT_WEIGHTS
-    if not p.exists():
-        raise SegcountError(f"the embedded default model is missing from this install ({p}); "
-                            "reinstall segcount or pass --weights PATH")
-    return p
-
-def pick_device(device: str = "auto") -> torch.device:
-    "`auto` picks CUDA, then MPS, then the CPU."
-    if device == "auto":
-        if torch.cuda.is_available(): return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available(): return torch.device("mps")
-        return torch.device("cpu")
-    try: return torch.device(device)
-    except RuntimeError as e: raise SegcountError(f"unknown device {device!r}") from None
+__all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'SEGMENTER_FILE', 'Prepared', 'model_scale', 'prepare', 'Prediction', 'dilate_mask',
+           'Predictor', 'save_density']
 
 # %% ../nbs/30_seg_then_count.ipynb #0fd516c1
-MODEL_HEIGHT = 384     # the paper resizes every query image to height 384 (§4.1)
 MAX_MODEL_WIDTH = 2048 # panoramas are scaled down further so the width stays bounded
 MIN_BOX_SIDE = 4.0     # an exemplar narrower than this (image pixels) carries no appearance
 
@@ -124,7 +104,7 @@ class Predictor:
     counter's similarity map is masked with δ outside it (Eq. 4) and the density is summed. When counter and
     segmenter share a frozen backbone, the backbone runs once."""
     def __init__(self, counter, segmenter=None, device="auto", weights_name: str = "in-memory",
-                 threshold: float = 0.6, dilate: int | None = None):
+                 threshold: float = THRESHOLD, dilate: int | None = None):
         self.device = pick_device(device) if isinstance(device, str) else device
         self.counter = counter.to(self.device).eval()
         self.segmenter = segmenter.to(self.device).eval() if segmenter is not None else None
@@ -133,7 +113,6 @@ class Predictor:
         if self.dilate < 0: raise SegcountError(f"dilate must be >= 0 cells, got {self.dilate}")
         self.shared_backbone = False
         if self.segmenter is not None:
-            from segcount.segmenter import check_pair, shares_backbone
             check_pair(self.counter, self.segmenter, weights_name)
             self.shared_backbone = shares_backbone(self.counter, self.segmenter)
 
@@ -141,8 +120,6 @@ class Predictor:
     def from_weights(cls, path=None, device="auto", segmenter=None):
         """Load a `.safetensors` counter (default: the embedded model) and a segmenter file (`segmenter`; default:
         `segmenter.safetensors` beside the counter file, when present)."""
-        from segcount.counter import load_weights
-        from segcount.segmenter import load_segmenter
         p = Path(path) if path is not None else default_weights_path()
         counter = load_weights(p)
         sp = Path(segmenter) if segmenter is not None else p.with_name(SEGMENTER_FILE)
@@ -173,7 +150,7 @@ class Predictor:
             if self.shared_backbone: s_raw, s_ex = raw, raw_ex                   # same frozen trunk: reuse it
             else: s_raw, s_ex = self.segmenter.backbone_image(x), self.segmenter.backbone_exemplars(ex)
             Mp = self.segmenter.forward_features(s_raw, s_ex)                    # 1x1xhxw cosine (Eq. 6)
-            binm = dilate_mask(Mp > thr, self.dilate if dilate is None else int(dilate))   # §3.4, threshold 0.6
+            binm = dilate_mask(Mp > thr, self.dilate if dilate is None else int(dilate))   # §3.4: threshold 0.6 by default
             feat, vec = c.image_features(raw=raw), c.exemplar_vector(raw=raw_ex)
             soft = Mp[0, 0].float().cpu().numpy()
             mask = binm[0, 0].cpu().numpy()
@@ -193,7 +170,6 @@ class Predictor:
 # %% ../nbs/30_seg_then_count.ipynb #f09ae964
 def save_density(pred: Prediction, path):
     "Save the density map as `.npy` (raw values) or as a colour `.png`."
-    from segcount.data import atomic_write
     path = Path(path)
     if path.suffix == ".npy":
         with atomic_write(path, "wb") as f: np.save(f, pred.density)

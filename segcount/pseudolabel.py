@@ -23,21 +23,20 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from .backbones import Backbone, build_backbone
-from .counter import Counter
-from .data import (FSC147, Sample, SegcountError, atomic_write, crop_exemplars, density_from_points,
-                           read_groups, resize_sample, to_tensor)
+from .core import EXEMPLAR_SIZE, KS, MODEL_HEIGHT, SegcountError, atomic_write, one_line, safe_name
+from .counter import Counter, resolve_counter
+from .data import FSC147, Sample, crop_exemplars, density_from_points, read_groups, resize_sample, to_tensor
+from .metrics import iou
 
 # %% auto #0
-__all__ = ['KS', 'MAX_AUTO_SCALE', 'MODES', 'THRESHOLDS', 'MANIFEST_FORMAT', 'kmeans_plusplus', 'kmeans', 'patch_size',
-           'patch_grid', 'build_embedder', 'embedder_for', 'embed_exact', 'resolve_scale', 'image_feature_map',
-           'embed_fast', 'patch_embeddings', 'masks_from_embeddings', 'kmeans_masks', 'two_kind_image', 'PseudoLabel',
-           'prepare_sample', 'kmeans_sweep', 'default_counter', 'normalise_map', 'similarity_masks',
-           'imagenet_similarity', 'dot_box_mask', 'fixed_k_mask', 'counts_with_masks', 'ablation_masks',
-           'pseudolabel_split', 'bench_pseudolabel', 'dots_kept', 'plot_sweep', 'oracle_report', 'print_oracle']
+__all__ = ['MAX_AUTO_SCALE', 'MODES', 'THRESHOLDS', 'MANIFEST_FORMAT', 'kmeans_plusplus', 'kmeans', 'patch_size', 'patch_grid',
+           'build_embedder', 'embedder_for', 'embed_exact', 'resolve_scale', 'image_feature_map', 'embed_fast',
+           'patch_embeddings', 'masks_from_embeddings', 'kmeans_masks', 'two_kind_image', 'PseudoLabel',
+           'prepare_sample', 'kmeans_sweep', 'normalise_map', 'similarity_masks', 'imagenet_similarity', 'dot_box_mask',
+           'fixed_k_mask', 'counts_with_masks', 'ablation_masks', 'pseudolabel_split', 'bench_pseudolabel', 'dots_kept',
+           'plot_sweep', 'oracle_report', 'print_oracle']
 
 # %% ../nbs/20_kmeans_sweep.ipynb #3e3c6044
-KS = (2, 3, 4, 5, 6)   # the paper's range of K (§4.1)
-
 def _sqdist(X: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
     "Squared distances: X N×D, C B×K×D → B×N×K."
     d = (X * X).sum(-1)[None, :, None] - 2 * torch.einsum('nd,bkd->bnk', X, C) + (C * C).sum(-1)[:, None, :]
@@ -375,24 +374,6 @@ def kmeans_sweep(sample: Sample, counter: Counter, ks=KS, mode: str = 'fast', em
                        density_nomask=D[nk].cpu().numpy() if keep and nomask else None,
                        similarity=S[0, 0].cpu().numpy() if keep else None)
 
-# %% ../nbs/20_kmeans_sweep.ipynb #ef8bf4f1
-def default_counter(device: str | torch.device = 'cpu') -> tuple[Counter, str]:
-    "(counter, description): the embedded default model if this install has it, else an untrained counter."
-    import segcount
-    from segcount.counter import load_weights
-    p = Path(segcount.__file__).resolve().parent / 'weights' / 'default.safetensors'
-    if p.is_file(): return load_weights(p, device=device), f'default ({p.name})'
-    torch.manual_seed(0)
-    return Counter('mobilenet_v2').to(device).eval(), 'UNTRAINED (no default weights yet)'
-
-def _as_counter(counter, device='cpu') -> tuple[Counter, str]:
-    "A counter from a `Counter`, a weights path or None (the default)."
-    if counter is None: return default_counter(device)
-    if isinstance(counter, (str, os.PathLike)):
-        from segcount.counter import load_weights
-        return load_weights(counter, device=device), str(counter)
-    return counter.eval(), 'given'
-
 # %% ../nbs/20_kmeans_sweep.ipynb #b4d15479
 THRESHOLDS = (0.2, 0.4, 0.6, 0.8)
 
@@ -474,16 +455,11 @@ def ablation_masks(sample: Sample, counter: Counter, ks=KS, thresholds=THRESHOLD
 # %% ../nbs/20_kmeans_sweep.ipynb #b59aebf3
 MANIFEST_FORMAT = 'segcount-pseudolabels/1'
 
-def _one_line(e: BaseException) -> str:
-    msg = " ".join(str(e).split())
-    return msg if isinstance(e, SegcountError) else f"{type(e).__name__}: {msg}" if msg else type(e).__name__
-
 def _stems(names: list) -> dict:
     "File stem per image name ('3.jpg' → '3'); the full name, made safe, where stems collide."
     stems = [Path(n).stem for n in names]
     dup = {s for s in stems if stems.count(s) > 1}
-    safe = lambda n: "".join(c if (c.isalnum() or c in '-_.') else '_' for c in n)
-    return {n: (safe(n) if s in dup else s) for n, s in zip(names, stems)}
+    return {n: (safe_name(n) if s in dup else s) for n, s in zip(names, stems)}
 
 def _save_result(pl: PseudoLabel, out: Path, stem: str, save_all: bool) -> dict:
     "Write the mask (and all K masks) then the record, atomically; return the record."
@@ -525,7 +501,7 @@ def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mo
     stems = _stems(names)
     for d in ('masks', 'records') + (('masks_all',) if save_all else ()): (out / d).mkdir(parents=True, exist_ok=True)
     if device is None: device = 'cuda' if torch.cuda.is_available() and not workers else 'cpu'
-    counter, desc = _as_counter(counter, device)
+    counter, desc = resolve_counter(counter, device)
     emb = embedder_for(counter, embedder)
     kw = dict(ks=tuple(ks), mode=mode, crop=crop, scale=scale, n_init=n_init, seed=seed, delta=delta)
     records, failed, todo, t0 = {}, {}, [], time.perf_counter()
@@ -558,7 +534,7 @@ def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mo
                 pl = kmeans_sweep(ds[n], counter, embedder=emb, **kw)
                 finish(n, _save_result(pl, out, stems[n], save_all), None)
             except Exception as e:   # a failed image never stops the run
-                finish(n, None, _one_line(e))
+                finish(n, None, one_line(e, with_type=True))
     bar.close()
     ks_done = [r['k'] for r in records.values()]
     manifest = dict(format=MANIFEST_FORMAT, root=str(root), split=split, mode=mode, ks=[int(k) for k in ks],
@@ -577,7 +553,7 @@ def _worker_task(name: str, stem: str, save_all: bool):
         pl = kmeans_sweep(_W['ds'][name], _W['counter'], **_W['kw'])
         return name, _save_result(pl, _W['out'], stem, save_all), None
     except Exception as e:   # a failed image never stops the run
-        return name, None, _one_line(e)
+        return name, None, one_line(e, with_type=True)
 
 # %% ../nbs/20_kmeans_sweep.ipynb #e3779029
 def _bench_samples(root, n_images: int, split: str | None = None) -> list:
@@ -588,12 +564,6 @@ def _bench_samples(root, n_images: int, split: str | None = None) -> list:
     elif p.is_dir(): ds = FSC147(p, split)
     else: raise SegcountError(f"{p}: no such file or folder (expected a groups file or an FSC-147 folder)")
     return [ds[i] for i in range(min(n_images, len(ds)))]
-
-def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    "IoU per leading index of two bool stacks (two empty masks agree: IoU 1)."
-    a, b = torch.as_tensor(a).bool().flatten(1), torch.as_tensor(b).bool().flatten(1)
-    inter, union = (a & b).sum(1).float(), (a | b).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 def _cells_of(points, stride: int, grid) -> tuple[np.ndarray, np.ndarray]:
     "Row and column of the similarity-map cell of each dot."
@@ -616,7 +586,7 @@ def bench_pseudolabel(root, n_images: int = 4, counter=None, split: str | None =
     finally: torch.set_num_threads(old_threads)
 
 def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, repeats, verbose) -> dict:
-    counter, desc = _as_counter(counter)
+    counter, desc = resolve_counter(counter)
     emb = embedder_for(counter, embedder)
     r = counter.stride
     samples = [prepare_sample(s, 384, r, max(ks), need_dots=False) for s in _bench_samples(root, n_images, split)]
@@ -637,8 +607,8 @@ def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, rep
         grid = tuple(me.shape[-2:])
         P, fB = patch_embeddings(img, s.boxes, grid, r, 'exact', emb, crop)
         me2 = masks_from_embeddings(P, fB, grid, ks, n_init, seed + 1)
-        row = dict(name=s.name, size=list(s.size), exact_s=te, fast_s=tf, iou=_iou(me, mf).tolist(),
-                   iou_reseeded=_iou(me, me2).tolist(), area_exact=me.float().mean().item(),
+        row = dict(name=s.name, size=list(s.size), exact_s=te, fast_s=tf, iou=iou(me, mf).tolist(),
+                   iou_reseeded=iou(me, me2).tolist(), area_exact=me.float().mean().item(),
                    area_fast=mf.float().mean().item())
         if len(s.points):
             i, j = _cells_of(s.points, r, grid)

@@ -20,23 +20,26 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-import segcount
 from .backbones import Backbone, build_backbone
-from .counter import Counter, _tensor_digest, read_weights_metadata, read_checked_weights
-from .data import (FSC147, Sample, SegcountError, atomic_write, crop_exemplars, model_height,
-                           resize_rule, resize_sample, to_tensor)
+from .core import THRESHOLD, SegcountError, atomic_write, log as _log, pick_device, safe_name
+from .counter import Counter, resolve_counter
+from .data import FSC147, Sample, crop_exemplars, model_height, resize_rule, resize_sample, to_tensor
+from .metrics import iou
+from .pseudolabel import kmeans_sweep, two_kind_image
+from .synthetic import make_two_class_image
+from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model, model_from_checkpoint,
+                          read_metadata, resume as resume_from, save_checkpoint, save_model)
 
 # %% auto #0
-__all__ = ['SEGMENTER_FORMAT', 'THRESHOLD', 'Segmenter', 'build_segmenter', 'segmenter_state_dict', 'load_segmenter_state',
-           'save_segmenter', 'load_segmenter', 'shares_backbone', 'check_pair', 'seg_loss', 'mask_iou', 'make_item',
-           'collate_items', 'predict_batch', 'evaluate_segmenter', 'fit_segmenter', 'toy_items', 'resolve_counter',
-           'training_samples', 'pseudo_mask', 'load_segmenter_checkpoint', 'segmenter_from_checkpoint',
-           'export_segmenter', 'train_segmenter']
+__all__ = ['SEGMENTER_FORMAT', 'Segmenter', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'shares_backbone',
+           'check_pair', 'seg_loss', 'mask_iou', 'make_item', 'collate_items', 'predict_batch', 'evaluate_segmenter',
+           'fit_segmenter', 'toy_items', 'training_samples', 'pseudo_mask', 'load_segmenter_checkpoint',
+           'segmenter_from_checkpoint', 'export_segmenter', 'train_segmenter']
 
 # %% ../nbs/21_segmenter.ipynb #d3649762
 SEGMENTER_FORMAT = 'segcount-segmenter/1'
-THRESHOLD = 0.6   # §4.1: the predicted mask is binarised at 0.6
 
 class Segmenter(nn.Module):
     """Exemplar-based segmentation model P (paper §3.3).
@@ -44,6 +47,7 @@ class Segmenter(nn.Module):
     forward(image B×3×H×W in [0,1], exemplars B×N×3×128×128 in [0,1]) → predicted mask B×1×h×w in [-1, 1]
     (Eq. 6), h = ⌈H/16⌉, w = ⌈W/16⌉. `forward_features(raw_img, raw_ex)` does the same from the trunk's outputs
     (`backbone_image` / `backbone_exemplars`, identical to `Counter`'s for the same frozen trunk)."""
+    KIND, FORMAT = 'segmenter', SEGMENTER_FORMAT   # what its weight files and checkpoints say they hold (`model_files`)
     def __init__(self, backbone_name: str = 'mobilenet_v2', backbone_weights: str | None = 'imagenet',
                  freeze_backbone: bool = True, proj_dim: int = 128, hidden_dim: int = 256):
         super().__init__()
@@ -101,54 +105,19 @@ def build_segmenter(config: dict | None = None, **overrides) -> Segmenter:
     if unknown: raise SegcountError(f"unknown segmenter config keys {unknown}")
     return Segmenter(**cfg)
 
-def segmenter_state_dict(model: Segmenter, include_backbone: bool | None = None) -> dict:
-    "Tensors to save: the head, plus the trunk when it was trained or is random (default)."
-    if include_backbone is None:
-        include_backbone = not model.backbone.frozen or model.config.get('backbone_weights') is None
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-            if include_backbone or not k.startswith('backbone.')}
-
-def load_segmenter_state(model: Segmenter, sd: dict, source: str = 'state dict') -> Segmenter:
-    "Load a `segmenter_state_dict` into `model`; any mismatch → `SegcountError`."
-    own = model.state_dict()
-    unexpected = sorted(set(sd) - set(own))
-    need = [k for k in own if not k.startswith('backbone.') or any(s.startswith('backbone.') for s in sd)]
-    missing = sorted(k for k in need if k not in sd)
-    bad = sorted(k for k in set(sd) & set(own) if tuple(sd[k].shape) != tuple(own[k].shape))
-    if unexpected or missing or bad:
-        what = (f"unexpected {unexpected[:3]}" if unexpected else f"missing {missing[:3]}" if missing
-                else f"shape mismatch at {bad[:3]}")
-        raise SegcountError(f"{source}: weights do not fit this segmenter architecture ({what})")
-    model.load_state_dict(sd, strict=False)
-    return model
-
 def save_segmenter(model: Segmenter, path: str | os.PathLike, include_backbone: bool | None = None,
                    metadata: dict | None = None) -> Path:
-    "Write `model` as safetensors (atomically) with metadata kind='segmenter', format, config, version, sha256."
-    from safetensors.torch import save
-    sd = segmenter_state_dict(model, include_backbone)
-    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
-    config = json.dumps(model.config)
-    meta.update(kind='segmenter', format=SEGMENTER_FORMAT, config=config, segcount_version=segcount.__version__,
-                includes_backbone=json.dumps(any(k.startswith('backbone.') for k in sd)),
-                sha256=_tensor_digest(sd, config))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, 'wb') as f: f.write(save(sd, metadata=meta))
-    return path
+    "Write `model` as a safetensors weight file (atomically): kind 'segmenter' (`segcount.model_files.save_model`)."
+    return save_model(model, path, include_backbone, metadata)
 
 def load_segmenter(path: str | os.PathLike, device: str | torch.device = 'cpu',
                    backbone_weights: str | os.PathLike | None = None) -> Segmenter:
     """A `Segmenter` (eval mode) from a `save_segmenter` file; wrong kind, tampering, bad config → `SegcountError`.
     `model.recommended_dilate` is the file's `dilate` metadata (cells to grow the mask by, see `pipeline.dilate_mask`; 0 if absent)."""
-    path = Path(path)
-    config, sd, bw = read_checked_weights(path, 'segmenter', backbone_weights)   # shared with the counter
-    model = build_segmenter(config, backbone_weights=bw)
-    load_segmenter_state(model, sd, str(path))
-    if bw is None and backbone_weights is None: model.config['backbone_weights'] = config.get('backbone_weights')
-    try: model.recommended_dilate = max(0, int(json.loads(read_weights_metadata(path).get('dilate', '0'))))
+    model = load_model(path, 'segmenter', build_segmenter, device, backbone_weights)
+    try: model.recommended_dilate = max(0, int(json.loads(read_metadata(path).get('dilate', '0'))))
     except (TypeError, ValueError): model.recommended_dilate = 0   # a malformed hint: the paper's rule
-    return model.to(device).eval()
+    return model
 
 def shares_backbone(counter: Counter, segmenter: Segmenter) -> bool:
     "True when both use the same frozen, pretrained trunk, so one backbone pass can serve both (Predictor)."
@@ -175,8 +144,7 @@ def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = THRESH
     "IoU between `pred > threshold` and the binary `target` (over valid cells); 1 when both are empty."
     p, t = pred > threshold, target.view_as(pred) > 0.5
     if valid is not None: v = valid.view_as(pred).bool(); p, t = p & v, t & v
-    inter, union = (p & t).sum().item(), (p | t).sum().item()
-    return 1.0 if union == 0 else inter / union
+    return float(iou(p[None], t[None])[0])
 
 # %% ../nbs/21_segmenter.ipynb #b2534cc7
 @torch.no_grad()
@@ -242,8 +210,6 @@ def evaluate_segmenter(model: Segmenter, items: list[dict], batch_size: int = 8,
     model.train(was)
     return dict(loss=tot / max(cells, 1), iou=float(np.mean(ious)) if ious else float('nan'), n=len(items))
 
-def _log(msg: str): print(msg, file=sys.stderr, flush=True)
-
 def fit_segmenter(model: Segmenter, items: list[dict], epochs: int = 20, lr: float = 1e-5, batch_size: int = 8,
                   weight_decay: float = 1e-2, seed: int = 0, device: torch.device | str | None = None,
                   optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0, val_items: list | None = None,
@@ -252,7 +218,6 @@ def fit_segmenter(model: Segmenter, items: list[dict], epochs: int = 20, lr: flo
     """Train `model` on `items` (from `make_item`) with AdamW and Eq. 7; returns the history (one dict per epoch:
     epoch, train_loss, images_per_s, seconds[, val_loss, val_iou]). `on_epoch(epoch, rec)` runs after each epoch
     (checkpointing); `max_seconds` stops (after finishing the current batch) and marks the record `partial`."""
-    from tqdm.auto import tqdm
     dev = torch.device(device) if device is not None else model.device
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -291,7 +256,6 @@ def fit_segmenter(model: Segmenter, items: list[dict], epochs: int = 20, lr: flo
 # %% ../nbs/21_segmenter.ipynb #426b3f2b
 def toy_items(model: Segmenter, n: int = 8, seed: int = 0, **kw) -> tuple[list[dict], list[Sample]]:
     "`n` two-kind toy images (`pseudolabel.two_kind_image`) as training items, M* = cells holding target dots."
-    from segcount.pseudolabel import two_kind_image
     items, samples = [], []
     for i in range(n):
         s = two_kind_image(seed=seed + i, **kw)
@@ -303,29 +267,10 @@ def toy_items(model: Segmenter, n: int = 8, seed: int = 0, **kw) -> tuple[list[d
     return items, samples
 
 # %% ../nbs/21_segmenter.ipynb #295d6ab1
-def resolve_counter(counter_weights=None, device: str | torch.device = 'cpu') -> tuple[Counter, str]:
-    "(counter, description) for pseudo labels: a `Counter`, a .safetensors/.pt path, or None (default chain)."
-    from segcount.counter import load_weights
-    from segcount.training import counter_from_checkpoint
-    if isinstance(counter_weights, Counter): return counter_weights.to(device).eval(), 'given'
-    if counter_weights is not None:
-        p = Path(counter_weights)
-        if p.suffix == '.pt': return counter_from_checkpoint(p, device), str(p)
-        return load_weights(p, device=device), str(p)
-    emb = Path(segcount.__file__).resolve().parent / 'weights' / 'default.safetensors'
-    if emb.is_file(): return load_weights(emb, device=device), f'embedded {emb.name}'
-    ck = Path('runs/default/best.pt')
-    if ck.is_file(): return counter_from_checkpoint(ck, device), str(ck)
-    torch.manual_seed(0)
-    return Counter('mobilenet_v2').to(device).eval(), 'UNTRAINED counter (no default weights, no runs/default/best.pt)'
-
-def _safe(name: str) -> str: return "".join(c if (c.isalnum() or c in '-_.') else '_' for c in name)
-
 def training_samples(root, split: str = 'train', data: str = 'both', max_images: int | None = None,
                      seed: int = 0, height: int = 384, log: Callable[[str], None] = _log) -> list[Sample]:
     """The segmenter's training images (see `train_segmenter`): split images and/or two-class concatenations
     (with `data='both'` and a single class in the split, images only, with a note)."""
-    from segcount.synthetic import make_two_class_image
     if data not in ('both', 'images', 'two-class'):
         raise SegcountError(f"unknown data {data!r}: use 'both', 'images' or 'two-class'")
     ds = FSC147(root, split, density=False)
@@ -354,8 +299,7 @@ def training_samples(root, split: str = 'train', data: str = 'both', max_images:
 
 def pseudo_mask(sample: Sample, counter: Counter, cache_dir: Path | None = None, **sweep_kw) -> np.ndarray:
     "M* of `sample` by the K sweep (Eq. 5), read from / written to `cache_dir/<name>.npy` when given."
-    from segcount.pseudolabel import kmeans_sweep
-    f = cache_dir / f"{_safe(sample.name)}.npy" if cache_dir is not None else None
+    f = cache_dir / f"{safe_name(sample.name)}.npy" if cache_dir is not None else None
     if f is not None and f.is_file():
         try:
             m = np.load(f).astype(bool)
@@ -371,27 +315,21 @@ def pseudo_mask(sample: Sample, counter: Counter, cache_dir: Path | None = None,
 
 def load_segmenter_checkpoint(path: str | os.PathLike) -> dict:
     "A segmenter training checkpoint (`weights_only=True`); missing, unreadable or foreign → `SegcountError`."
-    from segcount.training import load_checkpoint
     return load_checkpoint(path, kind='segmenter')
 
 def segmenter_from_checkpoint(ckpt, device: str | torch.device = 'cpu') -> Segmenter:
     "Rebuild the `Segmenter` of a checkpoint (dict or path), eval mode."
-    ck = ckpt if isinstance(ckpt, dict) else load_segmenter_checkpoint(ckpt)
-    has_bb = any(k.startswith('backbone.') for k in ck['model'])
-    model = build_segmenter(ck['config'], **({'backbone_weights': None} if has_bb else {}))
-    load_segmenter_state(model, ck['model'], 'checkpoint' if isinstance(ckpt, dict) else str(ckpt))
-    if has_bb: model.config['backbone_weights'] = ck['config'].get('backbone_weights')
-    return model.to(device).eval()
+    return model_from_checkpoint(ckpt, 'segmenter', build_segmenter, device)
+
+def _training_summary(ck: dict) -> dict:
+    "What a segmenter weight file records of its training run."
+    hist = ck.get('history') or []
+    return dict(epochs=ck['epoch'], best_val_loss=ck.get('best_val_loss'), last=hist[-1] if hist else None,
+                counter=ck.get('counter'))
 
 def export_segmenter(ckpt, path: str | os.PathLike, metadata: dict | None = None) -> Path:
     "Checkpoint (best.pt/last.pt or its dict) → safetensors segmenter file with the training summary in metadata."
-    ck = ckpt if isinstance(ckpt, dict) else load_segmenter_checkpoint(ckpt)
-    model = segmenter_from_checkpoint(ck)
-    hist = ck.get('history') or []
-    meta = dict(training=dict(epochs=ck['epoch'], best_val_loss=ck.get('best_val_loss'),
-                              last=hist[-1] if hist else None, counter=ck.get('counter')), **(metadata or {}))
-    return save_segmenter(model, path, include_backbone=any(k.startswith('backbone.') for k in ck['model']),
-                          metadata=meta)
+    return export_checkpoint(ckpt, path, 'segmenter', build_segmenter, _training_summary, metadata)
 
 # %% ../nbs/21_segmenter.ipynb #70917486
 def train_segmenter(root, out_dir, counter_weights=None, epochs: int = 20, lr: float = 1e-5, batch_size: int = 8,
@@ -404,8 +342,6 @@ def train_segmenter(root, out_dir, counter_weights=None, epochs: int = 20, lr: f
     `history.json`, `pseudo/` (unless `pseudo_dir`). Returns dict(out_dir, last, best, epochs, best_val_loss
     (the train loss when there is no val set), best_val_iou, history, counter, n_train, n_val, skipped,
     stopped_early, seconds). See the notebook text for the steps."""
-    from tqdm.auto import tqdm
-    from segcount.training import CHECKPOINT_FORMAT, pick_device, save_checkpoint
     t_start = time.monotonic()
     args = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in locals().items()
             if k in ('root', 'out_dir', 'epochs', 'lr', 'batch_size', 'seed', 'max_images', 'split', 'data',
@@ -416,7 +352,6 @@ def train_segmenter(root, out_dir, counter_weights=None, epochs: int = 20, lr: f
     dev = pick_device(device)
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
     counter, cdesc = resolve_counter(counter_weights, dev)
-    if cdesc.startswith('UNTRAINED'): log(f"warning: pseudo masks from an {cdesc}")
     model = build_segmenter(dict(backbone_name=backbone or counter.config['backbone_name'],
                                  freeze_backbone=freeze_backbone, proj_dim=proj_dim)).to(dev)
     check_pair(counter, model)
@@ -448,15 +383,7 @@ def train_segmenter(root, out_dir, counter_weights=None, epochs: int = 20, lr: f
     last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
     start_epoch, history, best = 0, [], dict(loss=float('inf'), iou=None)
     if resume and last_path.is_file():
-        ck = load_segmenter_checkpoint(last_path)
-        if {k: v for k, v in ck['config'].items() if k != 'backbone_weights'} != \
-           {k: v for k, v in model.config.items() if k != 'backbone_weights'}:
-            raise SegcountError(f"{last_path}: was trained with config {ck['config']}, not {model.config}; "
-                                "use another out_dir or resume=False")
-        load_segmenter_state(model, {k: v.to(dev) for k, v in ck['model'].items()}, str(last_path))
-        if 'optimizer' in ck:
-            opt.load_state_dict(ck['optimizer'])
-            for g_ in opt.param_groups: g_['lr'], g_['weight_decay'] = lr, weight_decay
+        ck = resume_from(last_path, model, opt, lr, weight_decay)
         start_epoch, history = int(ck['epoch']), list(ck.get('history') or [])
         if ck.get('best_val_loss') is not None: best['loss'] = float(ck['best_val_loss'])
         best['iou'] = ck.get('best_val_iou')
@@ -464,23 +391,21 @@ def train_segmenter(root, out_dir, counter_weights=None, epochs: int = 20, lr: f
     elif resume:
         log(f"resume: no {last_path} yet, starting from scratch")
 
-    def checkpoint(epoch):
-        return dict(format=CHECKPOINT_FORMAT, kind='segmenter', segcount_version=segcount.__version__,
-                    config=model.config, model=segmenter_state_dict(model), optimizer=opt.state_dict(), epoch=epoch,
-                    history=history, best_val_loss=None if math.isinf(best['loss']) else best['loss'],
-                    best_val_iou=best['iou'], counter=cdesc, train_args=args)
+    def checkpoint_at(epoch):
+        return checkpoint(model, opt, epoch, history, best_val_loss=None if math.isinf(best['loss']) else best['loss'],
+                          best_val_iou=best['iou'], counter=cdesc, train_args=args)
 
     def on_epoch(epoch, rec):
         history.append(rec)
         score = rec.get('val_loss', rec['train_loss'])
         if rec.get('partial'):   # an interrupted epoch: keep the weights, but resume redoes this epoch
-            ck = checkpoint(epoch - 1)
+            ck = checkpoint_at(epoch - 1)
             save_checkpoint(ck, last_path)
             if not best_path.is_file(): save_checkpoint(ck, best_path)   # something to export even so
             log(f"max_minutes={max_minutes} reached during epoch {epoch}; saved last.pt"); return
         improved = score < best['loss']
         if improved: best.update(loss=score, iou=rec.get('val_iou'))
-        ck = checkpoint(epoch)
+        ck = checkpoint_at(epoch)
         save_checkpoint(ck, last_path)
         if improved or not best_path.is_file(): save_checkpoint(ck, best_path)
         with atomic_write(out_dir / 'history.json') as f: json.dump(history, f, indent=1)

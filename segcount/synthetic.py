@@ -23,10 +23,10 @@ from .data import FSC147, Sample, SegcountError, resize_sample, write_fsc147, wr
 
 # %% auto #0
 __all__ = ['EXCLUDED_SOURCES', 'COLOR_PHOTOS', 'GRAY_TEXTURES', 'BACKGROUNDS', 'SHAPES', 'PLURALS', 'FILLS', 'LAYOUTS',
-           'skimage_data_dir', 'load_source', 'available_sources', 'random_colour', 'colour_name', 'random_background',
-           'shape_mask', 'fill_texture', 'Kind', 'procedural_kind', 'collage_kind', 'list_sprites', 'sprite_kind',
-           'render_instance', 'Scene', 'photometric_jitter', 'make_scene', 'generate_scenes', 'make_two_class_image',
-           'make_synthetic_set']
+           'PACKED_COVER', 'skimage_data_dir', 'load_source', 'available_sources', 'random_colour', 'colour_name',
+           'random_background', 'shape_mask', 'fill_texture', 'Kind', 'procedural_kind', 'collage_kind', 'list_sprites',
+           'sprite_kind', 'render_instance', 'Scene', 'photometric_jitter', 'make_scene', 'generate_scenes',
+           'make_two_class_image', 'make_synthetic_set']
 
 # %% ../nbs/01_synthetic.ipynb #d7ae951e
 EXCLUDED_SOURCES = frozenset({'coins', 'cell', 'ihc', 'microaneurysms'})  # evaluation data or cell imagery
@@ -333,22 +333,24 @@ def _blend(canvas:np.ndarray, spr:np.ndarray, x0:int, y0:int, alpha_scale:float=
 def _loguniform(rng, lo:float, hi:float) -> float: return float(np.exp(rng.uniform(np.log(lo), np.log(max(hi, lo)))))
 
 LAYOUTS = ('uniform', 'grid', 'clusters')
+PACKED_COVER = (0.7, 1.2)   # packed scenes: target objects' boxes cover this share of the canvas (so they touch)
 
 class _Layout:
     "Proposes centres for one kind's `n` objects: uniform, jittered grid or clusters, in the image or a sub-rectangle."
-    def __init__(self, rng, W:int, H:int, n:int):
+    def __init__(self, rng, W:int, H:int, n:int, packed:bool=False):
         self.rng, self.W, self.H = rng, W, H
-        if rng.random() < 0.55: self.r = (0.0, 0.0, float(W), float(H))
+        if packed or rng.random() < 0.55: self.r = (0.0, 0.0, float(W), float(H))
         else:
             fa, ar = rng.uniform(0.25, 0.75), np.exp(rng.uniform(-0.6, 0.6))
             rw, rh = min(W, np.sqrt(fa * W * H * ar)), min(H, np.sqrt(fa * W * H / ar))
             self.r = (rng.uniform(0, W - rw), rng.uniform(0, H - rh), rw, rh)
-        self.kind = LAYOUTS[rng.choice(3, p=[0.45, 0.3, 0.25])]
+        self.kind = 'grid' if packed else LAYOUTS[rng.choice(3, p=[0.45, 0.3, 0.25])]
         x, y, rw, rh = self.r
-        if self.kind == 'grid':
+        if self.kind == 'grid':   # packed: every other row shifted half a cell (hexagonal, like fruit in a crate)
             d = np.sqrt(rw * rh / max(n, 1)); cols = max(1, round(rw / d)); rows = max(1, math.ceil(n / cols))
             self.d = np.array([rw / cols, rh / rows])
             gx, gy = np.meshgrid((np.arange(cols) + 0.5) * self.d[0] + x, (np.arange(rows) + 0.5) * self.d[1] + y)
+            if packed: gx = gx + (np.arange(rows)[:, None] % 2) * 0.5 * self.d[0]
             self.cells = np.stack([gx.ravel(), gy.ravel()], 1)[rng.permutation(rows * cols)]
         elif self.kind == 'clusters':
             k = int(rng.integers(1, 6))
@@ -432,14 +434,15 @@ def photometric_jitter(canvas:np.ndarray, rng, p:float=1.0) -> np.ndarray:
     return c.astype(np.float32)
 
 def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_occlusion:float, tries:int,
-             photometric:float=0.0) -> Scene|None:
-    "Paint `counts[k]` objects of each kind on `canvas` under the occlusion budget; `None` if < 3 targets fit."
+             photometric:float=0.0, packed:bool=False) -> Scene|None:
+    """Paint `counts[k]` objects of each kind on `canvas` under the occlusion budget; `None` if < 3 targets fit.
+    `packed`: the target kind on a hexagonal grid over the whole canvas, so neighbours touch and overlap."""
     H, W = canvas.shape[:2]
     label = np.full((H, W), -1, np.int32)
-    keep = 1 - (0.0 if rng.random() < 0.4 else rng.uniform(0.05, max_occlusion))
+    keep = 1 - (0.0 if rng.random() < 0.4 and not packed else rng.uniform(0.05, max_occlusion))
     persp = rng.uniform(0.5, 0.9) if rng.random() < 0.25 else None
     shadows = [rng.random() < 0.25 for _ in kinds]
-    layouts = [_Layout(rng, W, H, c) for c in counts]
+    layouts = [_Layout(rng, W, H, c, packed=packed and k == 0) for k, c in enumerate(counts)]
     order = rng.permutation(np.repeat(np.arange(len(kinds)), counts))
     seen, N = [0] * len(kinds), len(order)
     area, vis = np.zeros(N, np.int64), np.zeros(N, np.int64)
@@ -495,11 +498,12 @@ def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_oc
 
 def make_scene(rng=None, width=(384, 768), height:int=384, count_range=(5, 600), dense_prob:float=0.3,
                n_kinds=(1, 3), collage_prob:float=0.35, max_occlusion:float=0.45, tries:int=4,
-               sprites=None, sprite_prob:float=0.45, photometric:float=0.0) -> Scene:
+               sprites=None, sprite_prob:float=0.45, photometric:float=0.0, packed_prob:float=0.0) -> Scene:
     """One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range; counts, kinds and occlusion
     as in the text; `sprites`: a folder of object pictures, used for a kind with probability `sprite_prob`.
     `height`: an int, or a range (lo, hi) drawn log-uniformly, the width then scaling by height / lo.
-    `photometric`: strength of `photometric_jitter` (0 = none)."""
+    `photometric`: strength of `photometric_jitter` (0 = none). `packed_prob`: share of packed scenes, where the
+    target objects' boxes cover PACKED_COVER of the canvas and touch (a crate of apples, a tree canopy, a field of nuclei)."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     lo, hi = count_range
     if not (1 <= lo <= hi): raise ValueError(f"count_range must be (lo, hi) with 1 <= lo <= hi, got {count_range}")
@@ -510,7 +514,12 @@ def make_scene(rng=None, width=(384, 768), height:int=384, count_range=(5, 600),
     else: H = int(height)
     A, k = W * H, H / 384                   # k: object sizes below are for height 384
     for _ in range(10):
-        if rng.random() < dense_prob and hi >= 120:   # dense: many small objects
+        packed = rng.random() < packed_prob
+        if packed:                                    # packed: touching objects covering most of the canvas
+            n_t = _loguniform(rng, max(lo, 20), hi)
+            s_t = float(np.clip(np.sqrt(rng.uniform(*PACKED_COVER) * A / n_t), 5 * k, 110 * k))
+            n_t = max(3.0, min(hi, rng.uniform(*PACKED_COVER) * A / s_t ** 2))
+        elif rng.random() < dense_prob and hi >= 120:   # dense: many small objects
             n_t = _loguniform(rng, max(lo, 120), hi)
             s_t = rng.uniform(5 * k, max(6 * k, min(20.0 * k, np.sqrt(0.35 * A / n_t))))
         else:
@@ -527,7 +536,7 @@ def make_scene(rng=None, width=(384, 768), height:int=384, count_range=(5, 600),
             counts = [counts[0]] + [max(3, round(c * min(1, f))) for c in counts[1:]]
         canvas = random_background(rng, W, H)
         kinds = _make_kinds(rng, nk, collage_prob, sizes, canvas.mean((0, 1)), sprites, sprite_prob)
-        scene = _compose(rng, canvas, kinds, counts[:len(kinds)], sizes[:len(kinds)], max_occlusion, tries, photometric)
+        scene = _compose(rng, canvas, kinds, counts[:len(kinds)], sizes[:len(kinds)], max_occlusion, tries, photometric, packed)
         if scene is not None: return scene
     raise RuntimeError(f'make_scene: could not place 3 target objects in 10 attempts (W={W}, H={H}, count_range={count_range})')
 
@@ -551,14 +560,14 @@ def _scene_sample(args) -> Sample:
 def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=384, splits=(0.8, 0.1, 0.1),
                     count_range=(5, 600), dense_prob:float=0.3, n_kinds=(1, 3), collage_prob:float=0.35,
                     max_occlusion:float=0.45, quality:int=90, workers:int=1, progress:bool=True,
-                    sprites=None, sprite_prob:float=0.45, photometric:float=0.0) -> Path:
+                    sprites=None, sprite_prob:float=0.45, photometric:float=0.0, packed_prob:float=0.0) -> Path:
     "Write `n_images` generated scenes to folder `out` in the FSC-147 layout (DESIGN.md §3); returns `Path(out)`."
     if n_images < 1: raise SegcountError(f"{out}: n_images must be >= 1, got {n_images}")
     out = Path(out)
     names = [f'{i}.jpg' for i in range(n_images)]
     sp = _split_names(names, splits, np.random.default_rng([seed, 1]))
     kw = dict(width=width, height=height, count_range=count_range, dense_prob=dense_prob, n_kinds=n_kinds,
-              collage_prob=collage_prob, max_occlusion=max_occlusion, photometric=photometric)
+              collage_prob=collage_prob, max_occlusion=max_occlusion, photometric=photometric, packed_prob=packed_prob)
     if sprites is not None: kw.update(sprites=str(list_sprites(str(sprites))[0].parent), sprite_prob=sprite_prob)
     jobs = [(seed, i, kw) for i in range(n_images)]
     bar = lambda it: tqdm(it, total=n_images, desc='generate scenes', disable=not progress)

@@ -23,30 +23,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-import segcount
-from .counter import (Counter, build_counter, counter_state_dict, load_counter_state, save_weights,
-                              density_loss, load_weights)
-from .data import (SegcountError, atomic_write, FSC147, CountingDataset, collate_counting, Sample,
-                           read_groups, resize_rule, write_fsc147)
+from .core import SegcountError, atomic_write, log as _log, pick_device
+from .counter import Counter, build_counter, counter_from_checkpoint, density_loss, load_weights
+from .data import FSC147, CountingDataset, collate_counting, Sample, read_groups, resize_rule, write_fsc147
+from .evaluate import evaluate_samples
+from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model_state, model_state_dict,
+                          resume as resume_from, save_checkpoint)
+from .pipeline import Predictor
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'pick_device', 'amp_dtype', 'random_training_mask', 'masked_target', 'make_toy_fsc147',
-           'FeatureCache', 'build_feature_cache', 'crop_cached', 'collate_cached', 'width_batches', 'save_checkpoint',
-           'load_checkpoint', 'counter_from_checkpoint', 'export_weights', 'evaluate_counts', 'train_density',
+__all__ = ['amp_dtype', 'random_training_mask', 'masked_target', 'make_toy_fsc147', 'FeatureCache', 'build_feature_cache',
+           'crop_cached', 'collate_cached', 'width_batches', 'export_weights', 'evaluate_counts', 'train_density',
            'groups_nae', 'train_counter']
 
 # %% ../nbs/12_training.ipynb #57b077f8
-def pick_device(device: str | torch.device | None = 'auto') -> torch.device:
-    "`'auto'` → CUDA if available, else MPS, else CPU; otherwise `torch.device(device)`."
-    if isinstance(device, torch.device): return device
-    if device in (None, 'auto'):
-        if torch.cuda.is_available(): return torch.device('cuda')
-        mps = getattr(torch.backends, 'mps', None)
-        if mps is not None and mps.is_available(): return torch.device('mps')
-        return torch.device('cpu')
-    try: return torch.device(device)
-    except (RuntimeError, TypeError): raise SegcountError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)") from None
-
 def amp_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None:
     "Autocast dtype: bf16 (or fp16 where bf16 is unsupported) on CUDA, None (fp32) elsewhere or when `amp=False`."
     if not amp or device.type != 'cuda': return None
@@ -235,41 +225,12 @@ def width_batches(widths: list[int], batch_size: int, generator: torch.Generator
     return [batches[i] for i in order]
 
 # %% ../nbs/12_training.ipynb #ccad771b
-CHECKPOINT_FORMAT = 'segcount-checkpoint/1'
-
-def save_checkpoint(obj: dict, path: str | os.PathLike) -> Path:
-    "Atomically `torch.save` `obj` to `path`."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, 'wb') as f: torch.save(obj, f)
-    return path
-
-def load_checkpoint(path: str | os.PathLike, kind: str = 'counter') -> dict:
-    "A training checkpoint of `kind` (`weights_only=True`); missing, unreadable or foreign file → `SegcountError`."
-    path = Path(path)
-    if not path.is_file(): raise SegcountError(f"{path}: checkpoint not found")
-    try: ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise SegcountError(f"{path}: not a readable segcount checkpoint ({type(e).__name__})") from None
-    if not isinstance(ck, dict) or ck.get('format') != CHECKPOINT_FORMAT:
-        raise SegcountError(f"{path}: not a segcount checkpoint (no format {CHECKPOINT_FORMAT!r})")
-    if ck.get('kind') != kind:
-        raise SegcountError(f"{path}: holds a {ck.get('kind')!r} checkpoint, not a {kind}")
-    for k in ('config', 'model', 'epoch'):
-        if k not in ck: raise SegcountError(f"{path}: checkpoint lacks {k!r}")
-    return ck
-
-def counter_from_checkpoint(ckpt: dict | str | os.PathLike, device: str | torch.device = 'cpu',
-                            backbone_weights=None) -> Counter:
-    "Rebuild the `Counter` of a checkpoint (eval mode); ImageNet trunk re-resolved when the backbone was frozen."
-    src = str(ckpt) if not isinstance(ckpt, dict) else 'checkpoint'
-    ck = ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt)
-    has_bb = any(k.startswith('backbone.') for k in ck['model'])
-    bw = None if has_bb else (backbone_weights if backbone_weights is not None else ck['config'].get('backbone_weights'))
-    model = build_counter(ck['config'], backbone_weights=bw)
-    load_counter_state(model, ck['model'], src)
-    if has_bb: model.config['backbone_weights'] = ck['config'].get('backbone_weights')
-    return model.to(device).eval()
+def _training_summary(ck: dict) -> dict:
+    "What a counter weight file records of its training run: epochs, how the epoch was chosen, the last epoch, the arguments."
+    hist = ck.get('history') or []
+    return dict(epochs=ck['epoch'], best_val_mae=ck.get('best_val_mae'), selected_by=ck.get('selected_by', 'val_mae'),
+                best_score=ck.get('best_score', ck.get('best_val_mae')), last=hist[-1] if hist else None,
+                train_args=ck.get('train_args'))
 
 def export_weights(ckpt: dict | str | os.PathLike, path: str | os.PathLike, metadata: dict | None = None,
                    include_backbone: bool | None = None) -> Path:
@@ -277,15 +238,7 @@ def export_weights(ckpt: dict | str | os.PathLike, path: str | os.PathLike, meta
     it). Metadata gets the training summary (epochs, best val MAE, arguments) plus `metadata`. `include_backbone`:
     also store the trunk's tensors, so the file needs no ImageNet weights file at run time (default: only when the
     trunk was trained)."""
-    ck = ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt)
-    model = counter_from_checkpoint(ck)
-    hist = ck.get('history') or []
-    summary = dict(epochs=ck['epoch'], best_val_mae=ck.get('best_val_mae'), selected_by=ck.get('selected_by', 'val_mae'),
-                   best_score=ck.get('best_score', ck.get('best_val_mae')),
-                   last=hist[-1] if hist else None, train_args=ck.get('train_args'))
-    meta = dict(training=summary, **(metadata or {}))
-    include_bb = any(k.startswith('backbone.') for k in ck['model']) or bool(include_backbone)
-    return save_weights(model, path, include_backbone=include_bb, metadata=meta)
+    return export_checkpoint(ckpt, path, 'counter', build_counter, _training_summary, metadata, include_backbone)
 
 # %% ../nbs/12_training.ipynb #60ed6b04
 @torch.no_grad()
@@ -332,8 +285,6 @@ def train_density(y: torch.Tensor, target: torch.Tensor, scale: float) -> torch.
     y, target: B×1×H×W → B×1×H×W (count units)."""
     return torch.where(target > 0, y, y.clamp_min(0)) / scale
 
-def _log(msg: str): print(msg, file=sys.stderr, flush=True)
-
 def _best(history: list, key: str) -> float | None:
     "The lowest `key` over the epochs of `history` that have it (None if none)."
     vals = [r[key] for r in history if key in r]
@@ -341,8 +292,6 @@ def _best(history: list, key: str) -> float | None:
 
 def groups_nae(model: Counter, samples) -> float:
     "NAE of `model` counting the real photos of a groups file (`read_groups`) through the `Predictor`, as users count."
-    from segcount.evaluate import evaluate_samples
-    from segcount.pipeline import Predictor
     was_training = model.training
     res = evaluate_samples(Predictor(model, device=model.device), samples, progress=False)
     model.train(was_training)
@@ -419,7 +368,7 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
     model = build_counter(dict(backbone_name=backbone, backbone_weights=backbone_weights,
                                freeze_backbone=freeze_backbone, **(counter_kwargs or {})))
     if init_weights is not None:
-        load_counter_state(model, counter_state_dict(load_weights(init_weights), include_backbone=not freeze_backbone),
+        load_model_state(model, model_state_dict(load_weights(init_weights), include_backbone=not freeze_backbone),
                            str(init_weights))
     model.to(dev)
 
@@ -460,15 +409,7 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
     start_epoch, history, best_score = 0, [], float('inf')
     last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
     if resume and last_path.is_file():
-        ck = load_checkpoint(last_path)
-        arch = lambda c: {k: v for k, v in c.items() if k != 'backbone_weights'}
-        if arch(ck['config']) != arch(model.config):
-            raise SegcountError(f"{last_path}: was trained with config {ck['config']}, not {model.config}; "
-                                f"use another out_dir or resume=False")
-        load_counter_state(model, {k: v.to(dev) for k, v in ck['model'].items()}, str(last_path))
-        if 'optimizer' in ck:
-            opt.load_state_dict(ck['optimizer'])
-            for g_ in opt.param_groups: g_['lr'], g_['weight_decay'] = lr, weight_decay
+        ck = resume_from(last_path, model, opt, lr, weight_decay)
         if 'scaler' in ck and scaler.is_enabled(): scaler.load_state_dict(ck['scaler'])
         start_epoch, history = int(ck['epoch']), list(ck.get('history') or [])
         if ck.get('selected_by', 'val_mae') == selected_by:
@@ -483,12 +424,10 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
         from torch.nn.parallel import DistributedDataParallel as DDP
         step = DDP(step, device_ids=[dev.index] if dev.type == 'cuda' else None)
 
-    def checkpoint(epoch):
-        return dict(format=CHECKPOINT_FORMAT, kind='counter', segcount_version=segcount.__version__,
-                    config=model.config, model=counter_state_dict(model), optimizer=opt.state_dict(),
-                    scaler=scaler.state_dict() if scaler.is_enabled() else {}, epoch=epoch, history=history,
-                    best_score=None if math.isinf(best_score) else best_score, selected_by=selected_by,
-                    best_val_mae=_best(history, 'val_mae'), train_args=args)
+    def checkpoint_at(epoch):
+        return checkpoint(model, opt, epoch, history, scaler=scaler.state_dict() if scaler.is_enabled() else {},
+                          best_score=None if math.isinf(best_score) else best_score, selected_by=selected_by,
+                          best_val_mae=_best(history, 'val_mae'), train_args=args)
 
     stopped, completed = False, start_epoch
     for epoch in range(start_epoch, epochs):
@@ -538,7 +477,7 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
         if stopped and seen < sum(len(i) for i in batches):
             say(f"max_minutes={max_minutes} reached during epoch {epoch + 1}; saving its partial progress as last.pt")
             if main:
-                save_checkpoint(checkpoint(epoch), last_path)   # epoch counter not advanced: resume redoes it
+                save_checkpoint(checkpoint_at(epoch), last_path)   # epoch counter not advanced: resume redoes it
             break
         rec = dict(epoch=epoch + 1, train_loss=loss_sum / max(seen, 1), images_per_s=seen / max(time.monotonic() - t0, 1e-9),
                    seconds=time.monotonic() - t0, lr=lr)
@@ -550,7 +489,7 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone:
             history.append(rec)
             improved = selected_by in rec and rec[selected_by] < best_score
             if improved: best_score = rec[selected_by]
-            ck = checkpoint(epoch + 1)
+            ck = checkpoint_at(epoch + 1)
             save_checkpoint(ck, last_path)
             completed = epoch + 1
             if improved or selected_by not in rec or not best_path.is_file(): save_checkpoint(ck, best_path)

@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from segcount.core import SegcountError
 from segcount.counter import (Counter, build_counter, apply_mask, density_loss, save_weights, load_weights,
-                              read_weights_metadata, counter_state_dict, load_counter_state, counter_registry, DELTA)
-from segcount.data import SegcountError
+                              counter_registry, default_weights_path, DELTA)
+from segcount.model_files import load_model_state, model_state_dict, read_metadata, tensor_digest
 
 torch.set_num_threads(1)
 
@@ -126,7 +127,7 @@ def test_save_load_roundtrip_with_backbone(model, inputs, tmp_path):
     img, ex = inputs
     p = save_weights(model, tmp_path / 'c.safetensors', include_backbone=True, metadata={'card': {'mae': 1.5}})
     assert not list(tmp_path.glob('*.tmp-*'))
-    meta = read_weights_metadata(p)
+    meta = read_metadata(p)
     assert meta['kind'] == 'counter' and json.loads(meta['card']) == {'mae': 1.5}
     assert json.loads(meta['config']) == model.config and meta['segcount_version']
     m2 = load_weights(p)
@@ -139,7 +140,7 @@ def test_head_only_file_reresolves_imagenet_backbone(inputs, tmp_path):
     torch.manual_seed(3)
     m = Counter('mobilenet_v2', proj_dim=32, regressor_widths=(16, 16, 8, 8)).eval()   # offline ImageNet trunk
     p = save_weights(m, tmp_path / 'head.safetensors')
-    assert json.loads(read_weights_metadata(p)['includes_backbone']) is False
+    assert json.loads(read_metadata(p)['includes_backbone']) is False
     m2 = load_weights(p)
     img, ex = inputs
     with torch.no_grad():
@@ -173,24 +174,23 @@ def test_wrong_or_tampered_files_are_refused(model, tmp_path):
     # weights of another architecture
     other = Counter('mobilenet_v2', backbone_weights=None, proj_dim=64)
     with pytest.raises(SegcountError, match='do not fit'):
-        load_counter_state(other, counter_state_dict(model, include_backbone=False), 'x')
+        load_model_state(other, model_state_dict(model, include_backbone=False), 'x')
 
 
 def _forge(sd, config, path, **meta):
     "A file with a valid checksum but hand-made metadata (what a buggy exporter or another version could write)."
     from safetensors.torch import save
-    from segcount.counter import _tensor_digest
     cfg = json.dumps(config)
-    m = dict(kind='counter', config=cfg, sha256=_tensor_digest(sd, cfg), **meta)
+    m = dict(kind='counter', config=cfg, sha256=tensor_digest(sd, cfg), **meta)
     path.write_bytes(save(sd, metadata=m))
     return path
 
 
 def test_trunk_missing_or_other_format_is_one_line_naming_the_file(model, tmp_path):
-    head = counter_state_dict(model, include_backbone=False)
+    head = model_state_dict(model, include_backbone=False)
     p = _forge(head, model.config, tmp_path / 'notrunk.safetensors', includes_backbone='true')
     with pytest.raises(SegcountError, match=r'notrunk\.safetensors: .*no backbone tensors'): load_weights(p)
-    q = _forge(counter_state_dict(model, include_backbone=True), dict(model.config, format='segcount-counter/2'),
+    q = _forge(model_state_dict(model, include_backbone=True), dict(model.config, format='segcount-counter/2'),
                tmp_path / 'v2.safetensors', includes_backbone='true')
     with pytest.raises(SegcountError, match=r'v2\.safetensors: .*format') as e: load_weights(q)
     assert '\n' not in str(e.value)
@@ -199,8 +199,8 @@ def test_trunk_missing_or_other_format_is_one_line_naming_the_file(model, tmp_pa
 def test_embedded_default_carries_its_trunk(monkeypatch):
     "The shipped counter and segmenter hold the ImageNet trunk: they load with no ImageNet weights file anywhere."
     import segcount.backbones as bbm
-    from segcount.pipeline import Predictor, default_weights_path
-    from segcount.counter import read_weights_metadata as meta
+    from segcount.pipeline import Predictor
+    meta = read_metadata
     p = default_weights_path()
     assert json.loads(meta(p)['includes_backbone']) is True
     assert json.loads(meta(p.with_name('segmenter.safetensors'))['includes_backbone']) is True

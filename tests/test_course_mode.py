@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segcount.data import FSC147, CourseMode, Sample, SegcountError, course_mode, write_fsc147
+from segcount.course import CourseMode, course_mode
+from segcount.data import FSC147, Sample, SegcountError, write_fsc147
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'

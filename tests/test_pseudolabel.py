@@ -11,8 +11,9 @@ from PIL import Image
 torch.set_num_threads(1)
 
 from segcount.counter import Counter, apply_mask
+from segcount.metrics import iou
 from segcount.data import Sample, SegcountError, resize_sample, write_fsc147
-from segcount.pseudolabel import (KS, PseudoLabel, _iou, dot_box_mask, kmeans, kmeans_masks, kmeans_sweep,
+from segcount.pseudolabel import (KS, PseudoLabel, dot_box_mask, kmeans, kmeans_masks, kmeans_sweep,
                                   patch_grid, patch_size, pseudolabel_split, similarity_masks, two_kind_image)
 
 
@@ -80,7 +81,7 @@ def test_exact_vs_fast_masks_agree_on_clear_case(toy):
     fast = kmeans_masks(toy.image, toy.boxes, ks=(3,), mode='fast')[0]
     exact = kmeans_masks(toy.image, toy.boxes, ks=(3,), mode='exact', crop=64)[0]
     assert exact[:, :12].float().mean() > 0.7 and exact[:, 12:].float().mean() < 0.1
-    assert _iou(fast[None], exact[None]).item() > 0.8
+    assert iou(fast[None], exact[None]).item() > 0.8
 
 
 def test_alternative_masks():

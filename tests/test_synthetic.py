@@ -290,3 +290,16 @@ def test_photometric_jitter_changes_looks_not_labels():
     assert all(np.array_equal(photometric_jitter(c, np.random.default_rng(i), 0.0), c) for i in range(5))
     a, b = make_scene(np.random.default_rng([2, 1])), make_scene(np.random.default_rng([2, 1]), photometric=1.0)
     np.testing.assert_array_equal(a.points, b.points)                        # same objects, other looks
+
+
+def test_packed_scenes_touch_and_cover_the_canvas():
+    "Packed scenes (a crate of apples, a canopy): target objects cover a large share of the canvas, ten times the usual."
+    kw = dict(count_range=(20, 400))
+    cover = lambda p: np.median([make_scene(np.random.default_rng([3, i]), packed_prob=p, **kw).target_mask.mean()
+                                 for i in range(8)])
+    usual, packed = cover(0.0), cover(1.0)
+    assert packed > 0.3 and packed > 5 * usual, (usual, packed)
+    a = make_scene(np.random.default_rng([3, 0]), packed_prob=1.0, **kw)
+    b = make_scene(np.random.default_rng([3, 0]), packed_prob=1.0, **kw)
+    np.testing.assert_array_equal(np.asarray(a.image), np.asarray(b.image))   # deterministic
+    assert len(a.points) == a.count >= 3 and (a.visibility < 1).any()         # neighbours overlap a little

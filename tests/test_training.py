@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from segcount.counter import load_weights, read_weights_metadata
-from segcount.data import SegcountError
-from segcount.training import (train_counter, make_toy_fsc147, load_checkpoint, counter_from_checkpoint,
-                               export_weights, random_training_mask, masked_target, save_checkpoint,
-                               build_feature_cache, pick_device)
+from segcount.core import SegcountError, pick_device
+from segcount.counter import counter_from_checkpoint, load_weights
+from segcount.model_files import load_checkpoint, read_metadata, save_checkpoint
+from segcount.training import (train_counter, make_toy_fsc147, export_weights, random_training_mask, masked_target,
+                               build_feature_cache)
 
 torch.set_num_threads(1)
 
@@ -53,7 +53,7 @@ def test_train_resume_and_checkpoints(toy, tmp_path):
     m = counter_from_checkpoint(run2['best'])
     w = export_weights(run2['best'], tmp_path / 'c.safetensors', metadata={'data': 'toy'})
     m2 = load_weights(w)
-    meta = read_weights_metadata(w)
+    meta = read_metadata(w)
     assert meta['data'] == 'toy' and json.loads(meta['training'])['epochs'] >= 1
     x, ex = torch.rand(1, 3, 96, 144), torch.rand(1, 3, 3, 48, 48)
     with torch.no_grad():

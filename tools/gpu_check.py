@@ -59,7 +59,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FORMAT = 'segcount-gpu-check/1'
-EPOCHS_CAP_ENV = 'SEGCOUNT_MAX_EPOCHS'   # read by segcount.data.course_mode
+EPOCHS_CAP_ENV = 'SEGCOUNT_MAX_EPOCHS'   # read by segcount.course.course_mode
 
 
 # --- sizes -------------------------------------------------------------------------------------------------
@@ -287,7 +287,8 @@ def part_counter_training(ctx: Ctx) -> dict:
     """`train_counter` with AMP on the toy folder: frozen trunk (cached features) for E−1 epochs, then resumed from
     last.pt to E; unfrozen trunk for a few epochs. Checks: checkpoints load, resume continues the history, the loss
     goes down (last epoch < 0.9 × first, frozen; last < first, unfrozen)."""
-    from segcount.training import amp_dtype, load_checkpoint, train_counter
+    from segcount.model_files import load_checkpoint
+    from segcount.training import amp_dtype, train_counter
     c, root = ctx.cfg, toy_root(ctx)
     out = ctx.tmp / 'train'
     first = train_counter(root, out / 'frozen', epochs=c.counter_epochs - 1, device=str(ctx.device),
@@ -381,13 +382,14 @@ def part_kmeans_sweep(ctx: Ctx) -> dict:
     """`kmeans_sweep` (batched K-means over K = 2..6, fast mode) with the embedded counter on the device and on the
     CPU: images per second of each, masks and K* equal for the same seed."""
     from segcount.data import FSC147
-    from segcount.pseudolabel import default_counter, kmeans_sweep
+    from segcount.counter import resolve_counter
+    from segcount.pseudolabel import kmeans_sweep
     import torch
     ds = FSC147(ctx.need('root'), 'train')
     samples = [ds[i] for i in range(min(ctx.cfg.sweep_images, len(ds)))]
     res, secs = {}, {}
     for key, where in (('cpu', 'cpu'), ('device', str(ctx.device))):   # on a CPU: two runs, so determinism
-        counter, _ = default_counter(where)
+        counter, _ = resolve_counter(None, where)
         kmeans_sweep(samples[0], counter, height=ctx.cfg.sweep_height)          # warm-up (kernels, allocator)
         if where.startswith('cuda'): torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -449,7 +451,7 @@ def part_table1(ctx: Ctx) -> dict:
 def full_mode(ctx: Ctx):
     """The chapters' `mode`, as `course_mode()` reads it from SEGCOUNT_FULL / SEGCOUNT_FSC147 (epochs capped by
     SEGCOUNT_MAX_EPOCHS), on the device the check runs on."""
-    from segcount.data import course_mode
+    from segcount.course import course_mode
     os.environ['SEGCOUNT_FULL'] = '1'
     os.environ['SEGCOUNT_FSC147'] = str(ctx.need('root'))
     m = course_mode()
@@ -457,8 +459,9 @@ def full_mode(ctx: Ctx):
 
 
 def full_00_data(ctx: Ctx) -> dict:
-    "00_data: course_mode's full mode reads the FSC-147 folder; every split loads; items come out at height 384."
-    from segcount.data import FSC147, CountingDataset, course_mode
+    "00_data and 03_course: course_mode's full mode reads the FSC-147 folder; every split loads; items come out at height 384."
+    from segcount.course import course_mode
+    from segcount.data import FSC147, CountingDataset
     m = full_mode(ctx)
     check(m.full and m.backbone == 'resnet50' and m.root == ctx.root, f"course_mode() gave {m}")
     check(m.data(ctx.tmp / 'unused') == ctx.root, "mode.data() is not the FSC-147 folder in full mode")
@@ -564,10 +567,11 @@ def full_12_training(ctx: Ctx) -> dict:
 
 def full_20_kmeans_sweep(ctx: Ctx) -> dict:
     "20_kmeans_sweep's FULL cells: the default counter on mode.device, pseudolabel_split of the train split, resumed."
-    from segcount.pseudolabel import default_counter, pseudolabel_split
-    from segcount.training import pick_device
+    from segcount.core import pick_device
+    from segcount.counter import resolve_counter
+    from segcount.pseudolabel import pseudolabel_split
     m = full_mode(ctx)
-    counter, desc = default_counter(pick_device(m.device))
+    counter, desc = resolve_counter(None, pick_device(m.device))
     kw = dict(counter=counter, progress=False, limit=m.limit, device=m.device)
     man = pseudolabel_split(m.root, 'train', ctx.tmp / 'full-pl', **kw)
     again = pseudolabel_split(m.root, 'train', ctx.tmp / 'full-pl', **kw)
@@ -656,7 +660,7 @@ NB_INJECT = """
 # gpu_check: FULL mode on the stand-in folder (SEGCOUNT_FULL, SEGCOUNT_FSC147; epochs capped by SEGCOUNT_MAX_EPOCHS),
 # on the checked device, with a backbone whose weights exist here
 import dataclasses as _dc, os as _os
-from segcount.data import course_mode
+from segcount.course import course_mode
 FULL = False
 mode = course_mode(FULL)
 mode = _dc.replace(mode, device=_os.environ['SEGCOUNT_GPU_CHECK_DEVICE'], backbone=_os.environ['SEGCOUNT_GPU_CHECK_BACKBONE'])
