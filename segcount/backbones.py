@@ -20,12 +20,12 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from .data import SegcountError
+from .core import SegcountError
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHT_URLS', 'DEFAULT_WEIGHTS', 'OFFLINE_WEIGHTS', 'backbone_registry',
            'offline_weights_file', 'resolve_weights', 'Backbone', 'load_torchvision_state', 'build_resnet50',
-           'build_mobilenet_v2', 'build_backbone']
+           'build_mobilenet_v2', 'build_backbone', 'TrunkModel']
 
 # %% ../nbs/10_backbones.ipynb #4cc3c6d3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -222,3 +222,26 @@ def build_backbone(name: str, weights: str | os.PathLike | None = 'imagenet', fr
     if name not in backbone_registry:
         raise SegcountError(f"unknown backbone {name!r}; choose one of {sorted(backbone_registry)}")
     return backbone_registry[name](weights=weights, freeze=freeze)
+
+class TrunkModel(nn.Module):
+    """What the counter and the segmenter share: a head on a `Backbone` trunk (`self.backbone`), the two trunk passes
+    that training caches when the trunk is frozen, and the size of their maps (one cell per `stride` pixels)."""
+    backbone: Backbone
+
+    @property
+    def stride(self) -> int: return self.backbone.stride
+
+    @property
+    def device(self) -> torch.device: return next(self.parameters()).device
+
+    def feature_size(self, H: int, W: int) -> tuple[int, int]:
+        "(h, w) of the feature, similarity and mask maps of an H×W image: (⌈H/16⌉, ⌈W/16⌉)."
+        return -(-H // self.stride), -(-W // self.stride)
+
+    def backbone_image(self, image: torch.Tensor) -> torch.Tensor:
+        "B×3×H×W → raw trunk features B×C×h×w (the image zero-padded right/bottom to a multiple of 16)."
+        return self.backbone.padded(image)
+
+    def backbone_exemplars(self, exemplars: torch.Tensor) -> torch.Tensor:
+        "B×N×3×s×s → globally average-pooled raw trunk features B×N×C."
+        return self.backbone.pooled(exemplars)

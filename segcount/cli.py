@@ -6,12 +6,26 @@ Docs: https://segcount.github.io/segcount/cli.html.md"""
 
 # %% ../nbs/50_cli.ipynb #da58eaad
 from __future__ import annotations
-import argparse, json, sys, time, os
+import argparse, importlib.util, json, sys, time
+from dataclasses import fields
 from pathlib import Path
 
+import segcount
+from . import __version__
+from .core import SegcountError
+from .counter import load_weights
+from .data import read_groups
+from .evaluate import bench_infer, evaluate_samples, load_samples, paper_table, render_table
+from .pipeline import Predictor, save_density
+from .pseudolabel import bench_pseudolabel, pseudolabel_split
+from .segmenter import SegmenterTraining, export_segmenter, train_segmenter
+from .synthetic import generate_scenes, make_synthetic_set
+from .training import CounterTraining, export_weights, train_counter
+
 # %% auto #0
-__all__ = ['cmd_count', 'cmd_evaluate', 'cmd_make_synthetic', 'cmd_generate', 'cmd_train_counter', 'cmd_train_segmenter',
-           'cmd_export_weights', 'cmd_pseudolabel', 'cmd_bench', 'cmd_table', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['config_flags', 'config_from', 'cmd_count', 'cmd_evaluate', 'cmd_make_synthetic', 'cmd_generate', 'cmd_train_counter',
+           'cmd_train_segmenter', 'cmd_export_weights', 'cmd_pseudolabel', 'cmd_bench', 'cmd_table', 'cmd_demo',
+           'build_parser', 'main']
 
 # %% ../nbs/50_cli.ipynb #6eb9bfcc
 def _emit(obj: dict, as_json: bool, human: str | None = None):
@@ -19,12 +33,28 @@ def _emit(obj: dict, as_json: bool, human: str | None = None):
     if as_json: print(json.dumps(obj), flush=True)
     else: print(human if human is not None else json.dumps(obj, indent=2), flush=True)
 
-def _log(*args):
-    print(*args, file=sys.stderr, flush=True)
+def config_flags(parser: argparse.ArgumentParser, cls):
+    """One flag per field of the config dataclass `cls` (`--name-with-dashes`, or the field's `flag` metadata), typed
+    and defaulted as the field is: each default is written once, in the dataclass. `invert`: the flag sets False."""
+    for f in fields(cls):
+        meta = f.metadata
+        if not meta.get('cli', True): continue
+        flag, default = meta.get('flag', '--' + f.name.replace('_', '-')), f.default
+        helps = meta.get('help', '')
+        if 'bool' in str(f.type):
+            parser.add_argument(flag, dest=f.name, action='store_false' if meta.get('invert') else 'store_true',
+                                default=default, help=helps)
+            continue
+        typ = int if str(f.type).startswith('int') else float if str(f.type).startswith('float') else str
+        parser.add_argument(flag, dest=f.name, type=typ, default=default, choices=meta.get('choices'),
+                            help=f"{helps} (default: {default})".lstrip())
+
+def config_from(cls, args: argparse.Namespace):
+    "The config dataclass `cls` filled from the parsed flags that `config_flags` made (other fields keep their defaults)."
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.metadata.get('cli', True)})
 
 # %% ../nbs/50_cli.ipynb #cd9a0f62
 def cmd_count(args):
-    from segcount.pipeline import Predictor
     t0 = time.perf_counter()
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
     res = pred.predict(args.image, [list(b) for b in (args.box or [])], method=args.method, threshold=args.threshold,
@@ -35,17 +65,13 @@ def cmd_count(args):
     if res.mask is not None: out["mask_fraction"] = float(res.mask.mean())
     if res.note: out["note"] = res.note
     if args.density_out:
-        from segcount.pipeline import save_density
         save_density(res, args.density_out); out["density_out"] = str(args.density_out)
     _emit(out, args.json, f"{out['count']:.1f}")
     return 0
 
 # %% ../nbs/50_cli.ipynb #12187ffd
 def cmd_evaluate(args):
-    from segcount.pipeline import Predictor
-    from segcount.evaluate import evaluate_samples, load_samples
     if bool(args.root) == bool(args.groups):
-        from segcount.data import SegcountError
         raise SegcountError("give exactly one of --root DIR or --groups FILE")
     samples = load_samples(root=args.root, split=args.split, groups=args.groups)
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
@@ -58,15 +84,12 @@ def cmd_evaluate(args):
 
 # %% ../nbs/50_cli.ipynb #0c317b22
 def cmd_make_synthetic(args):
-    from segcount.synthetic import make_synthetic_set
     path = make_synthetic_set(args.root, args.split, args.out, seed=args.seed, n=args.n)
-    from segcount.data import read_groups
     n = len(read_groups(path))
     _emit({"groups": str(path), "n": n, "split": args.split, "seed": args.seed}, args.json, f"wrote {n} entries to {path}")
     return 0
 
 def cmd_generate(args):
-    from segcount.synthetic import generate_scenes
     height = args.height[0] if len(args.height) == 1 else tuple(args.height[:2])
     out = generate_scenes(args.out, args.n, seed=args.seed, sprites=args.sprites, workers=args.workers, height=height,
                           count_range=tuple(args.count_range), photometric=args.photometric, packed_prob=args.packed)
@@ -75,38 +98,23 @@ def cmd_generate(args):
 
 # %% ../nbs/50_cli.ipynb #0915947d
 def cmd_train_counter(args):
-    from segcount.training import train_counter
-    res = train_counter(args.root, args.out, backbone=args.backbone, epochs=args.epochs, lr=args.lr,
-                        batch_size=args.batch_size, seed=args.seed, device=args.device, resume=args.resume,
-                        freeze_backbone=not args.finetune_backbone, max_minutes=args.max_minutes,
-                        num_workers=args.workers, mask_prob=args.mask_prob, max_train_images=args.max_train_images,
-                        max_val_images=args.max_val_images, init_weights=args.init_weights,
-                        counter_kwargs=dict(min_exemplar_side=args.min_exemplar_side, exemplar_side=args.exemplar_side),
-                        scale_jitter=args.scale_jitter, val_groups=args.val_groups, cache_features=args.cache,
-                        progress=not args.quiet)
-    _emit(res if isinstance(res, dict) else {"result": str(res)}, args.json)
+    res = train_counter(args.root, args.out, config_from(CounterTraining, args), progress=not args.quiet)
+    _emit(res, args.json)
     return 0
 
 def cmd_train_segmenter(args):
-    from segcount.segmenter import export_segmenter, train_segmenter
-    res = train_segmenter(args.root, args.out, counter_weights=args.counter, epochs=args.epochs, lr=args.lr,
-                          batch_size=args.batch_size, seed=args.seed, device=args.device, resume=args.resume,
-                          max_minutes=args.max_minutes, max_images=args.max_images, pseudo_dir=args.pseudo_dir,
-                          split=args.split, data=args.data, freeze_backbone=not args.finetune_backbone,
-                          progress=not args.quiet)
+    res = train_segmenter(args.root, args.out, config_from(SegmenterTraining, args), progress=not args.quiet)
     if args.export: res["exported"] = str(export_segmenter(res["best"], args.export))
     _emit({k: (v if isinstance(v, (int, float, str, list, dict, type(None))) else str(v)) for k, v in res.items()}, args.json)
     return 0
 
 def cmd_export_weights(args):
-    from segcount.training import export_weights
     path = export_weights(args.checkpoint, args.out, include_backbone=args.include_trunk)
     _emit({"weights": str(path), "bytes": Path(path).stat().st_size}, args.json, f"wrote {path}")
     return 0
 
 # %% ../nbs/50_cli.ipynb #637c49e5
 def cmd_pseudolabel(args):
-    from segcount.pseudolabel import pseudolabel_split
     man = pseudolabel_split(args.root, args.split, args.out, counter=args.weights, mode=args.mode,
                             workers=args.workers, resume=not args.no_resume, limit=args.limit, progress=not args.json)
     summary = {k: man[k] for k in ("n_images", "n_done", "n_failed", "n_skipped", "k_histogram", "seconds") if k in man}
@@ -116,27 +124,17 @@ def cmd_pseudolabel(args):
 
 # %% ../nbs/50_cli.ipynb #37b2e0a9
 def cmd_bench(args):
-    from segcount.data import SegcountError
     if args.what == "infer":
-        from segcount.evaluate import bench_infer
         res = bench_infer(repeats=args.repeats, device=args.device)
     elif args.what == "pseudolabel":
-        from segcount.pseudolabel import bench_pseudolabel
         if args.root is None: raise SegcountError("bench pseudolabel needs --root DIR (FSC-147 layout or a groups file)")
         res = bench_pseudolabel(args.root, n_images=args.n_images, counter=args.weights, repeats=args.repeats,
                                 verbose=not args.json)
-    else:
-        from segcount.data import SegcountError
-        raise SegcountError(f"unknown benchmark {args.what!r}")
     _emit(res, args.json)
     return 0
 
 # %% ../nbs/50_cli.ipynb #b10fb47c
 def cmd_table(args):
-    from segcount.data import SegcountError
-    from segcount.counter import load_weights
-    from segcount.evaluate import load_samples, paper_table, render_table
-    from segcount.pipeline import Predictor
     sets = {}
     for g in args.groups:
         label = Path(g).resolve().parent.name
@@ -160,8 +158,6 @@ def cmd_table(args):
 # %% ../nbs/50_cli.ipynb #797f0f73
 def _demo_module():
     "Import `demo/app.py` of the checkout this package was installed from."
-    import importlib.util, segcount
-    from segcount.data import SegcountError
     app = Path(segcount.__file__).resolve().parents[1] / "demo" / "app.py"
     if not app.exists():
         raise SegcountError(f"the demo app is not here ({app}): run `segcount demo` from a git checkout "
@@ -179,7 +175,6 @@ def cmd_demo(args):
 # %% ../nbs/50_cli.ipynb #e703d26f
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="segcount", description="Class-agnostic counting with seg-then-count.")
-    from segcount import __version__
     p.add_argument("--version", action="version", version=f"segcount {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -235,49 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-counter", help="train the base counter (§3.1)")
     t.add_argument("--root", type=Path, required=True, help="FSC-147-layout directory")
     t.add_argument("--out", type=Path, required=True, help="run directory for checkpoints")
-    t.add_argument("--backbone", default="resnet50", choices=["resnet50", "mobilenet_v2"])
-    t.add_argument("--epochs", type=int, default=300); t.add_argument("--lr", type=float, default=1e-5)
-    t.add_argument("--batch-size", type=int, default=8); t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    t.add_argument("--finetune-backbone", action="store_true", help="train the backbone too (default: frozen, features cached)")
-    t.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time")
-    t.add_argument("--workers", type=int, default=0, help="image-loading worker processes")
-    t.add_argument("--mask-prob", type=float, default=0.5,
-                   help="share of training images given a random Eq. 4 mask so the counter learns what δ means")
-    t.add_argument("--min-exemplar-side", type=float, default=None,
-                   help="upscale images whose exemplars are smaller than this at height 384 (train and inference)")
-    t.add_argument("--exemplar-side", type=float, default=None,
-                   help="resize every image so its exemplars measure this many pixels, down or up (train and inference)")
-    t.add_argument("--scale-jitter", type=float, default=0.0,
-                   help="with --exemplar-side: each training image's exemplar side is drawn from side × exp(±jitter)")
-    t.add_argument("--val-groups", type=Path, default=None,
-                   help="groups file of real photos: report their NAE each epoch and keep the best epoch by it")
-    t.add_argument("--max-train-images", type=int, default=None); t.add_argument("--max-val-images", type=int, default=None)
-    t.add_argument("--init-weights", default=None, help="start from these .safetensors weights")
-    t.add_argument("--cache", choices=["memory", "disk", "none"], default="memory",
-                   help="frozen trunk: keep its features in memory, or in OUT/cache on disk (reused by --resume)")
+    config_flags(t, CounterTraining)
     t.add_argument("--quiet", action="store_true", help="no progress bars")
-    t.add_argument("--json", action="store_true"); t.add_argument("--device", default="auto")
-    t.set_defaults(func=cmd_train_counter)
+    t.add_argument("--json", action="store_true"); t.set_defaults(func=cmd_train_counter)
 
     ts = sub.add_parser("train-segmenter", help="train the exemplar segmenter on K-means pseudo masks (§3.3)")
     ts.add_argument("--root", type=Path, required=True, help="FSC-147-layout directory (its train split is used)")
     ts.add_argument("--out", type=Path, required=True, help="run directory for checkpoints (last.pt, best.pt)")
-    ts.add_argument("--counter", default=None, help="counter for the pseudo masks (default: the embedded model)")
-    ts.add_argument("--epochs", type=int, default=20)
-    ts.add_argument("--lr", type=float, default=1e-5, help="paper: 1e-5; a frozen trunk + fresh head on a CPU: 1e-3")
-    ts.add_argument("--batch-size", type=int, default=8); ts.add_argument("--seed", type=int, default=0)
-    ts.add_argument("--split", default="train")
-    ts.add_argument("--data", choices=["both", "images", "two-class"], default="both",
-                    help="training images: the split's images, two-class concatenations (§4.1), or both")
-    ts.add_argument("--max-images", type=int, default=None)
-    ts.add_argument("--pseudo-dir", type=Path, default=None, help="pseudo-mask cache (default: OUT/pseudo)")
-    ts.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    ts.add_argument("--finetune-backbone", action="store_true", help="train the trunk too (default: frozen, cached)")
-    ts.add_argument("--max-minutes", type=float, default=None)
+    config_flags(ts, SegmenterTraining)
     ts.add_argument("--export", type=Path, default=None, help="also write best.pt as this .safetensors file")
     ts.add_argument("--quiet", action="store_true"); ts.add_argument("--json", action="store_true")
-    ts.add_argument("--device", default="auto"); ts.set_defaults(func=cmd_train_segmenter)
+    ts.set_defaults(func=cmd_train_segmenter)
 
     x = sub.add_parser("export-weights", help="turn a training checkpoint into a shippable .safetensors file")
     x.add_argument("checkpoint", type=Path); x.add_argument("out", type=Path)
@@ -326,7 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     "Entry point of the `segcount` console script; returns the exit code."
     args = build_parser().parse_args(argv)
-    from segcount.data import SegcountError
     try:
         return args.func(args) or 0
     except SegcountError as e:

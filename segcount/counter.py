@@ -17,8 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .backbones import build_backbone, Backbone
+from .backbones import Backbone, TrunkModel, build_backbone
 from .core import SegcountError
+from .metrics import masked_mse
 from .model_files import load_model, model_from_checkpoint, save_model
 
 # %% auto #0
@@ -80,13 +81,10 @@ def density_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor |
 
     pred, target: B×1×H×W densities (count units); valid: optional B×1×H×W or B×H×W (1 = real pixel,
     0 = batch padding)."""
-    diff = (pred.float() - target.float()) * scale
-    if valid is None: return diff.pow(2).mean()
-    v = valid.float().view(diff.shape[0], 1, *diff.shape[-2:])
-    return (diff.pow(2) * v).sum() / v.sum().clamp_min(1)
+    return masked_mse(pred.float() * scale, target.float() * scale, valid)
 
 # %% ../nbs/11_counter.ipynb #519ffad6
-class Counter(nn.Module):
+class Counter(TrunkModel):
     """Exemplar-based base counting model (paper §3.1).
 
     forward(image B×3×H×W in [0,1], exemplars B×N×3×128×128 in [0,1], mask=None B×1×h×w)
@@ -100,7 +98,6 @@ class Counter(nn.Module):
         super().__init__()
         self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights, freeze=freeze_backbone)
         c = self.backbone.out_channels
-        self.stride = self.backbone.stride
         self.proj = nn.Conv2d(c, proj_dim, 1)          # image features → d (1×1 conv)
         self.exemplar_proj = nn.Linear(c, proj_dim)    # pooled exemplar features → d
         self.regressor = DensityRegressor(proj_dim + 1, tuple(regressor_widths))
@@ -115,22 +112,6 @@ class Counter(nn.Module):
         # exemplar_side: every image is resized so that its exemplars measure this many pixels (scale normalisation);
         # min_exemplar_side (older models): only images with smaller exemplars are upscaled. Both act in training and
         # inference alike (`segcount.data.model_height`, `segcount.data.resize_rule`)
-
-    @property
-    def device(self) -> torch.device: return self.proj.weight.device
-
-    def feature_size(self, H: int, W: int) -> tuple[int, int]:
-        "(h, w) of the feature/similarity map of an H×W image: (⌈H/16⌉, ⌈W/16⌉)."
-        return math.ceil(H / self.stride), math.ceil(W / self.stride)
-
-    # -- cacheable backbone passes -------------------------------------------------------------------------
-    def backbone_image(self, image: torch.Tensor) -> torch.Tensor:
-        "B×3×H×W → raw backbone features B×C×h×w (image zero-padded right/bottom to a multiple of 16)."
-        return self.backbone.padded(image)
-
-    def backbone_exemplars(self, exemplars: torch.Tensor) -> torch.Tensor:
-        "B×N×3×s×s → globally average-pooled raw backbone features B×N×C."
-        return self.backbone.pooled(exemplars)
 
     # -- the model ---------------------------------------------------------------------------------------------
     def image_features(self, image: torch.Tensor | None = None, *, raw: torch.Tensor | None = None) -> torch.Tensor:

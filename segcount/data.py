@@ -29,8 +29,8 @@ __all__ = ['MAX_BOXES', 'MAX_UPSCALE', 'MAX_MODEL_PIXELS', 'MIN_MODEL_HEIGHT', '
            'FSC147_FILES', 'GROUPS_FORMAT', 'image_size', 'load_image', 'to_tensor', 'validate_boxes',
            'validate_points', 'validate_region', 'Sample', 'show_sample', 'model_height', 'resize_rule',
            'resize_sample', 'crop_exemplars', 'sigma_rule', 'density_from_points', 'read_json', 'read_classes',
-           'FSC147', 'write_fsc147', 'Groups', 'read_groups', 'write_groups', 'CountingDataset', 'collate_counting',
-           'samples_to_batch']
+           'FSC147', 'write_fsc147', 'Groups', 'read_groups', 'write_groups', 'CountingDataset', 'pad_stack',
+           'collate_counting', 'samples_to_batch']
 
 # %% ../nbs/00_data.ipynb #17ddacbf
 def _src(source) -> str:
@@ -609,14 +609,18 @@ class CountingDataset(torch.utils.data.Dataset):
                     points=torch.from_numpy(np.ascontiguousarray(points, np.float32)),
                     count=torch.tensor(float(len(points))), region=region, name=s.name, klass=s.klass)
 
+def pad_stack(ts:list, size:tuple|None=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack tensors that differ only in their last two dims, zero-padding them right and bottom to `size` (default:
+    the largest), and the B×1×H×W bool map of where each one's own pixels are (the losses average over those)."""
+    H = size[0] if size else max(t.shape[-2] for t in ts); W = size[1] if size else max(t.shape[-1] for t in ts)
+    valid = torch.zeros(len(ts), 1, H, W, dtype=torch.bool)
+    for k, t in enumerate(ts): valid[k, :, :t.shape[-2], :t.shape[-1]] = True
+    return torch.stack([F.pad(t, (0, W - t.shape[-1], 0, H - t.shape[-2])) for t in ts]), valid
+
 def collate_counting(batch:list) -> dict:
     "Stack `CountingDataset` items, padding images and densities with zeros to the widest (and tallest); adds `valid` `B×1×H×W`."
-    H = max(b['image'].shape[1] for b in batch); W = max(b['image'].shape[2] for b in batch)
-    def pad(t): return F.pad(t, (0, W - t.shape[-1], 0, H - t.shape[-2]))
-    valid = torch.zeros(len(batch), 1, H, W, dtype=torch.bool)
-    for k, b in enumerate(batch): valid[k, :, :b['image'].shape[1], :b['image'].shape[2]] = True
-    return dict(image=torch.stack([pad(b['image']) for b in batch]),
-                density=torch.stack([pad(b['density']) for b in batch]),
+    image, valid = pad_stack([b['image'] for b in batch])
+    return dict(image=image, density=pad_stack([b['density'] for b in batch], image.shape[-2:])[0],
                 exemplars=torch.stack([b['exemplars'] for b in batch]),
                 boxes=torch.stack([b['boxes'] for b in batch]),
                 count=torch.stack([b['count'] for b in batch]),

@@ -17,7 +17,7 @@ from .core import EXEMPLAR_SIZE, THRESHOLD, SegcountError
 from .data import FSC147, Sample, crop_exemplars, read_groups, resize_rule, resize_sample, to_tensor, validate_boxes
 from .metrics import count_metrics, region_error
 from .pipeline import MIN_BOX_SIDE, Predictor, dilate_mask, model_scale
-from .pseudolabel import ablation_masks
+from .pseudolabel import THRESHOLDS, ablation_masks
 from .synthetic import make_two_class_image
 
 # %% auto #0
@@ -347,7 +347,7 @@ def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None
     elif number in (3, 4):
         mb = precomputed or {n: mask_benchmark(s, counter, segmenter, threshold, mode, limit, progress, k) for n, s in sets.items()}
         if number == 3:
-            meths = [('none', 'w/o mask'), *[(f'sim@{t:g}', f'similarity map @{t:g} (oracle)') for t in (0.2, 0.4, 0.6, 0.8)],
+            meths = [('none', 'w/o mask'), *[(f'sim@{t:g}', f'similarity map @{t:g} (oracle)') for t in THRESHOLDS],
                      ('dots', 'dot boxes (oracle)'), ('K*', 'K-means, K by Eq. 5 (oracle)'), ('segmenter', f'segmenter: {stc}')]
             cols = ['masks'] + [f'{n} {m}' for n in names for m in ('MAE', 'RMSE')]
             rows = [[lab] + [mb[n]['methods'][k][m] for n in names for m in ('MAE', 'RMSE')]

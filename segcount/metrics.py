@@ -15,7 +15,7 @@ import torch
 from .core import SegcountError
 
 # %% auto #0
-__all__ = ['region_sums', 'region_error', 'count_metrics', 'iou']
+__all__ = ['region_sums', 'region_error', 'count_metrics', 'iou', 'masked_mse']
 
 # %% ../nbs/02_metrics.ipynb #7fabc2a7
 def _as_density(density) -> np.ndarray:
@@ -75,3 +75,11 @@ def iou(a, b) -> torch.Tensor:
     a, b = torch.as_tensor(a).bool().flatten(1), torch.as_tensor(b).bool().flatten(1)
     inter, union = (a & b).sum(1).float(), (a | b).sum(1).float()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+# %% ../nbs/02_metrics.ipynb #f439290f
+def masked_mse(pred:torch.Tensor, target:torch.Tensor, valid:torch.Tensor|None=None) -> torch.Tensor:
+    "Mean of (pred − target)² over the pixels where `valid` (B×1×H×W or B×H×W, 1 = real, 0 = padding) is set; all when None."
+    d = (pred.float() - target.float()).pow(2)
+    if valid is None: return d.mean()
+    v = valid.float().view(d.shape[0], 1, *d.shape[-2:])
+    return (d * v).sum() / v.sum().clamp_min(1)

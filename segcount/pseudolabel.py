@@ -141,7 +141,7 @@ def _device(m: torch.nn.Module) -> torch.device:
     return p.device if p is not None else torch.device('cpu')
 
 @torch.no_grad()
-def embed_exact(embedder: torch.nn.Module, img, boxes, crop: int = 128, batch: int = 64) -> torch.Tensor:
+def embed_exact(embedder: torch.nn.Module, img, boxes, crop: int = EXEMPLAR_SIZE, batch: int = 64) -> torch.Tensor:
     """The literal method: crop each box from `img` (3×H×W in [0, 1] or PIL), resize to `crop`×`crop`,
     embed with `embedder`, global-average-pool. boxes N×4 → N×C (CPU float32), in batches of `batch` crops."""
     t = img if isinstance(img, torch.Tensor) else to_tensor(img)
@@ -204,7 +204,7 @@ def _check_image_boxes(size, boxes, stride: int, kmax: int, name: str = '') -> n
         raise SegcountError(f"{src}image ({W}x{H}) gives only {h * w} patches, too few for K = {kmax}")
     return b
 
-def patch_embeddings(img, boxes, grid=None, stride: int = 16, mode: str = 'fast', embedder=None, crop: int = 128,
+def patch_embeddings(img, boxes, grid=None, stride: int = 16, mode: str = 'fast', embedder=None, crop: int = EXEMPLAR_SIZE,
                      scale='auto', feat: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(patch embeddings (h·w)×C, f_B C) for image `img` (3×H×W or PIL) with exemplar `boxes` N×4.
     `grid` = (h, w) of the similarity map (default ⌈H/stride⌉×⌈W/stride⌉); `crop`: exact mode's crop size;
@@ -233,7 +233,7 @@ def masks_from_embeddings(P: torch.Tensor, fB: torch.Tensor, grid, ks=KS, n_init
     return (lab[:, :-1] == lab[:, -1:]).view(len(ks), *grid).cpu()
 
 def kmeans_masks(img, boxes, grid=None, stride: int = 16, ks=KS, mode: str = 'fast', embedder=None,
-                 crop: int = 128, scale='auto', n_init: int = 4, seed: int = 0, normalize: bool = False,
+                 crop: int = EXEMPLAR_SIZE, scale='auto', n_init: int = 4, seed: int = 0, normalize: bool = False,
                  feat: torch.Tensor | None = None) -> torch.Tensor:
     """Steps 1–3 of §3.2 for every K in `ks`: patch grid, embeddings (`mode` 'fast' or 'exact'), K-means on the
     patches plus f_B → masks len(ks)×h×w bool. Needs no dots (the fixed-K baseline of Table 4 uses it as is)."""
@@ -307,7 +307,7 @@ class PseudoLabel:
                 f"gt={self.gt_count:g}, no mask={self.count_nomask:.1f}, mask {self.mask.shape}, {self.mode})")
 
 # %% ../nbs/20_kmeans_sweep.ipynb #e0ce8aa8
-def prepare_sample(sample: Sample, height: int | None = 384, stride: int = 16, kmax: int = max(KS),
+def prepare_sample(sample: Sample, height: int | None = MODEL_HEIGHT, stride: int = 16, kmax: int = max(KS),
                    need_dots: bool = True) -> Sample:
     "`sample` resized to the counter's `height` (None: as is), checked for what a sweep needs (clear `SegcountError`s)."
     name = sample.name
@@ -331,9 +331,9 @@ def _target_density(s: Sample) -> np.ndarray:
     return density_from_points(s.points, s.size, boxes=s.boxes)
 
 @torch.no_grad()
-def kmeans_sweep(sample: Sample, counter: Counter, ks=KS, mode: str = 'fast', embedder=None, crop: int = 128,
+def kmeans_sweep(sample: Sample, counter: Counter, ks=KS, mode: str = 'fast', embedder=None, crop: int = EXEMPLAR_SIZE,
                  scale='auto', n_init: int = 4, seed: int = 0, delta: float | None = None,
-                 normalize: bool = False, height: int | None = 384, keep: bool = False,
+                 normalize: bool = False, height: int | None = MODEL_HEIGHT, keep: bool = False,
                  nomask: bool = True) -> PseudoLabel:
     """Pseudo-label one image (§3.2): K-means masks for every K in `ks`, Eq. 4 with δ (`delta`, default the
     counter's), the counter's densities in one batch, K* by Eq. 5. `nomask` adds the unmasked counter to the
@@ -348,7 +348,7 @@ def kmeans_sweep(sample: Sample, counter: Counter, ks=KS, mode: str = 'fast', em
     H, W = img.shape[-2:]
     raw = counter.backbone_image(img[None])                             # the one backbone pass of the counter
     feat = counter.image_features(raw=raw)
-    vec = counter.exemplar_vector(crop_exemplars(img, s.boxes, 128)[None])
+    vec = counter.exemplar_vector(crop_exemplars(img, s.boxes, EXEMPLAR_SIZE)[None])
     S = counter.similarity(feat, vec)                                   # 1×1×h×w
     h, w = S.shape[-2:]
     emb = embedder_for(counter, embedder)
@@ -389,7 +389,7 @@ def similarity_masks(S, thresholds=THRESHOLDS) -> torch.Tensor:
     return torch.stack([Sn >= t for t in thresholds])
 
 @torch.no_grad()
-def imagenet_similarity(img, boxes, embedder=None, exemplar_size: int = 128) -> torch.Tensor:
+def imagenet_similarity(img, boxes, embedder=None, exemplar_size: int = EXEMPLAR_SIZE) -> torch.Tensor:
     """§5.1's similarity map from ImageNet features: the image's feature map correlated with each exemplar's
     pooled features (crops at `exemplar_size`), averaged over exemplars → h×w (CPU)."""
     t = img if isinstance(img, torch.Tensor) else to_tensor(img)
@@ -414,7 +414,7 @@ def dot_box_mask(points, patch_wh, grid, stride: int = 16) -> torch.Tensor:
     return (cy[:, :, None] & cx[:, None, :]).any(0)
 
 def fixed_k_mask(sample: Sample, k: int = 5, counter: Counter | None = None, mode: str = 'fast', embedder=None,
-                 height: int | None = 384, **kw) -> torch.Tensor:
+                 height: int | None = MODEL_HEIGHT, **kw) -> torch.Tensor:
     "Table 4's baseline: the K-means mask at one fixed `k` (no dots needed) → h×w bool."
     stride = counter.stride if counter is not None else 16
     s = prepare_sample(sample, height, stride, k, need_dots=False)
@@ -422,12 +422,12 @@ def fixed_k_mask(sample: Sample, k: int = 5, counter: Counter | None = None, mod
 
 @torch.no_grad()
 def counts_with_masks(sample: Sample, counter: Counter, masks, delta: float | None = None,
-                      height: int | None = 384) -> torch.Tensor:
+                      height: int | None = MODEL_HEIGHT) -> torch.Tensor:
     "The counter's count with each of `masks` (M×h×w, None rows = no mask not allowed) as one batch → M counts."
     s = prepare_sample(sample, height, counter.stride, 1, need_dots=False)
     img = to_tensor(s.image).to(counter.device)
     feat = counter.image_features(img[None])
-    vec = counter.exemplar_vector(crop_exemplars(img, s.boxes, 128)[None])
+    vec = counter.exemplar_vector(crop_exemplars(img, s.boxes, EXEMPLAR_SIZE)[None])
     S = counter.similarity(feat, vec)
     M = torch.as_tensor(masks).bool().to(counter.device)
     M = M[None] if M.ndim == 2 else M
@@ -437,7 +437,7 @@ def counts_with_masks(sample: Sample, counter: Counter, masks, delta: float | No
     return D.float().sum((1, 2, 3)).cpu()
 
 def ablation_masks(sample: Sample, counter: Counter, ks=KS, thresholds=THRESHOLDS, mode: str = 'fast',
-                   embedder=None, pseudo: PseudoLabel | None = None, height: int | None = 384) -> dict:
+                   embedder=None, pseudo: PseudoLabel | None = None, height: int | None = MODEL_HEIGHT) -> dict:
     """Every pseudo mask of Tables 3–4 for one image → {name: h×w bool}: 'sim@t' (ImageNet similarity
     thresholds), 'dots', 'K=k' (fixed K), 'K*' (Eq. 5; from `pseudo` if given)."""
     s = prepare_sample(sample, height, counter.stride, max(ks))
@@ -486,7 +486,7 @@ def _worker_init(root, split, out, counter, kw):
     _W.update(ds=FSC147(root, split, density=True), out=Path(out), counter=counter.eval(), kw=kw)
 
 def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mode: str = 'fast',
-                      workers: int = 0, resume: bool = True, ks=KS, embedder=None, crop: int = 128,
+                      workers: int = 0, resume: bool = True, ks=KS, embedder=None, crop: int = EXEMPLAR_SIZE,
                       scale='auto', n_init: int = 4, seed: int = 0, delta: float | None = None, save_all: bool = False,
                       limit: int | None = None, progress: bool = True, device: str | None = None) -> dict:
     """Pseudo masks (§3.2) for every image of `split` of the FSC-147-layout folder `root`, written under
@@ -570,7 +570,7 @@ def _cells_of(points, stride: int, grid) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(points, np.float32).reshape(-1, 2)
     return (np.clip((p[:, 1] // stride).astype(int), 0, grid[0] - 1), np.clip((p[:, 0] // stride).astype(int), 0, grid[1] - 1))
 
-def bench_pseudolabel(root, n_images: int = 4, counter=None, split: str | None = None, ks=KS, crop: int = 128,
+def bench_pseudolabel(root, n_images: int = 4, counter=None, split: str | None = None, ks=KS, crop: int = EXEMPLAR_SIZE,
                       n_init: int = 4, seed: int = 0, embedder=None, repeats: int = 3, threads: int | None = None,
                       verbose: bool = True) -> dict:
     """Time and compare the embedding modes on the first `n_images` of `root` (resized to height 384):
@@ -589,7 +589,7 @@ def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, rep
     counter, desc = resolve_counter(counter)
     emb = embedder_for(counter, embedder)
     r = counter.stride
-    samples = [prepare_sample(s, 384, r, max(ks), need_dots=False) for s in _bench_samples(root, n_images, split)]
+    samples = [prepare_sample(s, MODEL_HEIGHT, r, max(ks), need_dots=False) for s in _bench_samples(root, n_images, split)]
     if not samples: raise SegcountError(f"{root}: no images to benchmark")
     def best_of(f, n):
         ts, out = [], None
@@ -687,7 +687,7 @@ def oracle_report(samples, counter: Counter, mode: str = 'fast', ks=KS, **kw) ->
     rows = []
     for s in samples:
         pl = kmeans_sweep(s, counter, ks, mode, **kw)
-        sr = resize_sample(s, 384) if s.size[1] != 384 else s
+        sr = resize_sample(s, MODEL_HEIGHT) if s.size[1] != MODEL_HEIGHT else s
         kept = dots_kept(pl, sr.points)
         c_k = pl.counts[pl.k_index]
         rows.append(dict(name=pl.name, gt=pl.gt_count, k=pl.k, dots_kept=round(kept, 3), all_dots_kept=kept >= 1.0,

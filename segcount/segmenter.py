@@ -13,6 +13,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -22,26 +23,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .backbones import Backbone, build_backbone
-from .core import THRESHOLD, SegcountError, atomic_write, log as _log, pick_device, safe_name
+from .backbones import Backbone, TrunkModel, build_backbone
+from .core import (BATCH_SIZE, EXEMPLAR_SIZE, LR, N_EXEMPLARS, SEGMENTER_EPOCHS, THRESHOLD, SegcountError, atomic_write, configured,
+                   MODEL_HEIGHT, log as _log, pick_device, run_record, safe_name)
 from .counter import Counter, resolve_counter
-from .data import FSC147, Sample, crop_exemplars, model_height, resize_rule, resize_sample, to_tensor
-from .metrics import iou
+from .data import FSC147, Sample, crop_exemplars, model_height, pad_stack, resize_rule, resize_sample, to_tensor
+from .metrics import iou, masked_mse
 from .pseudolabel import kmeans_sweep, two_kind_image
 from .synthetic import make_two_class_image
 from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model, model_from_checkpoint,
-                          read_metadata, resume as resume_from, save_checkpoint, save_model)
+                          read_metadata, resume as resume_from, save_model)
+from .training_loop import epoch_batches, fit, save_epoch
 
 # %% auto #0
 __all__ = ['SEGMENTER_FORMAT', 'Segmenter', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'shares_backbone',
            'check_pair', 'seg_loss', 'mask_iou', 'make_item', 'collate_items', 'predict_batch', 'evaluate_segmenter',
            'fit_segmenter', 'toy_items', 'training_samples', 'pseudo_mask', 'load_segmenter_checkpoint',
-           'segmenter_from_checkpoint', 'export_segmenter', 'train_segmenter']
+           'segmenter_from_checkpoint', 'export_segmenter', 'SegmenterTraining', 'train_segmenter']
 
 # %% ../nbs/21_segmenter.ipynb #d3649762
 SEGMENTER_FORMAT = 'segcount-segmenter/1'
 
-class Segmenter(nn.Module):
+class Segmenter(TrunkModel):
     """Exemplar-based segmentation model P (paper §3.3).
 
     forward(image B×3×H×W in [0,1], exemplars B×N×3×128×128 in [0,1]) → predicted mask B×1×h×w in [-1, 1]
@@ -53,27 +56,11 @@ class Segmenter(nn.Module):
         super().__init__()
         self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights, freeze=freeze_backbone)
         c = self.backbone.out_channels
-        self.stride = self.backbone.stride
         self.head = nn.Sequential(nn.Conv2d(c, hidden_dim, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden_dim, proj_dim, 1))
         self.recommended_dilate = 0   # set from a weights file's metadata by `load_segmenter`
         self.config = dict(format=SEGMENTER_FORMAT, backbone_name=backbone_name,
                            backbone_weights=backbone_weights if backbone_weights is None else str(backbone_weights),
                            freeze_backbone=bool(freeze_backbone), proj_dim=int(proj_dim), hidden_dim=int(hidden_dim))
-
-    @property
-    def device(self) -> torch.device: return self.head[0].weight.device
-
-    def feature_size(self, H: int, W: int) -> tuple[int, int]:
-        "(h, w) of the mask for an H×W image: (⌈H/16⌉, ⌈W/16⌉), the similarity map's size."
-        return math.ceil(H / self.stride), math.ceil(W / self.stride)
-
-    def backbone_image(self, image: torch.Tensor) -> torch.Tensor:
-        "B×3×H×W → raw trunk features B×C×h×w (zero-padded right/bottom to a multiple of 16, as `Counter`)."
-        return self.backbone.padded(image)
-
-    def backbone_exemplars(self, exemplars: torch.Tensor) -> torch.Tensor:
-        "B×N×3×s×s → globally average-pooled raw trunk features B×N×C (as `Counter.backbone_exemplars`)."
-        return self.backbone.pooled(exemplars)
 
     def exemplar_vector(self, raw_ex: torch.Tensor) -> torch.Tensor:
         "Pooled raw exemplar features B×N×C → v, B×d (head per exemplar, then the mean over exemplars)."
@@ -135,10 +122,7 @@ def check_pair(counter: Counter, segmenter: Segmenter, source: str = 'segmenter'
 # %% ../nbs/21_segmenter.ipynb #90646c84
 def seg_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     "Eq. 7: mean over valid cells of (M^p − M*)²; pred/target/valid B×1×h×w (or B×h×w)."
-    d = (pred.float() - target.float().view_as(pred)).pow(2)
-    if valid is None: return d.mean()
-    v = valid.float().view_as(d)
-    return (d * v).sum() / v.sum().clamp_min(1)
+    return masked_mse(pred, target.view_as(pred), valid)
 
 def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = THRESHOLD, valid=None) -> float:
     "IoU between `pred > threshold` and the binary `target` (over valid cells); 1 when both are empty."
@@ -148,7 +132,7 @@ def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = THRESH
 
 # %% ../nbs/21_segmenter.ipynb #b2534cc7
 @torch.no_grad()
-def make_item(model: Segmenter, sample: Sample, mask, height: int | None = 384, n_exemplars: int = 3,
+def make_item(model: Segmenter, sample: Sample, mask, height: int | None = MODEL_HEIGHT, n_exemplars: int = N_EXEMPLARS,
               features: bool | None = None) -> dict:
     """A training item from `sample` (resized to `height`) and its pseudo mask `mask` (h×w on the grid of the
     resized image): dict(raw_img C×h×w, raw_ex N×C, mask h×w, name) — or with `features=False` (default when the
@@ -158,7 +142,7 @@ def make_item(model: Segmenter, sample: Sample, mask, height: int | None = 384, 
     b = np.asarray(s.boxes, np.float32).reshape(-1, 4)
     if not len(b): raise SegcountError(f"{s.name}: no exemplar boxes")
     b = b[np.arange(n_exemplars) % len(b)] if n_exemplars else b
-    ex = crop_exemplars(img, b, 128)
+    ex = crop_exemplars(img, b, EXEMPLAR_SIZE)
     h, w = model.feature_size(*img.shape[-2:])
     m = torch.as_tensor(np.asarray(mask), dtype=torch.float32)
     if tuple(m.shape) != (h, w):
@@ -174,18 +158,13 @@ def make_item(model: Segmenter, sample: Sample, mask, height: int | None = 384, 
 
 def collate_items(items: list[dict]) -> dict:
     "Stack items, right/bottom zero-padding maps (and images) to the largest; `valid` B×1×h×w marks real cells."
-    h = max(it['mask'].shape[0] for it in items); w = max(it['mask'].shape[1] for it in items)
-    pad = lambda t, H, W: F.pad(t, (0, W - t.shape[-1], 0, H - t.shape[-2]))
-    valid = torch.zeros(len(items), 1, h, w, dtype=torch.bool)
-    for k, it in enumerate(items): valid[k, :, :it['mask'].shape[0], :it['mask'].shape[1]] = True
-    out = dict(mask=torch.stack([pad(it['mask'], h, w) for it in items])[:, None], valid=valid,
-               name=[it['name'] for it in items])
+    mask, valid = pad_stack([it['mask'] for it in items])
+    out = dict(mask=mask[:, None], valid=valid, name=[it['name'] for it in items])
     if 'raw_img' in items[0]:
-        out.update(raw_img=torch.stack([pad(it['raw_img'], h, w) for it in items]),
+        out.update(raw_img=pad_stack([it['raw_img'] for it in items], mask.shape[-2:])[0],
                    raw_ex=torch.stack([it['raw_ex'] for it in items]))
     else:
-        H = max(it['image'].shape[1] for it in items); W = max(it['image'].shape[2] for it in items)
-        out.update(image=torch.stack([pad(it['image'], H, W) for it in items]).float() / 255,
+        out.update(image=pad_stack([it['image'] for it in items])[0].float() / 255,
                    exemplars=torch.stack([it['exemplars'] for it in items]).float() / 255)
     return out
 
@@ -210,48 +189,26 @@ def evaluate_segmenter(model: Segmenter, items: list[dict], batch_size: int = 8,
     model.train(was)
     return dict(loss=tot / max(cells, 1), iou=float(np.mean(ious)) if ious else float('nan'), n=len(items))
 
-def fit_segmenter(model: Segmenter, items: list[dict], epochs: int = 20, lr: float = 1e-5, batch_size: int = 8,
-                  weight_decay: float = 1e-2, seed: int = 0, device: torch.device | str | None = None,
-                  optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0, val_items: list | None = None,
-                  on_epoch: Callable[[int, dict], None] | None = None, max_seconds: float | None = None,
-                  progress: bool = False) -> list[dict]:
-    """Train `model` on `items` (from `make_item`) with AdamW and Eq. 7; returns the history (one dict per epoch:
-    epoch, train_loss, images_per_s, seconds[, val_loss, val_iou]). `on_epoch(epoch, rec)` runs after each epoch
-    (checkpointing); `max_seconds` stops (after finishing the current batch) and marks the record `partial`."""
+def fit_segmenter(model: Segmenter, items: list[dict], epochs: int = SEGMENTER_EPOCHS, lr: float = LR,
+                  batch_size: int = BATCH_SIZE, weight_decay: float = 1e-2, seed: int = 0,
+                  device: torch.device | str | None = None, optimizer: torch.optim.Optimizer | None = None,
+                  start_epoch: int = 0, val_items: list | None = None, on_epoch: Callable[[int, dict], None] | None = None,
+                  max_seconds: float | None = None, progress: bool = False) -> list[dict]:
+    """Train `model` on `items` (from `make_item`) with AdamW and Eq. 7 through `training_loop.fit`; returns the
+    history (one dict per epoch: epoch, train_loss, images_per_s, seconds, lr[, val_loss, val_iou][, partial]).
+    `on_epoch(epoch, rec)` runs after each epoch (checkpointing); `max_seconds` stops after the current batch."""
     dev = torch.device(device) if device is not None else model.device
     model.to(dev)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    history, t_start = [], time.monotonic()
-    for epoch in range(start_epoch, epochs):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(len(items), generator=g).tolist()
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        model.train()
-        t0, seen, loss_sum, partial = time.monotonic(), 0, 0.0, False
-        bar = tqdm(batches, desc=f"segmenter epoch {epoch + 1}/{epochs}", unit='batch', file=sys.stderr,
-                   disable=not progress, leave=False)
-        for idx in bar:
-            b = collate_items([items[i] for i in idx])
-            loss = seg_loss(predict_batch(model, b, dev), b['mask'].to(dev), b['valid'].to(dev))
-            if not torch.isfinite(loss):
-                raise SegcountError(f"segmenter training diverged at epoch {epoch + 1} (loss {loss.item()}); lower lr ({lr})")
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            seen += len(idx); loss_sum += loss.item() * len(idx)
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / max(time.monotonic() - t0, 1e-9):.1f}")
-            if max_seconds is not None and time.monotonic() - t_start > max_seconds and seen < len(order):
-                partial = True; break
-        bar.close()
-        rec = dict(epoch=epoch + 1, train_loss=loss_sum / max(seen, 1),
-                   images_per_s=seen / max(time.monotonic() - t0, 1e-9), seconds=time.monotonic() - t0, lr=lr)
-        if partial: rec['partial'] = True
-        if val_items:
-            ev = evaluate_segmenter(model, val_items, batch_size, device=dev)
-            rec.update(val_loss=ev['loss'], val_iou=ev['iou'])
-        history.append(rec)
-        if on_epoch is not None: on_epoch(epoch + 1, rec)
-        if partial or (max_seconds is not None and time.monotonic() - t_start > max_seconds): break
-    return history
+    opt = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    def step(idx, g):
+        b = collate_items([items[i] for i in idx])
+        return seg_loss(predict_batch(model, b, dev), b['mask'].to(dev), b['valid'].to(dev)), len(idx)
+    def validate():
+        ev = evaluate_segmenter(model, val_items, batch_size, device=dev)
+        return dict(val_loss=ev['loss'], val_iou=ev['iou'])
+    return fit(model, opt, step, lambda epoch, g: epoch_batches(len(items), batch_size, g), epochs, start_epoch, seed,
+               validate if val_items else None, on_epoch,
+               None if max_seconds is None else time.monotonic() + max_seconds, desc='segmenter epoch', progress=progress)
 
 # %% ../nbs/21_segmenter.ipynb #426b3f2b
 def toy_items(model: Segmenter, n: int = 8, seed: int = 0, **kw) -> tuple[list[dict], list[Sample]]:
@@ -268,7 +225,7 @@ def toy_items(model: Segmenter, n: int = 8, seed: int = 0, **kw) -> tuple[list[d
 
 # %% ../nbs/21_segmenter.ipynb #295d6ab1
 def training_samples(root, split: str = 'train', data: str = 'both', max_images: int | None = None,
-                     seed: int = 0, height: int = 384, log: Callable[[str], None] = _log) -> list[Sample]:
+                     seed: int = 0, height: int = MODEL_HEIGHT, log: Callable[[str], None] = _log) -> list[Sample]:
     """The segmenter's training images (see `train_segmenter`): split images and/or two-class concatenations
     (with `data='both'` and a single class in the split, images only, with a note)."""
     if data not in ('both', 'images', 'two-class'):
@@ -303,7 +260,7 @@ def pseudo_mask(sample: Sample, counter: Counter, cache_dir: Path | None = None,
     if f is not None and f.is_file():
         try:
             m = np.load(f).astype(bool)
-            H = sweep_kw.get('height', 384) or sample.size[1]
+            H = sweep_kw.get('height', MODEL_HEIGHT) or sample.size[1]
             W = round(sample.size[0] * H / sample.size[1])
             if m.shape == (math.ceil(H / counter.stride), math.ceil(W / counter.stride)): return m
         except Exception: pass   # unreadable or made at another size: sweep again
@@ -332,63 +289,91 @@ def export_segmenter(ckpt, path: str | os.PathLike, metadata: dict | None = None
     return export_checkpoint(ckpt, path, 'segmenter', build_segmenter, _training_summary, metadata)
 
 # %% ../nbs/21_segmenter.ipynb #70917486
-def train_segmenter(root, out_dir, counter_weights=None, epochs: int = 20, lr: float = 1e-5, batch_size: int = 8,
-                    seed: int = 0, device: str = 'auto', resume: bool = False, max_minutes: float | None = None,
-                    max_images: int | None = None, pseudo_dir=None, split: str = 'train', data: str = 'both',
-                    backbone: str | None = None, freeze_backbone: bool = True, proj_dim: int = 128,
-                    weight_decay: float = 1e-2, val_fraction: float = 0.1, n_exemplars: int = 3,
-                    sweep_kw: dict | None = None, progress: bool = True, log: Callable[[str], None] = _log) -> dict:
-    """Train the exemplar segmenter (§3.3) on `root` (FSC-147 layout); write `out_dir/{last,best}.pt`,
-    `history.json`, `pseudo/` (unless `pseudo_dir`). Returns dict(out_dir, last, best, epochs, best_val_loss
-    (the train loss when there is no val set), best_val_iou, history, counter, n_train, n_val, skipped,
-    stopped_early, seconds). See the notebook text for the steps."""
+@dataclass
+class SegmenterTraining:
+    """How `train_segmenter` trains: every setting with its default, written once (the paper's §4.1 recipe: AdamW,
+    lr 1e-5, batch 8, 20 epochs). `segcount train-segmenter` makes its flags from these fields (`segcount.cli.config_flags`)."""
+    counter_weights: str | None = field(default=None, metadata=dict(flag='--counter',
+        help="counter for the pseudo masks: .safetensors or .pt (default: the embedded model)"))
+    backbone: str | None = field(default=None, metadata=dict(help="the trunk (default: the counter's)",
+                                                             choices=('mobilenet_v2', 'resnet50')))
+    freeze_backbone: bool = field(default=True, metadata=dict(flag='--finetune-backbone', invert=True,
+        help="train the trunk too (default: frozen, cached)"))
+    proj_dim: int = 128
+    epochs: int = SEGMENTER_EPOCHS
+    lr: float = field(default=LR, metadata=dict(help="paper: 1e-5; a frozen trunk + fresh head on a CPU: 1e-3"))
+    batch_size: int = BATCH_SIZE
+    weight_decay: float = 1e-2
+    seed: int = 0
+    split: str = 'train'
+    data: str = field(default='both', metadata=dict(choices=('both', 'images', 'two-class'),
+        help="training images: the split's images, two-class concatenations (§4.1), or both"))
+    max_images: int | None = None
+    val_fraction: float = 0.1
+    n_exemplars: int = N_EXEMPLARS
+    pseudo_dir: str | None = field(default=None, metadata=dict(help="pseudo-mask cache (default: OUT/pseudo)"))
+    sweep_kw: dict | None = field(default=None, metadata=dict(cli=False))   # other `kmeans_sweep` arguments
+    device: str = field(default='auto', metadata=dict(help="auto, cpu, cuda, cuda:N or mps"))
+    max_minutes: float | None = field(default=None, metadata=dict(help="stop, after saving, once this wall time is exceeded"))
+    resume: bool = field(default=False, metadata=dict(help="continue from OUT/last.pt"))
+
+    def __post_init__(self):
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise SegcountError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+
+# %% ../nbs/21_segmenter.ipynb #3d5907d3
+def train_segmenter(root, out_dir, config: SegmenterTraining | None = None, progress: bool = True,
+                    log: Callable[[str], None] = _log, **overrides) -> dict:
+    """Train the exemplar segmenter (§3.3) on `root` (FSC-147 layout) as `config` (a `SegmenterTraining`; keyword
+    `overrides` change single settings) says; write `out_dir/{last,best}.pt`, `history.json`, `pseudo/` (unless
+    `pseudo_dir`). Returns dict(out_dir, last, best, epochs, best_val_loss (the train loss when there is no val
+    set), best_val_iou, history, counter, n_train, n_val, skipped, stopped_early, seconds). See the notebook text
+    for the steps."""
+    c = configured(SegmenterTraining, config, **overrides)
     t_start = time.monotonic()
-    args = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in locals().items()
-            if k in ('root', 'out_dir', 'epochs', 'lr', 'batch_size', 'seed', 'max_images', 'split', 'data',
-                     'freeze_backbone', 'proj_dim', 'val_fraction')}
-    if epochs < 0 or batch_size < 1 or lr <= 0: raise SegcountError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+    args = run_record(root, out_dir, c)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    pdir = Path(pseudo_dir) if pseudo_dir is not None else out_dir / 'pseudo'
-    dev = pick_device(device)
-    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
-    counter, cdesc = resolve_counter(counter_weights, dev)
-    model = build_segmenter(dict(backbone_name=backbone or counter.config['backbone_name'],
-                                 freeze_backbone=freeze_backbone, proj_dim=proj_dim)).to(dev)
+    pdir = Path(c.pseudo_dir) if c.pseudo_dir is not None else out_dir / 'pseudo'
+    dev = pick_device(c.device)
+    random.seed(c.seed); np.random.seed(c.seed); torch.manual_seed(c.seed)
+    counter, cdesc = resolve_counter(c.counter_weights, dev)
+    model = build_segmenter(dict(backbone_name=c.backbone or counter.config['backbone_name'],
+                                 freeze_backbone=c.freeze_backbone, proj_dim=c.proj_dim)).to(dev)
     check_pair(counter, model)
 
-    samples = training_samples(root, split, data, max_images, seed, log=log)
+    samples = training_samples(root, c.split, c.data, c.max_images, c.seed, log=log)
     items, skipped = [], {}
     bar = tqdm(samples, desc='pseudo masks + features', unit='img', file=sys.stderr, disable=not progress)
     t0 = time.monotonic()
     for k, s in enumerate(bar):
         try:
-            hgt = model_height(s.size, s.boxes, 384, **resize_rule(counter.config))  # as the Predictor
+            hgt = model_height(s.size, s.boxes, MODEL_HEIGHT, **resize_rule(counter.config))  # as the Predictor
             s = resize_sample(s, hgt) if s.size[1] != hgt else s
-            m = pseudo_mask(s, counter, pdir, seed=seed, **dict(sweep_kw or {}, height=None))
-            items.append(make_item(model, s, m, height=None, n_exemplars=n_exemplars))
+            m = pseudo_mask(s, counter, pdir, seed=c.seed, **dict(c.sweep_kw or {}, height=None))
+            items.append(make_item(model, s, m, height=None, n_exemplars=c.n_exemplars))
         except SegcountError as e:
             skipped[s.name] = str(e)
         bar.set_postfix(img_s=f"{(k + 1) / max(time.monotonic() - t0, 1e-9):.2f}", skipped=len(skipped), refresh=False)
     bar.close()
     if skipped: log(f"skipped {len(skipped)} image(s), e.g. {next(iter(skipped.values()))}")
     if not items: raise SegcountError(f"{root}: no usable training images for the segmenter")
-    perm = np.random.default_rng(seed).permutation(len(items))
-    n_val = int(round(len(items) * val_fraction)) if len(items) >= 5 else 0
+    perm = np.random.default_rng(c.seed).permutation(len(items))
+    n_val = int(round(len(items) * c.val_fraction)) if len(items) >= 5 else 0
     val_items = [items[i] for i in perm[:n_val]]
     train_items = [items[i] for i in perm[n_val:]]
     del counter
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
     last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
     start_epoch, history, best = 0, [], dict(loss=float('inf'), iou=None)
-    if resume and last_path.is_file():
-        ck = resume_from(last_path, model, opt, lr, weight_decay)
+    if c.resume and last_path.is_file():
+        ck = resume_from(last_path, model, opt, c.lr, c.weight_decay)
         start_epoch, history = int(ck['epoch']), list(ck.get('history') or [])
         if ck.get('best_val_loss') is not None: best['loss'] = float(ck['best_val_loss'])
         best['iou'] = ck.get('best_val_iou')
         log(f"resuming from {last_path} after epoch {start_epoch}")
-    elif resume:
+    elif c.resume:
         log(f"resume: no {last_path} yet, starting from scratch")
 
     def checkpoint_at(epoch):
@@ -396,29 +381,23 @@ def train_segmenter(root, out_dir, counter_weights=None, epochs: int = 20, lr: f
                           best_val_iou=best['iou'], counter=cdesc, train_args=args)
 
     def on_epoch(epoch, rec):
+        if rec.get('partial'):   # an interrupted epoch: keep the weights, but resume redoes this epoch
+            save_epoch(out_dir, checkpoint_at(epoch - 1), history, best=False)
+            log(f"max_minutes={c.max_minutes} reached during epoch {epoch}; saved last.pt"); return
         history.append(rec)
         score = rec.get('val_loss', rec['train_loss'])
-        if rec.get('partial'):   # an interrupted epoch: keep the weights, but resume redoes this epoch
-            ck = checkpoint_at(epoch - 1)
-            save_checkpoint(ck, last_path)
-            if not best_path.is_file(): save_checkpoint(ck, best_path)   # something to export even so
-            log(f"max_minutes={max_minutes} reached during epoch {epoch}; saved last.pt"); return
         improved = score < best['loss']
         if improved: best.update(loss=score, iou=rec.get('val_iou'))
-        ck = checkpoint_at(epoch)
-        save_checkpoint(ck, last_path)
-        if improved or not best_path.is_file(): save_checkpoint(ck, best_path)
-        with atomic_write(out_dir / 'history.json') as f: json.dump(history, f, indent=1)
-        log(f"segmenter epoch {epoch}/{epochs}  loss {rec['train_loss']:.4f}  {rec['images_per_s']:.0f} img/s"
+        save_epoch(out_dir, checkpoint_at(epoch), history, improved)
+        log(f"segmenter epoch {epoch}/{c.epochs}  loss {rec['train_loss']:.4f}  {rec['images_per_s']:.0f} img/s"
             + (f"  val loss {rec['val_loss']:.4f}  IoU@{THRESHOLD} {rec['val_iou']:.3f}" if 'val_loss' in rec else ''))
 
-    left = None if max_minutes is None else max(0.0, 60 * max_minutes - (time.monotonic() - t_start))
-    fit_segmenter(model, train_items, epochs, lr, batch_size, weight_decay, seed, dev, opt, start_epoch,
+    left = None if c.max_minutes is None else max(0.0, 60 * c.max_minutes - (time.monotonic() - t_start))
+    fit_segmenter(model, train_items, c.epochs, c.lr, c.batch_size, c.weight_decay, c.seed, dev, opt, start_epoch,
                   val_items or None, on_epoch, left, progress)
-    done = [r for r in history if not r.get('partial')]
-    n_done = done[-1]['epoch'] if done else start_epoch
+    n_done = history[-1]['epoch'] if history else start_epoch
     return dict(out_dir=str(out_dir), last=str(last_path), best=str(best_path), epochs=n_done,
                 best_val_loss=None if math.isinf(best['loss']) else best['loss'], best_val_iou=best['iou'],
                 history=history, counter=cdesc, n_train=len(train_items), n_val=len(val_items), skipped=skipped,
-                stopped_early=n_done < epochs,
+                stopped_early=n_done < c.epochs,
                 seconds=round(time.monotonic() - t_start, 1))

@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
-from .data import FSC147, Sample, SegcountError, resize_sample, write_fsc147, write_groups
+from .core import MODEL_HEIGHT, SegcountError
+from .data import FSC147, Sample, resize_sample, write_fsc147, write_groups
 
 # %% auto #0
 __all__ = ['EXCLUDED_SOURCES', 'COLOR_PHOTOS', 'GRAY_TEXTURES', 'BACKGROUNDS', 'SHAPES', 'PLURALS', 'FILLS', 'LAYOUTS',
@@ -496,7 +497,7 @@ def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_oc
     other = {kinds[k].name: centres[kind_of == k] for k in range(1, len(kinds))}
     return Scene(img, kinds[0].name, centres[tgt], boxes[ex], other, boxes, kind_of, visibility, label, kinds)
 
-def make_scene(rng=None, width=(384, 768), height:int=384, count_range=(5, 600), dense_prob:float=0.3,
+def make_scene(rng=None, width=(384, 768), height:int=MODEL_HEIGHT, count_range=(5, 600), dense_prob:float=0.3,
                n_kinds=(1, 3), collage_prob:float=0.35, max_occlusion:float=0.45, tries:int=4,
                sprites=None, sprite_prob:float=0.45, photometric:float=0.0, packed_prob:float=0.0) -> Scene:
     """One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range; counts, kinds and occlusion
@@ -512,7 +513,7 @@ def make_scene(rng=None, width=(384, 768), height:int=384, count_range=(5, 600),
     if isinstance(height, (tuple, list)):   # a range of canvas heights: the same scenes drawn with more pixels
         H = round(_loguniform(rng, height[0], height[1])); W = round(W * H / height[0])
     else: H = int(height)
-    A, k = W * H, H / 384                   # k: object sizes below are for height 384
+    A, k = W * H, H / MODEL_HEIGHT          # k: object sizes below are for height 384
     for _ in range(10):
         packed = rng.random() < packed_prob
         if packed:                                    # packed: touching objects covering most of the canvas
@@ -557,7 +558,7 @@ def _scene_sample(args) -> Sample:
     seed, i, kw = args
     return make_scene(np.random.default_rng([seed, 0, i]), **kw).to_sample(f'{i}.jpg')
 
-def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=384, splits=(0.8, 0.1, 0.1),
+def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=MODEL_HEIGHT, splits=(0.8, 0.1, 0.1),
                     count_range=(5, 600), dense_prob:float=0.3, n_kinds=(1, 3), collage_prob:float=0.35,
                     max_occlusion:float=0.45, quality:int=90, workers:int=1, progress:bool=True,
                     sprites=None, sprite_prob:float=0.45, photometric:float=0.0, packed_prob:float=0.0) -> Path:
@@ -577,7 +578,7 @@ def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=
         return write_fsc147(out, bar(pool.imap(_scene_sample, jobs, chunksize=2)), splits=sp, quality=quality)
 
 # %% ../nbs/01_synthetic.ipynb #0257632c
-def make_two_class_image(target:Sample, other:Sample, rng, width_frac=(0.35, 0.65), height:int=384,
+def make_two_class_image(target:Sample, other:Sample, rng, width_frac=(0.35, 0.65), height:int=MODEL_HEIGHT,
                          name:str|None=None) -> Sample:
     "Paper §4.1: a strip of `target` (holding all its exemplar boxes) beside a strip of `other`; `region` = the target strip."
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)

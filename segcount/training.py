@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -23,18 +24,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import SegcountError, atomic_write, log as _log, pick_device
+from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, N_EXEMPLARS, SegcountError, atomic_write,
+                   configured, log as _log, pick_device, run_record)
 from .counter import Counter, build_counter, counter_from_checkpoint, density_loss, load_weights
-from .data import FSC147, CountingDataset, collate_counting, Sample, read_groups, resize_rule, write_fsc147
+from .data import FSC147, CountingDataset, collate_counting, Sample, pad_stack, read_groups, resize_rule, write_fsc147
 from .evaluate import evaluate_samples
 from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model_state, model_state_dict,
                           resume as resume_from, save_checkpoint)
+from .training_loop import epoch_batches, fit, save_epoch
 from .pipeline import Predictor
 
 # %% auto #0
 __all__ = ['amp_dtype', 'random_training_mask', 'masked_target', 'make_toy_fsc147', 'FeatureCache', 'build_feature_cache',
            'crop_cached', 'collate_cached', 'width_batches', 'export_weights', 'evaluate_counts', 'train_density',
-           'groups_nae', 'train_counter']
+           'groups_nae', 'CounterTraining', 'train_counter']
 
 # %% ../nbs/12_training.ipynb #57b077f8
 def amp_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None:
@@ -203,15 +206,10 @@ def crop_cached(it: dict, max_cells: tuple[int, int], generator: torch.Generator
 
 def collate_cached(items: list[dict], density_scale: float) -> dict:
     "Pad cached items to a batch: raw_img B×C×h×w, raw_ex B×N×C, density B×1×H×W (count units), valid, count."
-    h = max(it['raw_img'].shape[-2] for it in items); w = max(it['raw_img'].shape[-1] for it in items)
-    H = max(int(it['size'][0]) for it in items); W = max(int(it['size'][1]) for it in items)
-    pad = lambda t, hh, ww: F.pad(t, (0, ww - t.shape[-1], 0, hh - t.shape[-2]))
-    valid = torch.zeros(len(items), 1, H, W, dtype=torch.bool)
-    for k, it in enumerate(items): valid[k, :, :int(it['size'][0]), :int(it['size'][1])] = True
-    return dict(raw_img=torch.stack([pad(it['raw_img'].float(), h, w) for it in items]),
+    density, valid = pad_stack([it['density'].float() for it in items])
+    return dict(raw_img=pad_stack([it['raw_img'].float() for it in items])[0],
                 raw_ex=torch.stack([it['raw_ex'].float() for it in items]),
-                density=torch.stack([pad(it['density'].float(), H, W) for it in items]) / density_scale,
-                valid=valid, count=torch.tensor([it['count'] for it in items]))
+                density=density / density_scale, valid=valid, count=torch.tensor([it['count'] for it in items]))
 
 def width_batches(widths: list[int], batch_size: int, generator: torch.Generator | None = None,
                   pool: int = 16) -> list[list[int]]:
@@ -297,12 +295,6 @@ def groups_nae(model: Counter, samples) -> float:
     model.train(was_training)
     return float(res['NAE'])
 
-def _jsonable(v):
-    if isinstance(v, (str, int, float, bool)) or v is None: return v
-    if isinstance(v, (list, tuple)): return [_jsonable(x) for x in v]
-    if isinstance(v, dict): return {str(k): _jsonable(x) for k, x in v.items()}
-    return str(v)
-
 def _dist_info() -> tuple[int, int, int]:
     "(world size, rank, local rank) from torchrun's environment."
     return (int(os.environ.get('WORLD_SIZE', '1')), int(os.environ.get('RANK', '0')),
@@ -316,192 +308,204 @@ def _masks_for(density: torch.Tensor, hw: tuple[int, int], prob: float, g: torch
     return torch.stack(ms)
 
 # %% ../nbs/12_training.ipynb #8a2943cf
-def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, backbone: str = 'mobilenet_v2',
-                  backbone_weights: str | os.PathLike | None = 'imagenet', epochs: int = 300, lr: float = 1e-5,
-                  batch_size: int = 8, weight_decay: float = 1e-2, seed: int = 0, device: str = 'auto',
-                  amp: bool = True, resume: bool = False, freeze_backbone: bool = True,
-                  cache_features: bool | str = True, max_minutes: float | None = None,
-                  train_split: str = 'train', val_split: str | None = 'val', height: int = 384,
-                  exemplar_size: int = 128, n_exemplars: int = 3, augment: bool = False, mask_prob: float = 0.5,
-                  max_train_images: int | None = None, max_val_images: int | None = None, num_workers: int = 0,
-                  init_weights: str | os.PathLike | None = None, counter_kwargs: dict | None = None,
-                  max_cells: tuple[int, int] | None = (24, 48), scale_jitter: float = 0.0,
-                  val_groups: str | os.PathLike | None = None,
-                  progress: bool = True, log: Callable[[str], None] = _log) -> dict:
-    """Train the base counter on the FSC-147-layout folder `root`; write `out_dir/{last,best}.pt` and
-    `out_dir/history.json`. Returns dict(out_dir, last, best, epochs, best_val_mae, history, stopped_early).
-
-    Model: `backbone` ('mobilenet_v2' | 'resnet50'), `backbone_weights` ('imagenet', tag, path, None = random),
-    `freeze_backbone`, `counter_kwargs` (other `Counter` arguments, e.g. proj_dim), `init_weights` (a counter
-    safetensors file to start from). Optimisation (paper defaults): AdamW, `lr`=1e-5, `batch_size`=8,
-    `epochs`=300, `weight_decay`=0.01 — with a frozen backbone use lr 1e-4..1e-3. `mask_prob`: share of
-    images trained under a random Eq. 4 mask (target zeroed where masked). Data: `train_split`, `val_split`
-    (None: no validation; best = last), `height`, `exemplar_size`, `n_exemplars`, `augment` (flips + colour
-    jitter; disables caching), `max_train_images`/`max_val_images` (subsets), `num_workers` (image loading),
-    `scale_jitter` (with `counter_kwargs=dict(exemplar_side=...)`: each training image's exemplar side is drawn
-    once from exemplar_side × exp(U(±scale_jitter))). `val_groups`: a groups file of real photos; each epoch
-    reports its NAE through the `Predictor` and best.pt is chosen by it (instead of the val split's MAE).
-    Running: `device` ('auto' | 'cpu' | 'cuda[:N]' | 'mps'), `amp` (bf16/fp16 autocast on CUDA), `seed`,
-    `cache_features` (True/'memory', 'disk' = files in out_dir/cache, False; frozen backbone only),
-    `max_minutes` (stop, after saving, once exceeded), `resume` (continue from out_dir/last.pt if present),
-    `progress` (tqdm bars on stderr), `log` (epoch summaries; default: stderr)."""
-    t_start = time.monotonic()
-    args = _jsonable({k: v for k, v in locals().items() if k not in ('log', 't_start')})
-    out_dir = Path(out_dir)
-    world, rank, local_rank = _dist_info()
-    ddp = world > 1 or 'TORCHELASTIC_RUN_ID' in os.environ   # launched by torchrun: the DDP path, even for 1 process
-    if ddp:
-        import torch.distributed as dist
-        cuda = torch.cuda.is_available() and str(device) != 'cpu'
-        if not dist.is_initialized():
-            dist.init_process_group('nccl' if cuda else 'gloo')
-        dev = torch.device(f'cuda:{local_rank}') if cuda else torch.device('cpu')
-        if dev.type == 'cuda': torch.cuda.set_device(dev)
-    else:
-        dev = pick_device(device)
-    main = rank == 0
-    say = log if main else (lambda m: None)
-    if epochs < 0 or batch_size < 1 or lr <= 0: raise SegcountError("epochs must be >= 0, batch_size >= 1 and lr > 0")
-    if main: out_dir.mkdir(parents=True, exist_ok=True)
-
-    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
-    model = build_counter(dict(backbone_name=backbone, backbone_weights=backbone_weights,
-                               freeze_backbone=freeze_backbone, **(counter_kwargs or {})))
-    if init_weights is not None:
-        load_model_state(model, model_state_dict(load_weights(init_weights), include_backbone=not freeze_backbone),
-                           str(init_weights))
-    model.to(dev)
-
+@dataclass
+class CounterTraining:
+    """How `train_counter` trains: every setting with its default, written once (the paper's §4.1 recipe where it
+    has one: AdamW, lr 1e-5, batch 8, 300 epochs). `segcount train-counter` makes its flags from these fields
+    (`segcount.cli.config_flags`); a field's metadata gives its help and, where the flag's name differs, the flag."""
+    # the model
+    backbone: str = field(default='mobilenet_v2', metadata=dict(help="the trunk", choices=('mobilenet_v2', 'resnet50')))
+    backbone_weights: str | None = field(default='imagenet', metadata=dict(cli=False))   # 'imagenet', a tag, a path; None = random
+    freeze_backbone: bool = field(default=True, metadata=dict(flag='--finetune-backbone', invert=True,
+        help="train the backbone too (default: frozen, features cached)"))
+    exemplar_side: float | None = field(default=None, metadata=dict(
+        help="resize every image so its exemplars measure this many pixels, down or up (train and inference)"))
+    min_exemplar_side: float | None = field(default=None, metadata=dict(
+        help="upscale images whose exemplars are smaller than this at height 384 (train and inference)"))
+    counter_kwargs: dict | None = field(default=None, metadata=dict(cli=False))   # other `Counter` arguments, e.g. proj_dim
+    init_weights: str | None = field(default=None, metadata=dict(help="start from these .safetensors weights"))
+    # optimisation
+    epochs: int = COUNTER_EPOCHS
+    lr: float = field(default=LR, metadata=dict(help="paper: 1e-5; a frozen trunk: 1e-4..1e-3"))
+    batch_size: int = BATCH_SIZE
+    weight_decay: float = 1e-2
+    mask_prob: float = field(default=0.5, metadata=dict(
+        help="share of training images given a random Eq. 4 mask so the counter learns what δ means"))
+    seed: int = 0
     # data
+    train_split: str = 'train'
+    val_split: str | None = 'val'
+    val_groups: str | None = field(default=None, metadata=dict(
+        help="groups file of real photos: report their NAE each epoch and keep the best epoch by it"))
+    height: int = MODEL_HEIGHT
+    exemplar_size: int = EXEMPLAR_SIZE
+    n_exemplars: int = N_EXEMPLARS
+    augment: bool = field(default=False, metadata=dict(help="flips and colour jitter (features are then not cached)"))
+    scale_jitter: float = field(default=0.0, metadata=dict(
+        help="with exemplar_side: each training image's exemplar side is drawn from side × exp(±jitter)"))
+    max_train_images: int | None = None
+    max_val_images: int | None = None
+    max_cells: tuple | None = field(default=(24, 48), metadata=dict(cli=False))   # training crops of cached features
+    num_workers: int = field(default=0, metadata=dict(flag='--workers', help="image-loading worker processes"))
+    # running
+    device: str = field(default='auto', metadata=dict(help="auto, cpu, cuda, cuda:N or mps"))
+    amp: bool = field(default=True, metadata=dict(cli=False))   # bf16/fp16 autocast on CUDA
+    cache_features: str = field(default='memory', metadata=dict(flag='--cache', choices=('memory', 'disk', 'none'),
+        help="frozen trunk: keep its features in memory, or in OUT/cache on disk (reused by --resume)"))
+    max_minutes: float | None = field(default=None, metadata=dict(help="stop, after saving, once this wall time is exceeded"))
+    resume: bool = field(default=False, metadata=dict(help="continue from OUT/last.pt"))
+
+    def __post_init__(self):
+        if self.cache_features is True: self.cache_features = 'memory'   # older spellings
+        if self.cache_features in (False, None, 'off'): self.cache_features = 'none'
+        if self.cache_features not in ('memory', 'disk', 'none'):
+            raise SegcountError(f"cache_features must be 'memory', 'disk' or 'none', got {self.cache_features!r}")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise SegcountError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+
+# %% ../nbs/12_training.ipynb #b28cb429
+def _run_device(device: str) -> tuple[torch.device, bool, int, int]:
+    "(device, ddp, world size, rank): under torchrun the DDP path (even for 1 process), else `pick_device(device)`."
+    world, rank, local_rank = _dist_info()
+    if not (world > 1 or 'TORCHELASTIC_RUN_ID' in os.environ): return pick_device(device), False, world, rank
+    import torch.distributed as dist
+    cuda = torch.cuda.is_available() and str(device) != 'cpu'
+    if not dist.is_initialized(): dist.init_process_group('nccl' if cuda else 'gloo')
+    dev = torch.device(f'cuda:{local_rank}') if cuda else torch.device('cpu')
+    if dev.type == 'cuda': torch.cuda.set_device(dev)
+    return dev, True, world, rank
+
+def _counter_data(root, c: CounterTraining, model: Counter, dev: torch.device, out_dir: Path, show: bool, say) -> tuple:
+    "(train data, val data or None, cached?): `CountingDataset`s of `root`, as cached trunk features when the trunk is frozen."
     def dataset(split, limit, jitter=0.0):
         src = FSC147(root, split)
         if limit is not None: src = torch.utils.data.Subset(src, range(min(limit, len(src))))
-        return CountingDataset(src, height=height, n_exemplars=n_exemplars, augment=False, exemplar_size=exemplar_size,
-                               scale_jitter=jitter, seed=seed, **resize_rule(model.config))
-    train_ds = dataset(train_split, max_train_images, scale_jitter)
-    if len(train_ds) == 0: raise SegcountError(f"{root}: split {train_split!r} has no images")
-    try: val_ds = dataset(val_split, max_val_images) if val_split else None
+        return CountingDataset(src, height=c.height, n_exemplars=c.n_exemplars, augment=False, exemplar_size=c.exemplar_size,
+                               scale_jitter=jitter, seed=c.seed, **resize_rule(model.config))
+    train_ds = dataset(c.train_split, c.max_train_images, c.scale_jitter)
+    if len(train_ds) == 0: raise SegcountError(f"{root}: split {c.train_split!r} has no images")
+    try: val_ds = dataset(c.val_split, c.max_val_images) if c.val_split else None
     except SegcountError as e:
         say(f"no validation ({e})"); val_ds = None
     if val_ds is not None and len(val_ds) == 0: val_ds = None
-    use_cache = cache_features not in (False, None, 'none', 'off') and freeze_backbone
-    if use_cache and augment:
+    use_cache = c.cache_features != 'none' and c.freeze_backbone
+    if use_cache and c.augment:
         say("augment=True: backbone features are recomputed every epoch (not cached)"); use_cache = False
-    if augment: train_ds.augment = True
-    cache_dir = out_dir / 'cache' if cache_features == 'disk' else None
-    if use_cache:
-        train_data = build_feature_cache(model, train_ds, dev, cache_dir, 'caching train features', progress and main,
-                                         num_workers)
-        val_data = (build_feature_cache(model, val_ds, dev, cache_dir, 'caching val features', progress and main,
-                                        num_workers) if val_ds is not None else None)
-    else:
-        train_data, val_data = train_ds, val_ds
+    if c.augment: train_ds.augment = True
+    if not use_cache: return train_ds, val_ds, False
+    cache_dir = out_dir / 'cache' if c.cache_features == 'disk' else None
+    cache = lambda ds, what: build_feature_cache(model, ds, dev, cache_dir, f'caching {what} features', show, c.num_workers)
+    return cache(train_ds, 'train'), (cache(val_ds, 'val') if val_ds is not None else None), True
 
-    # optimisation
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    dt = amp_dtype(dev, amp)
+def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, config: CounterTraining | None = None,
+                  progress: bool = True, log: Callable[[str], None] = _log, **overrides) -> dict:
+    """Train the base counter on the FSC-147-layout folder `root` as `config` (a `CounterTraining`; keyword
+    `overrides` change single settings, e.g. `epochs=5`) says; write `out_dir/{last,best}.pt` and
+    `out_dir/history.json`. Returns dict(out_dir, last, best, epochs, best_val_mae, best_score, selected_by,
+    history, stopped_early). `progress`: tqdm bars on stderr; `log`: epoch summaries (default: stderr).
+    With a frozen backbone use lr 1e-4..1e-3 (the paper's 1e-5 fine-tunes a whole ResNet-50)."""
+    c = configured(CounterTraining, config, **overrides)
+    t_start, args, out_dir = time.monotonic(), run_record(root, out_dir, c), Path(out_dir)
+    dev, ddp, world, rank = _run_device(c.device)
+    main = rank == 0
+    say = log if main else (lambda m: None)
+    if main: out_dir.mkdir(parents=True, exist_ok=True)
+
+    random.seed(c.seed); np.random.seed(c.seed); torch.manual_seed(c.seed)
+    model = build_counter(dict(backbone_name=c.backbone, backbone_weights=c.backbone_weights,
+                               freeze_backbone=c.freeze_backbone, exemplar_side=c.exemplar_side,
+                               min_exemplar_side=c.min_exemplar_side, **(c.counter_kwargs or {})))
+    if c.init_weights is not None:
+        load_model_state(model, model_state_dict(load_weights(c.init_weights), include_backbone=not c.freeze_backbone),
+                         str(c.init_weights))
+    model.to(dev)
+    train_data, val_data, cached = _counter_data(root, c, model, dev, out_dir, progress and main, say)
+
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=c.lr, weight_decay=c.weight_decay)
+    dt = amp_dtype(dev, c.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
     # best.pt: the epoch with the lowest validation score: NAE on the real photos of `val_groups` when given, else
     # the val split's MAE
-    selected_by = 'val_groups_nae' if val_groups is not None else 'val_mae'
-    val_photos = read_groups(val_groups) if val_groups is not None else None
+    selected_by = 'val_groups_nae' if c.val_groups is not None else 'val_mae'
+    val_photos = read_groups(c.val_groups) if c.val_groups is not None else None
     start_epoch, history, best_score = 0, [], float('inf')
-    last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
-    if resume and last_path.is_file():
-        ck = resume_from(last_path, model, opt, lr, weight_decay)
+    last_path = out_dir / 'last.pt'
+    if c.resume and last_path.is_file():
+        ck = resume_from(last_path, model, opt, c.lr, c.weight_decay)
         if 'scaler' in ck and scaler.is_enabled(): scaler.load_state_dict(ck['scaler'])
         start_epoch, history = int(ck['epoch']), list(ck.get('history') or [])
         if ck.get('selected_by', 'val_mae') == selected_by:
             prev = ck.get('best_score', ck.get('best_val_mae'))
             best_score = float(prev) if prev is not None else float('inf')
         say(f"resuming from {last_path} after epoch {start_epoch}")
-    elif resume:
+    elif c.resume:
         say(f"resume: no {last_path} yet, starting from scratch")
 
-    step = _CounterStep(model)
+    fwd = _CounterStep(model)
     if ddp:
         from torch.nn.parallel import DistributedDataParallel as DDP
-        step = DDP(step, device_ids=[dev.index] if dev.type == 'cuda' else None)
+        fwd = DDP(fwd, device_ids=[dev.index] if dev.type == 'cuda' else None)
+
+    def batches(epoch, g):
+        idx = (width_batches(train_data.widths, c.batch_size, g) if cached else
+               epoch_batches(len(train_data), c.batch_size, g))
+        if world > 1: idx = idx[:len(idx) // world * world][rank::world]
+        if cached: return idx
+        return torch.utils.data.DataLoader(train_data, batch_sampler=idx, collate_fn=collate_counting,
+                                           num_workers=c.num_workers)
+
+    def step(batch, g):
+        if cached:
+            items = [train_data[i] for i in batch]
+            if c.max_cells is not None: items = [crop_cached(it, c.max_cells, g) for it in items]
+            b = collate_cached(items, model.density_scale)
+            inputs, hw = dict(raw_img=b['raw_img'].to(dev), raw_ex=b['raw_ex'].to(dev)), tuple(b['raw_img'].shape[-2:])
+        else:
+            b = batch
+            inputs, hw = dict(image=b['image'].to(dev), exemplars=b['exemplars'].to(dev)), model.feature_size(*b['image'].shape[-2:])
+        density, valid = b['density'].to(dev), b['valid'].to(dev)
+        mask = _masks_for(b['density'], hw, c.mask_prob, g)
+        target = density if mask is None else masked_target(density, mask.to(dev))
+        with torch.autocast(dev.type, dtype=dt, enabled=dt is not None):
+            y = fwd(**inputs, mask=None if mask is None else mask.to(dev), size=tuple(density.shape[-2:]))
+        return density_loss(train_density(y.float(), target, model.density_scale), target, valid, model.density_scale), len(b['density'])
+
+    def validate():
+        rec = {}
+        if not main: return rec
+        if val_data is not None:
+            ev = evaluate_counts(model, val_data, dev)
+            rec.update(val_mae=ev['mae'], val_rmse=ev['rmse'])
+        if val_photos is not None: rec['val_groups_nae'] = groups_nae(model, val_photos)
+        return rec
 
     def checkpoint_at(epoch):
         return checkpoint(model, opt, epoch, history, scaler=scaler.state_dict() if scaler.is_enabled() else {},
                           best_score=None if math.isinf(best_score) else best_score, selected_by=selected_by,
                           best_val_mae=_best(history, 'val_mae'), train_args=args)
 
-    stopped, completed = False, start_epoch
-    for epoch in range(start_epoch, epochs):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        model.train()
-        if use_cache:
-            batches = width_batches(train_data.widths, batch_size, g)
-        else:
-            order = torch.randperm(len(train_data), generator=g).tolist()
-            batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        if world > 1: batches = batches[:len(batches) // world * world][rank::world]
-        t0, seen, loss_sum = time.monotonic(), 0, 0.0
-        loader = (batches if use_cache else
-                  torch.utils.data.DataLoader(train_data, batch_sampler=batches, collate_fn=collate_counting,
-                                              num_workers=num_workers))
-        bar = tqdm(zip(batches, loader), total=len(batches), desc=f"epoch {epoch + 1}/{epochs}", unit='batch',
-                   disable=not (progress and main), file=sys.stderr, leave=False)
-        for idx, loaded in bar:
-            if use_cache:
-                items = [train_data[i] for i in idx]
-                if max_cells is not None: items = [crop_cached(it, max_cells, g) for it in items]
-                b = collate_cached(items, model.density_scale)
-                inputs = dict(raw_img=b['raw_img'].to(dev), raw_ex=b['raw_ex'].to(dev))
-                hw = tuple(b['raw_img'].shape[-2:])
-            else:
-                b = loaded
-                inputs = dict(image=b['image'].to(dev), exemplars=b['exemplars'].to(dev))
-                hw = model.feature_size(*b['image'].shape[-2:])
-            density, valid = b['density'].to(dev), b['valid'].to(dev)
-            mask = _masks_for(b['density'], hw, mask_prob, g)
-            target = density if mask is None else masked_target(density, mask.to(dev))
-            with torch.autocast(dev.type, dtype=dt, enabled=dt is not None):
-                y = step(**inputs, mask=None if mask is None else mask.to(dev), size=tuple(density.shape[-2:]))
-            loss = density_loss(train_density(y.float(), target, model.density_scale), target, valid,
-                                model.density_scale)
-            if not torch.isfinite(loss):
-                raise SegcountError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower lr (now {lr})")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt); scaler.update()
-            seen += len(idx); loss_sum += loss.item() * len(idx)
-            ips = seen / max(time.monotonic() - t0, 1e-9)
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{ips:.1f}")
-            if max_minutes is not None and time.monotonic() - t_start > 60 * max_minutes:
-                stopped = True; break
-        bar.close()
-        if stopped and seen < sum(len(i) for i in batches):
-            say(f"max_minutes={max_minutes} reached during epoch {epoch + 1}; saving its partial progress as last.pt")
-            if main:
-                save_checkpoint(checkpoint_at(epoch), last_path)   # epoch counter not advanced: resume redoes it
-            break
-        rec = dict(epoch=epoch + 1, train_loss=loss_sum / max(seen, 1), images_per_s=seen / max(time.monotonic() - t0, 1e-9),
-                   seconds=time.monotonic() - t0, lr=lr)
+    def on_epoch(epoch, rec):
+        nonlocal best_score
+        if rec.get('partial'):   # an interrupted epoch: keep the weights, but resume redoes this epoch
+            say(f"max_minutes={c.max_minutes} reached during epoch {epoch}; saving its partial progress as last.pt")
+            if main: save_checkpoint(checkpoint_at(epoch - 1), last_path)
+            return
         if main:
-            if val_data is not None:
-                ev = evaluate_counts(model, val_data, dev)
-                rec.update(val_mae=ev['mae'], val_rmse=ev['rmse'])
-            if val_photos is not None: rec['val_groups_nae'] = groups_nae(model, val_photos)
             history.append(rec)
             improved = selected_by in rec and rec[selected_by] < best_score
             if improved: best_score = rec[selected_by]
-            ck = checkpoint_at(epoch + 1)
-            save_checkpoint(ck, last_path)
-            completed = epoch + 1
-            if improved or selected_by not in rec or not best_path.is_file(): save_checkpoint(ck, best_path)
-            with atomic_write(out_dir / 'history.json') as f: json.dump(history, f, indent=1)
-            say(f"epoch {epoch + 1}/{epochs}  loss {rec['train_loss']:.4f}  {rec['images_per_s']:.1f} img/s"
+            save_epoch(out_dir, checkpoint_at(epoch), history, improved or selected_by not in rec)
+            say(f"epoch {epoch}/{c.epochs}  loss {rec['train_loss']:.4f}  {rec['images_per_s']:.1f} img/s"
                 + (f"  val MAE {rec['val_mae']:.2f}  RMSE {rec['val_rmse']:.2f}" if 'val_mae' in rec else '')
                 + (f"  real val NAE {rec['val_groups_nae']:.3f}" if 'val_groups_nae' in rec else ''))
-        if ddp:
-            import torch.distributed as dist
-            dist.barrier()
-        if stopped:
-            say(f"max_minutes={max_minutes} reached after epoch {epoch + 1}"); break
-    return dict(out_dir=str(out_dir), last=str(last_path), best=str(best_path), epochs=completed,
+        if ddp: torch.distributed.barrier()
+
+    deadline = None if c.max_minutes is None else t_start + 60 * c.max_minutes
+    run = fit(model, opt, step, batches, c.epochs, start_epoch, c.seed, validate, on_epoch, deadline, scaler,
+              desc='epoch', progress=progress and main)
+    stopped = bool(run) and (run[-1].get('partial', False) or run[-1]['epoch'] < c.epochs)
+    if stopped and not run[-1].get('partial'): say(f"max_minutes={c.max_minutes} reached after epoch {run[-1]['epoch']}")
+    completed = max([r['epoch'] for r in run if not r.get('partial')], default=start_epoch)
+    return dict(out_dir=str(out_dir), last=str(last_path), best=str(out_dir / 'best.pt'), epochs=completed,
                 best_val_mae=_best(history, 'val_mae'), best_score=None if math.isinf(best_score) else best_score,
                 selected_by=selected_by, history=history, stopped_early=stopped)

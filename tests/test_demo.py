@@ -13,6 +13,7 @@ import struct
 import threading
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -164,9 +165,9 @@ def test_photo_store_reduces_large_photos():
     store = app.PhotoStore()
     big = np.zeros((4500, 6000, 3), np.uint8)          # 27 MP > MODEL_MAX_PIXELS
     info = store.add(big, "big.jpg")
-    assert info["size"] == [6000, 4500] and info["model_reduced"] == 2
-    assert info["model_size"] == [3000, 2250] and max(info["display_size"]) == app.DISPLAY_MAX_SIDE
-    assert np.load(info["model_path"]).shape == (2250, 3000, 3)
+    assert info.size == [6000, 4500] and info.model_reduced == 2
+    assert info.model_size == [3000, 2250] and max(info.display_size) == app.DISPLAY_MAX_SIDE
+    assert np.load(info.model_path).shape == (2250, 3000, 3)
     shutil.rmtree(store.dir)
 
 
@@ -196,22 +197,22 @@ def test_threshold_rerenders_from_the_cache_without_the_model():
     photo = ui.store.add(rng.integers(0, 255, (192, 256, 3), dtype=np.uint8), "p.png")
     dens = rng.random((384, 512)).astype(np.float32) / 1000
     soft = np.linspace(0, 1, 32, dtype=np.float32)[None].repeat(24, 0)         # 0 on the left .. 1 on the right
-    pred = dict(density=dens, similarity=soft, mask=None, soft_mask=None, count=float(dens.sum()), method="count",
-                seconds=0.1, note="", n_exemplars=1)
-    seg = dict(pred, density=dens * (soft.repeat(16, 0).repeat(16, 1) >= 0.6), mask=(soft >= 0.6).astype(np.float32),
-               soft_mask=soft, method="seg-then-count", threshold_used=0.6)
-    seg["count"] = float(seg["density"].sum())
-    cache = dict(display_path=photo["display_path"], fp=photo["fp"], boxes_display=[[10, 10, 40, 40]],
-                 count=pred, seg=seg)
+    pred = app.Result(density=dens, similarity=soft, mask=None, soft_mask=None, count=float(dens.sum()), method="count",
+                      seconds=0.1, note="", n_exemplars=1)
+    seg = replace(pred, density=dens * (soft.repeat(16, 0).repeat(16, 1) >= 0.6), mask=(soft >= 0.6).astype(np.float32),
+                  soft_mask=soft, method="seg-then-count", threshold_used=0.6)
+    seg.count = float(seg.density.sum())
+    cache = app.Counted(display_path=photo.display_path, fp=photo.fp, boxes_display=[[10, 10, 40, 40]],
+                        count=pred, seg=seg)
     all_html, seg_html, img_all, img_seg = ui.render(cache, 0.6, 0.6)
-    assert f"{seg['count']:.1f}" in seg_html and "≈" not in seg_html
+    assert f"{seg.count:.1f}" in seg_html and "≈" not in seg_html
     all_html, seg_html2, img_all2, img_seg2 = ui.render(cache, 0.3, 0.6)
     inside = app._resize_map(soft, (512, 384)) >= 0.3
     assert f"≈ {dens[inside].sum():.1f}" in seg_html2 and "press Count" in seg_html2
     a, b = np.asarray(img_seg["value"], np.float32), np.asarray(img_seg2["value"], np.float32)
     assert a.shape == b.shape == (192, 256, 3) and np.abs(a - b).mean() > 1   # the mask moved
     # without a segmenter: the reason, and the similarity map instead
-    cache["seg"] = {"error": "the model has no segmenter"}
+    cache = replace(cache, seg=None, seg_error="the model has no segmenter")
     _, seg_html3, _, img3 = ui.render(cache, 0.6, 0.6)
     assert "unavailable" in seg_html3 and "no segmenter" in seg_html3 and "Similarity" in img3["label"]
     shutil.rmtree(ui.store.dir)
