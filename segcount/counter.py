@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .backbones import Backbone, TrunkModel, build_backbone
 from .core import SegcountError
 from .metrics import masked_mse
-from .model_files import load_model, model_from_checkpoint, save_model
+from .model_files import build_model, load_model, model_from_checkpoint, save_model
 
 # %% auto #0
 __all__ = ['DELTA', 'DENSITY_SCALE', 'COUNTER_FORMAT', 'counter_registry', 'DEFAULT_WEIGHTS', 'DensityRegressor', 'apply_mask',
@@ -165,17 +165,9 @@ class Counter(TrunkModel):
                                   size=tuple(image.shape[-2:]))
 
 # %% ../nbs/11_counter.ipynb #c74dfd3b
-_CONFIG_KEYS = ('backbone_name', 'backbone_weights', 'freeze_backbone', 'proj_dim', 'regressor_widths', 'delta',
-                'density_scale', 'gate_density', 'min_exemplar_side', 'exemplar_side')
-
 def build_counter(config: dict | None = None, **overrides) -> Counter:
     "A `Counter` from a config dict (as in `counter.config`), with keyword overrides (e.g. `backbone_weights=None`)."
-    cfg = dict(config or {}, **overrides)
-    fmt = cfg.pop('format', COUNTER_FORMAT)
-    if fmt != COUNTER_FORMAT: raise SegcountError(f"counter config format {fmt!r} is not {COUNTER_FORMAT!r}")
-    unknown = sorted(set(cfg) - set(_CONFIG_KEYS))
-    if unknown: raise SegcountError(f"unknown counter config keys {unknown}")
-    return Counter(**cfg)
+    return build_model(Counter, config, **overrides)
 
 counter_registry = {  # SAM-style named builders
     'mobilenet_v2': lambda **kw: build_counter(dict(backbone_name='mobilenet_v2'), **kw),

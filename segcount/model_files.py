@@ -8,8 +8,8 @@ Docs: https://segcount.github.io/segcount/model_files.html.md"""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -21,9 +21,19 @@ from . import __version__
 from .core import SegcountError, atomic_write
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'is_trunk', 'model_state_dict', 'load_model_state', 'tensor_digest', 'save_model',
+__all__ = ['CHECKPOINT_FORMAT', 'build_model', 'is_trunk', 'model_state_dict', 'load_model_state', 'tensor_digest', 'save_model',
            'read_metadata', 'read_model_file', 'load_model', 'checkpoint', 'save_checkpoint', 'load_checkpoint',
            'resume', 'model_from_checkpoint', 'export_checkpoint']
+
+# %% ../nbs/04_model_files.ipynb #aded73aa
+def build_model(cls, config:dict|None=None, **overrides) -> torch.nn.Module:
+    "An instance of model class `cls` from a `config` dict (as in `model.config`) and keyword `overrides`."
+    cfg = dict(config or {}, **overrides)
+    fmt = cfg.pop('format', cls.FORMAT)
+    if fmt != cls.FORMAT: raise SegcountError(f"{cls.KIND} config format {fmt!r} is not {cls.FORMAT!r}")
+    unknown = sorted(set(cfg) - set(inspect.signature(cls).parameters))
+    if unknown: raise SegcountError(f"unknown {cls.KIND} config keys {unknown}")
+    return cls(**cfg)
 
 # %% ../nbs/04_model_files.ipynb #7879d0fe
 def is_trunk(name:str) -> bool:

@@ -31,7 +31,7 @@ from .data import FSC147, Sample, crop_exemplars, model_height, pad_stack, resiz
 from .metrics import iou, masked_mse
 from .pseudolabel import kmeans_sweep, two_kind_image
 from .synthetic import make_two_class_image
-from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model, model_from_checkpoint,
+from .model_files import (build_model, checkpoint, export_checkpoint, load_checkpoint, load_model, model_from_checkpoint,
                           read_metadata, resume as resume_from, save_model)
 from .training_loop import epoch_batches, fit, save_epoch
 
@@ -81,16 +81,9 @@ class Segmenter(TrunkModel):
         return self.forward_features(self.backbone_image(image), self.backbone_exemplars(exemplars))
 
 # %% ../nbs/21_segmenter.ipynb #5f6b23e3
-_CONFIG_KEYS = ('backbone_name', 'backbone_weights', 'freeze_backbone', 'proj_dim', 'hidden_dim')
-
 def build_segmenter(config: dict | None = None, **overrides) -> Segmenter:
     "A `Segmenter` from a config dict (as in `segmenter.config`), with keyword overrides."
-    cfg = dict(config or {}, **overrides)
-    fmt = cfg.pop('format', SEGMENTER_FORMAT)
-    if fmt != SEGMENTER_FORMAT: raise SegcountError(f"segmenter config format {fmt!r} is not {SEGMENTER_FORMAT!r}")
-    unknown = sorted(set(cfg) - set(_CONFIG_KEYS))
-    if unknown: raise SegcountError(f"unknown segmenter config keys {unknown}")
-    return Segmenter(**cfg)
+    return build_model(Segmenter, config, **overrides)
 
 def save_segmenter(model: Segmenter, path: str | os.PathLike, include_backbone: bool | None = None,
                    metadata: dict | None = None) -> Path:
