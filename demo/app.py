@@ -44,7 +44,6 @@ import gradio as gr
 from gradio_image_annotation import image_annotator
 
 from segcount.core import KS, MODEL_HEIGHT, THRESHOLD, SegcountError, one_line
-from segcount.counter import Counter
 from segcount.data import Sample, image_size, load_image
 from segcount.pipeline import Predictor
 from segcount.pseudolabel import counts_with_masks, embedder_for, kmeans_masks, prepare_sample
@@ -396,12 +395,6 @@ def read_annotator(annot: image_annotator, payload: dict | None) -> dict | None:
 def load_predictor(weights=None, device="auto"):
     """`Predictor.from_weights(weights)`; `weights=None` is segcount's embedded default model."""
     return Predictor.from_weights(weights, device=device)
-
-
-def untrained_predictor(device="cpu"):
-    """A predictor on an untrained counter: the UI works, the counts mean nothing. Used only when
-    segcount has no embedded model yet and no weights were given."""
-    return Predictor(Counter(backbone_weights=None), device=device)
 
 
 @contextmanager
@@ -816,15 +809,12 @@ def _wire(ui: SimpleNamespace, h: Handlers):
     ui.api_btn.click(h.api_count, [ui.api_image, ui.api_boxes, ui.api_method], [ui.api_out], api_name="count", **model)
 
 
-def build_app(predictor=None, weights=None, examples: bool = True, banner: str | None = None) -> gr.Blocks:
+def build_app(predictor=None, weights=None, examples: bool = True) -> gr.Blocks:
     """The Gradio Blocks app. `predictor`: a `segcount.pipeline.Predictor` (or anything with the same
-    `predict`); None loads `Predictor.from_weights(weights)` on first use (weights None = embedded).
-    `banner`: a warning shown at the top (e.g. that the model is untrained)."""
+    `predict`); None loads `Predictor.from_weights(weights)` on first use (weights None = embedded)."""
     with gr.Blocks(title="segcount: count only what your boxes show") as demo:
         ui = SimpleNamespace(photo=gr.State(None), counted=gr.State(None))   # per session: Photo, Counted
         gr.Markdown(INTRO)
-        if banner:
-            gr.Markdown(f"⚠️ **{banner}**", elem_id="banner")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
                 _photo_column(ui, examples)
@@ -852,17 +842,12 @@ def main(host: str = "127.0.0.1", port: int = 7860, weights: str | None = None, 
     """Build the app on `weights` (None = segcount's embedded default model) and serve it on
     http://host:port, printing the local URL. With `block` (the default) it serves until
     interrupted (Ctrl+C); otherwise it returns the running `gr.Blocks` (call `.close()`)."""
-    banner = None
     try:
         predictor = load_predictor(weights)
-    except Exception as e:
-        if weights is not None:
-            raise
-        predictor = untrained_predictor()
-        banner = (f"No trained model could be loaded ({e}). Running an UNTRAINED counter: "
-                  f"the interface works but the counts mean nothing.")
-        print(f"segcount demo: warning: {banner}", file=sys.stderr, flush=True)
-    demo = build_app(predictor, banner=banner)
+    except SegcountError as e:   # never serve an untrained model: stop with what is wrong
+        raise SystemExit(f"segcount demo: error: no trained model could be loaded ({one_line(e)}); "
+                         "reinstall segcount or pass --weights FILE") from None
+    demo = build_app(predictor)
     launch(demo, host, port, prevent_thread_lock=True, share=share, quiet=True)
     print(f"segcount demo: serving on {demo.local_url}  (Ctrl+C stops it)", flush=True)
     if not block:

@@ -81,14 +81,11 @@ class DemoRecordingPredictor:
 
 
 def _segcount_predictor():
-    """The embedded default model when this install has it, else an untrained counter (fast)."""
+    "The embedded default model."
     import torch
     torch.set_num_threads(2)
     from segcount.pipeline import Predictor
-    try:
-        return Predictor.from_weights(None, device="cpu")
-    except Exception:
-        return app.untrained_predictor("cpu")
+    return Predictor.from_weights(None, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -558,6 +555,13 @@ def test_browser_bad_input_messages(served, browser_page, tmp_path, photo_12000x
     _wait_status(page, "1 exemplar box")
     value, _ = _count_and_read(page)
     assert math.isfinite(value)
+
+
+def test_main_refuses_to_serve_without_a_trained_model(tmp_path):
+    "A model file that can't be loaded stops the app with one clear line; nothing untrained is ever served."
+    bad = tmp_path / "notaweights.safetensors"; bad.write_bytes(b"not safetensors")
+    with pytest.raises(SystemExit, match=r"no trained model could be loaded \(.*notaweights\.safetensors"):
+        app.main("127.0.0.1", _free_port(), weights=str(bad), block=False)
 
 
 def test_main_serves_and_prints_the_url(capsys):
