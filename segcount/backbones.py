@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 import torchvision
+from safetensors.torch import load_file
 
 from .core import SegcountError
 
@@ -176,7 +177,6 @@ def load_torchvision_state(model: nn.Module, path: Path, name: str) -> nn.Module
     "Load a torchvision state dict file into `model` (strict); unreadable or mismatched file → `SegcountError`."
     try:
         if Path(path).suffix == '.safetensors':
-            from safetensors.torch import load_file
             sd = load_file(str(path))
         else:
             sd = torch.load(path, map_location='cpu', weights_only=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import segcount
 from . import __version__
-from .core import SegcountError
+from .core import MODEL_HEIGHT, THRESHOLD, SegcountError
 from .counter import load_weights
 from .data import read_groups
 from .evaluate import bench_infer, evaluate_samples, load_samples, paper_table, render_table
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
                    help="an exemplar box in the image's own pixels (repeat for more)")
     c.add_argument("--method", choices=["count", "seg-then-count"], default="count")
-    c.add_argument("--threshold", type=float, default=0.6, help="seg-then-count: mask threshold (paper: 0.6)")
+    c.add_argument("--threshold", type=float, default=THRESHOLD, help="seg-then-count: mask threshold (paper: 0.6)")
     c.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
     c.add_argument("--density-out", type=Path, default=None, help="save the density map (.npy or .png)")
     common(c); c.set_defaults(func=cmd_count)
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sprites", type=Path, default=None,
                    help="folder of RGBA object pictures (PNG) to use as object kinds too (data_scripts/fetch_sprites.py)")
     g.add_argument("--workers", type=int, default=1, help="worker processes (the files are the same for any number)")
-    g.add_argument("--height", type=int, nargs="+", default=[384],
+    g.add_argument("--height", type=int, nargs="+", default=[MODEL_HEIGHT],
                    help="canvas height, or a range LO HI drawn log-uniformly (objects and width scale with it)")
     g.add_argument("--count-range", type=int, nargs=2, default=[5, 600], metavar=("LO", "HI"),
                    help="objects of the target kind per scene")
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weights", default=None, help="counter weights (default: the embedded model)")
     t.add_argument("--segmenter", default=None, help="segmenter weights (default: beside the counter's)")
     t.add_argument("--finetuned", default=None, help="a counter fine-tuned on two-class images (Tables 1 and 5)")
-    t.add_argument("--threshold", type=float, default=0.6, help="seg-then-count's mask threshold (§4.1: 0.6)")
+    t.add_argument("--threshold", type=float, default=THRESHOLD, help="seg-then-count's mask threshold (§4.1: 0.6)")
     t.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
     t.add_argument("--mode", choices=["fast", "exact"], default="fast", help="patch embeddings of the K sweep")
     t.add_argument("--limit", type=int, default=None); t.add_argument("--device", default="auto")

@@ -11,11 +11,13 @@ Docs: https://segcount.github.io/segcount/kmeans_sweep.html.md"""
 from __future__ import annotations
 
 import copy
+import multiprocessing as mp
 import json
 import math
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
 from torchvision.ops import roi_align
+from tqdm.auto import tqdm
 
 from .backbones import Backbone, build_backbone
 from .core import EXEMPLAR_SIZE, KS, MODEL_HEIGHT, SegcountError, atomic_write, one_line, safe_name
@@ -252,7 +256,6 @@ def kmeans_masks(img, boxes, grid=None, stride: int = 16, ks=KS, mode: str = 'fa
 def two_kind_image(W: int = 384, H: int = 192, size: int = 24, gap: int = 40, seed: int = 0) -> Sample:
     """A toy `Sample`: red discs on the left half, blue squares on the right half of a grey image; dots and 3
     exemplar boxes on the discs (a controlled case for tests and pictures)."""
-    from PIL import Image, ImageDraw
     rng = np.random.default_rng(seed)
     im = Image.new('RGB', (W, H), (200, 200, 200))
     d = ImageDraw.Draw(im)
@@ -495,7 +498,6 @@ def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mo
     """Pseudo masks (§3.2) for every image of `split` of the FSC-147-layout folder `root`, written under
     `out_dir` (masks/, records/, manifest.json). `counter`: a `Counter`, a weights file, or None (the default
     model), loaded on `device` (default: CUDA when present; worker processes use the CPU). Returns the manifest."""
-    from tqdm.auto import tqdm
     if mode not in MODES: raise SegcountError(f"unknown embedding mode {mode!r}; choose one of {MODES}")
     if out_dir is None: raise SegcountError("pseudolabel_split: out_dir is required")
     out = Path(out_dir)
@@ -523,8 +525,6 @@ def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mo
         bar.set_postfix(failed=len(failed), refresh=False)
 
     if workers and workers > 0 and len(todo) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
         ctx = mp.get_context('spawn')   # no fork after torch threads started; workers run on the CPU
         wkw = dict(kw, embedder=None if emb is getattr(counter, 'backbone', None) else emb)
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
@@ -659,7 +659,7 @@ def dots_kept(pl: PseudoLabel, points, mask: np.ndarray | None = None) -> float:
 def plot_sweep(pl: PseudoLabel, sample: Sample, axs=None, title: str | None = None):
     """Figure 4 of the paper for one image: input + exemplars, then per K the mask over the density D_k with its
     count; K* framed in green. `pl` from `kmeans_sweep(..., keep=True)`; `sample` resized like the sweep."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt   # plotting only: matplotlib takes ~0.4 s to import, which counting does not need
     from matplotlib.patches import Rectangle
     if pl.densities is None: raise SegcountError(f"{pl.name}: run kmeans_sweep(..., keep=True) to plot densities")
     n = len(pl.ks) + 1

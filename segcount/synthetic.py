@@ -14,6 +14,7 @@ from __future__ import annotations
 import colorsys
 import importlib.util
 import math
+import multiprocessing
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -576,7 +577,6 @@ def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=
     jobs = [(seed, i, kw) for i in range(n_images)]
     bar = lambda it: tqdm(it, total=n_images, desc='generate scenes', disable=not progress)
     if workers <= 1: return write_fsc147(out, bar(map(_scene_sample, jobs)), splits=sp, quality=quality)
-    import multiprocessing
     with multiprocessing.Pool(workers) as pool:   # same files as workers=1: scene i only depends on (seed, i)
         return write_fsc147(out, bar(pool.imap(_scene_sample, jobs, chunksize=2)), splits=sp, quality=quality)
 

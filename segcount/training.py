@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, N_EXEMPLARS, SegcountError, atomic_write,
@@ -85,7 +86,6 @@ def make_toy_fsc147(root: str | os.PathLike, n_images: int = 12, size: tuple[int
                     seed: int = 0, max_objects: int = 10, distractors: bool = True,
                     splits: tuple[float, float] = (0.7, 0.15)) -> Path:
     "A tiny FSC-147-layout folder of `n_images` W×H=`size` images (discs = target, squares = distractors)."
-    from PIL import Image, ImageDraw
     rng = np.random.default_rng(seed)
     W, H = size
     samples = []
