@@ -1,7 +1,8 @@
 """The paper's constants, the one error type, and the few small helpers that every other module shares.
 
 In `segcount.core`: the paper's constants (`MODEL_HEIGHT`, `EXEMPLAR_SIZE`, `N_EXEMPLARS`, `KS`, `THRESHOLD`, `LR`,
-`BATCH_SIZE`, the epochs), `SegcountError`, `atomic_write`, `safe_name`, `configured`, `log` and `pick_device`.
+`BATCH_SIZE`, the epochs), `SegcountError` and `one_line`, `atomic_write`, `safe_name`, the training-settings helpers
+(`configured`, `check_optimisation`, `seed_everything`, `run_record`), `log` and `pick_device`.
 
 Docs: https://segcount.github.io/segcount/core.html.md"""
 
@@ -11,16 +12,20 @@ Docs: https://segcount.github.io/segcount/core.html.md"""
 from __future__ import annotations
 
 import os
+import random
 import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
+import numpy as np
+import torch
+
 # %% auto #0
 __all__ = ['MODEL_HEIGHT', 'EXEMPLAR_SIZE', 'N_EXEMPLARS', 'KS', 'THRESHOLD', 'LR', 'BATCH_SIZE', 'COUNTER_EPOCHS',
-           'SEGMENTER_EPOCHS', 'SegcountError', 'one_line', 'atomic_write', 'safe_name', 'configured', 'run_record',
-           'log', 'pick_device']
+           'SEGMENTER_EPOCHS', 'WEIGHT_DECAY', 'SegcountError', 'one_line', 'atomic_write', 'safe_name', 'configured',
+           'check_optimisation', 'seed_everything', 'run_record', 'log', 'pick_device']
 
 # %% ../nbs/00_core.ipynb #55f8d330
 MODEL_HEIGHT = 384      # §4.1: every query image is resized to height 384, keeping its aspect ratio
@@ -32,6 +37,7 @@ LR = 1e-5               # §4.1: AdamW with a fixed learning rate of 1e-5 ...
 BATCH_SIZE = 8          # ... and batch size 8, for both models
 COUNTER_EPOCHS = 300    # §4.1: the base counter trains for 300 epochs
 SEGMENTER_EPOCHS = 20   # §4.1: the segmenter trains for 20 epochs
+WEIGHT_DECAY = 1e-2     # AdamW's usual weight decay (the paper names none)
 
 # %% ../nbs/00_core.ipynb #0322f7fc
 class SegcountError(ValueError):
@@ -80,6 +86,15 @@ def configured(cls, config=None, **overrides):
     if unknown: raise SegcountError(f"unknown {cls.__name__} settings {unknown}; known: {sorted(names)}")
     return replace(config if config is not None else cls(), **overrides)
 
+def check_optimisation(config) -> None:
+    "A training config's `epochs` ≥ 0, `batch_size` ≥ 1 and `lr` > 0, or a `SegcountError` saying so."
+    if config.epochs < 0 or config.batch_size < 1 or config.lr <= 0:
+        raise SegcountError(f"epochs must be >= 0, batch_size >= 1 and lr > 0 (got {config.epochs}, {config.batch_size}, {config.lr})")
+
+def seed_everything(seed:int) -> None:
+    "Seed Python's, NumPy's and torch's global generators (a training run's start)."
+    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+
 def run_record(root, out_dir, config) -> dict:
     "The JSON-able record of a training run's inputs (`root`, `out_dir` and every field of `config`) kept in its checkpoints."
     plain = lambda v: v if isinstance(v, (str, int, float, bool)) or v is None else \
@@ -94,7 +109,6 @@ def log(msg:str):
 
 def pick_device(device=None):
     "`'auto'` (or None) → CUDA if available, else MPS, else CPU; otherwise `torch.device(device)`."
-    import torch   # here, not at the top: the command line imports this module and must start without torch
     if isinstance(device, torch.device): return device
     if device in (None, 'auto'):
         if torch.cuda.is_available(): return torch.device('cuda')

@@ -208,7 +208,8 @@ def counter_from_checkpoint(ckpt: dict | str | os.PathLike, device: str | torch.
 
 def resolve_counter(counter=None, device: str | torch.device = 'cpu') -> tuple[Counter, str]:
     """(counter in eval mode on `device`, description) from a `Counter`, a weight file (`.safetensors`), a training
-    checkpoint (`.pt`) or None, the embedded default. It never falls back to an untrained counter."""
+    checkpoint (`.pt`) or None, the embedded default (a given `Counter` is moved to `device`). It never falls back to
+    an untrained counter."""
     if isinstance(counter, Counter): return counter.to(device).eval(), 'given'
     if counter is None:
         p = default_weights_path()

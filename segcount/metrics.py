@@ -84,5 +84,5 @@ def masked_mse(pred:torch.Tensor, target:torch.Tensor, valid:torch.Tensor|None=N
     "Mean of (pred − target)² over the pixels where `valid` (B×1×H×W or B×H×W, 1 = real, 0 = padding) is set; all when None."
     d = (pred.float() - target.float()).pow(2)
     if valid is None: return d.mean()
-    v = valid.float().view(d.shape[0], 1, *d.shape[-2:])
+    v = valid.float().reshape(d.shape)
     return (d * v).sum() / v.sum().clamp_min(1)

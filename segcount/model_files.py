@@ -118,10 +118,14 @@ def read_model_file(path, kind:str, backbone_weights=None) -> tuple[dict, dict, 
     if not isinstance(config, dict): raise SegcountError(f"{path}: {kind} config is not a JSON object")
     if has_trunk and not any(is_trunk(k) for k in sd):
         raise SegcountError(f"{path}: the metadata says the trunk is inside, but the file holds no backbone tensors")
-    bw = None if has_trunk else (backbone_weights if backbone_weights is not None else config.get('backbone_weights'))
+    bw = _trunk_weights(has_trunk, config, backbone_weights)
     if not has_trunk and bw is None:
         raise SegcountError(f"{path}: the file has no backbone weights and the config asks for a random backbone")
     return config, sd, bw
+
+def _trunk_weights(has_trunk:bool, config:dict, backbone_weights=None):
+    "The trunk weights to build with: None when the tensors hold the trunk, else `backbone_weights` or the config's."
+    return None if has_trunk else (backbone_weights if backbone_weights is not None else config.get('backbone_weights'))
 
 def _rebuild(build:Callable, config:dict, sd:dict, bw, source:str) -> torch.nn.Module:
     "The model of `config` with the tensors of `sd`; the config keeps naming the trunk's origin when `sd` holds it."
@@ -192,7 +196,7 @@ def model_from_checkpoint(ckpt, kind:str, build:Callable, device='cpu', backbone
     src = 'checkpoint' if isinstance(ckpt, dict) else str(ckpt)
     ck = ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt, kind)
     has_trunk = any(is_trunk(k) for k in ck['model'])
-    bw = None if has_trunk else (backbone_weights if backbone_weights is not None else ck['config'].get('backbone_weights'))
+    bw = _trunk_weights(has_trunk, ck['config'], backbone_weights)
     return _rebuild(build, ck['config'], ck['model'], bw, src).to(device).eval()
 
 def export_checkpoint(ckpt, path, kind:str, build:Callable, summary:Callable[[dict], dict],

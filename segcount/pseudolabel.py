@@ -620,7 +620,7 @@ def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, rep
         rows.append(row)
     s0 = samples[0]
     f = 576 / s0.size[0]
-    s576 = Sample(s0.name, s0.image.resize((576, 384)), s0.boxes * np.float32([f, 1, f, 1]),
+    s576 = Sample(s0.name, s0.image.resize((576, MODEL_HEIGHT)), s0.boxes * np.float32([f, 1, f, 1]),
                   s0.points * np.float32([f, 1]) if len(s0.points) else np.float32([[288, 192]]))
     t576 = best_of(lambda: sweep(s576), repeats)[0]
     mean = lambda key: float(np.mean([x[key] for x in rows if key in x])) if any(key in x for x in rows) else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .backbones import Backbone, TrunkModel, build_backbone
-from .core import (BATCH_SIZE, EXEMPLAR_SIZE, LR, N_EXEMPLARS, SEGMENTER_EPOCHS, THRESHOLD, SegcountError, atomic_write, configured,
+from .core import (BATCH_SIZE, EXEMPLAR_SIZE, LR, WEIGHT_DECAY, check_optimisation, seed_everything, N_EXEMPLARS, SEGMENTER_EPOCHS, THRESHOLD, SegcountError, atomic_write, configured,
                    MODEL_HEIGHT, log as _log, pick_device, run_record, safe_name)
 from .counter import Counter, resolve_counter
 from .data import FSC147, Sample, crop_exemplars, model_height, pad_stack, resize_rule, resize_sample, to_tensor
@@ -171,7 +170,7 @@ def predict_batch(model: Segmenter, b: dict, dev: torch.device) -> torch.Tensor:
     return M[..., :b['mask'].shape[-2], :b['mask'].shape[-1]]
 
 @torch.no_grad()
-def evaluate_segmenter(model: Segmenter, items: list[dict], batch_size: int = 8, threshold: float = THRESHOLD,
+def evaluate_segmenter(model: Segmenter, items: list[dict], batch_size: int = BATCH_SIZE, threshold: float = THRESHOLD,
                        device: torch.device | None = None) -> dict:
     "dict(loss = Eq. 7 over `items`, iou = mean IoU of (M^p > threshold) with M*, n)."
     dev = device or model.device
@@ -186,7 +185,7 @@ def evaluate_segmenter(model: Segmenter, items: list[dict], batch_size: int = 8,
     return dict(loss=tot / max(cells, 1), iou=float(np.mean(ious)) if ious else float('nan'), n=len(items))
 
 def fit_segmenter(model: Segmenter, items: list[dict], epochs: int = SEGMENTER_EPOCHS, lr: float = LR,
-                  batch_size: int = BATCH_SIZE, weight_decay: float = 1e-2, seed: int = 0,
+                  batch_size: int = BATCH_SIZE, weight_decay: float = WEIGHT_DECAY, seed: int = 0,
                   device: torch.device | str | None = None, optimizer: torch.optim.Optimizer | None = None,
                   start_epoch: int = 0, val_items: list | None = None, on_epoch: Callable[[int, dict], None] | None = None,
                   max_seconds: float | None = None, progress: bool = False) -> list[dict]:
@@ -299,7 +298,7 @@ class SegmenterTraining:
     epochs: int = SEGMENTER_EPOCHS
     lr: float = field(default=LR, metadata=dict(help="paper: 1e-5; a frozen trunk + fresh head on a CPU: 1e-3"))
     batch_size: int = BATCH_SIZE
-    weight_decay: float = 1e-2
+    weight_decay: float = WEIGHT_DECAY
     seed: int = 0
     split: str = 'train'
     data: str = field(default='both', metadata=dict(choices=('both', 'images', 'two-class'),
@@ -313,9 +312,7 @@ class SegmenterTraining:
     max_minutes: float | None = field(default=None, metadata=dict(help="stop, after saving, once this wall time is exceeded"))
     resume: bool = field(default=False, metadata=dict(help="continue from OUT/last.pt"))
 
-    def __post_init__(self):
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise SegcountError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+    def __post_init__(self): check_optimisation(self)
 
 # %% ../nbs/21_segmenter.ipynb #3d5907d3
 def train_segmenter(root, out_dir, config: SegmenterTraining | None = None, progress: bool = True,
@@ -331,7 +328,7 @@ def train_segmenter(root, out_dir, config: SegmenterTraining | None = None, prog
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     pdir = Path(c.pseudo_dir) if c.pseudo_dir is not None else out_dir / 'pseudo'
     dev = pick_device(c.device)
-    random.seed(c.seed); np.random.seed(c.seed); torch.manual_seed(c.seed)
+    seed_everything(c.seed)
     counter, cdesc = resolve_counter(c.counter_weights, dev)
     model = build_segmenter(dict(backbone_name=c.backbone or counter.config['backbone_name'],
                                  freeze_backbone=c.freeze_backbone, proj_dim=c.proj_dim)).to(dev)
@@ -391,7 +388,7 @@ def train_segmenter(root, out_dir, config: SegmenterTraining | None = None, prog
     left = None if c.max_minutes is None else max(0.0, 60 * c.max_minutes - (time.monotonic() - t_start))
     fit_segmenter(model, train_items, c.epochs, c.lr, c.batch_size, c.weight_decay, c.seed, dev, opt, start_epoch,
                   val_items or None, on_epoch, left, progress)
-    n_done = history[-1]['epoch'] if history else start_epoch
+    n_done = max([r['epoch'] for r in history if not r.get('partial')], default=start_epoch)   # older runs kept partial records
     return dict(out_dir=str(out_dir), last=str(last_path), best=str(best_path), epochs=n_done,
                 best_val_loss=None if math.isinf(best['loss']) else best['loss'], best_val_iou=best['iou'],
                 history=history, counter=cdesc, n_train=len(train_items), n_val=len(val_items), skipped=skipped,

@@ -519,7 +519,7 @@ def make_scene(rng=None, width=(384, 768), height:int=MODEL_HEIGHT, count_range=
     else: H = int(height)
     A, k = W * H, H / MODEL_HEIGHT          # k: object sizes below are for height 384
     for _ in range(10):
-        packed = rng.random() < packed_prob
+        packed = packed_prob > 0 and rng.random() < packed_prob   # no draw when off: old seeds give old scenes
         if packed:                                    # packed: touching objects covering most of the canvas
             n_t = _loguniform(rng, max(lo, 20), hi)
             s_t = float(np.clip(np.sqrt(rng.uniform(*PACKED_COVER) * A / n_t), 5 * k, 110 * k))

@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, N_EXEMPLARS, SegcountError, atomic_write,
+from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, N_EXEMPLARS, WEIGHT_DECAY, SegcountError,
+                   atomic_write, check_optimisation, seed_everything,
                    configured, log as _log, pick_device, run_record)
 from .counter import Counter, build_counter, counter_from_checkpoint, density_loss, load_weights
 from .data import FSC147, CountingDataset, collate_counting, Sample, pad_stack, read_groups, resize_rule, write_fsc147
@@ -331,7 +331,7 @@ class CounterTraining:
     epochs: int = COUNTER_EPOCHS
     lr: float = field(default=LR, metadata=dict(help="paper: 1e-5; a frozen trunk: 1e-4..1e-3"))
     batch_size: int = BATCH_SIZE
-    weight_decay: float = 1e-2
+    weight_decay: float = WEIGHT_DECAY
     mask_prob: float = field(default=0.5, metadata=dict(
         help="share of training images given a random Eq. 4 mask so the counter learns what δ means"))
     seed: int = 0
@@ -363,8 +363,7 @@ class CounterTraining:
         if self.cache_features in (False, None, 'off'): self.cache_features = 'none'
         if self.cache_features not in ('memory', 'disk', 'none'):
             raise SegcountError(f"cache_features must be 'memory', 'disk' or 'none', got {self.cache_features!r}")
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise SegcountError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+        check_optimisation(self)
 
 # %% ../nbs/12_training.ipynb #b28cb429
 def _run_device(device: str) -> tuple[torch.device, bool, int, int]:
@@ -414,10 +413,10 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, config: C
     say = log if main else (lambda m: None)
     if main: out_dir.mkdir(parents=True, exist_ok=True)
 
-    random.seed(c.seed); np.random.seed(c.seed); torch.manual_seed(c.seed)
-    model = build_counter(dict(backbone_name=c.backbone, backbone_weights=c.backbone_weights,
-                               freeze_backbone=c.freeze_backbone, exemplar_side=c.exemplar_side,
-                               min_exemplar_side=c.min_exemplar_side, **(c.counter_kwargs or {})))
+    seed_everything(c.seed)
+    model = build_counter(dict(dict(backbone_name=c.backbone, backbone_weights=c.backbone_weights,
+                                    freeze_backbone=c.freeze_backbone, exemplar_side=c.exemplar_side,
+                                    min_exemplar_side=c.min_exemplar_side), **(c.counter_kwargs or {})))
     if c.init_weights is not None:
         load_model_state(model, model_state_dict(load_weights(c.init_weights), include_backbone=not c.freeze_backbone),
                          str(c.init_weights))
@@ -491,7 +490,7 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, config: C
         nonlocal best_score
         if rec.get('partial'):   # an interrupted epoch: keep the weights, but resume redoes this epoch
             say(f"max_minutes={c.max_minutes} reached during epoch {epoch}; saving its partial progress as last.pt")
-            if main: save_checkpoint(checkpoint_at(epoch - 1), last_path)
+            if main: save_epoch(out_dir, checkpoint_at(epoch - 1), history, best=False)
             return
         if main:
             history.append(rec)
