@@ -34,8 +34,8 @@ from .metrics import iou, masked_mse
 from .pseudolabel import kmeans_sweep, two_kind_image
 from .synthetic import make_two_class_image
 from .model_files import (build_model, checkpoint, export_checkpoint, load_checkpoint, load_model, model_from_checkpoint,
-                          read_metadata, resume as resume_from, save_model)
-from .training_loop import epoch_batches, fit, save_epoch
+                          read_metadata, save_model)
+from .training_loop import epoch_batches, fit, resume_run, save_epoch
 
 # %% auto #0
 __all__ = ['SEGMENTER_FORMAT', 'Segmenter', 'build_segmenter', 'save_segmenter', 'load_segmenter', 'shares_backbone',
@@ -359,15 +359,11 @@ def train_segmenter(root, out_dir, config: SegmenterTraining | None = None, prog
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
     last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
-    start_epoch, history, best = 0, [], dict(loss=float('inf'), iou=None)
-    if c.resume and last_path.is_file():
-        ck = resume_from(last_path, model, opt, c.lr, c.weight_decay)
-        start_epoch, history = int(ck['epoch']), list(ck.get('history') or [])
+    best = dict(loss=float('inf'), iou=None)
+    ck, start_epoch, history = resume_run(out_dir, model, opt, c.lr, c.weight_decay, log) if c.resume else (None, 0, [])
+    if ck is not None:
         if ck.get('best_val_loss') is not None: best['loss'] = float(ck['best_val_loss'])
         best['iou'] = ck.get('best_val_iou')
-        log(f"resuming from {last_path} after epoch {start_epoch}")
-    elif c.resume:
-        log(f"resume: no {last_path} yet, starting from scratch")
 
     def checkpoint_at(epoch):
         return checkpoint(model, opt, epoch, history, best_val_loss=None if math.isinf(best['loss']) else best['loss'],

@@ -34,8 +34,8 @@ from .counter import Counter, build_counter, counter_from_checkpoint, density_lo
 from .data import FSC147, CountingDataset, collate_counting, Sample, pad_stack, read_groups, resize_rule, write_fsc147
 from .evaluate import evaluate_samples
 from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model_state, model_state_dict,
-                          resume as resume_from, save_checkpoint)
-from .training_loop import epoch_batches, fit, save_epoch
+                          save_checkpoint)
+from .training_loop import epoch_batches, fit, resume_run, save_epoch
 from .pipeline import Predictor
 
 # %% auto #0
@@ -430,18 +430,13 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, config: C
     # the val split's MAE
     selected_by = 'val_groups_nae' if c.val_groups is not None else 'val_mae'
     val_photos = read_groups(c.val_groups) if c.val_groups is not None else None
-    start_epoch, history, best_score = 0, [], float('inf')
-    last_path = out_dir / 'last.pt'
-    if c.resume and last_path.is_file():
-        ck = resume_from(last_path, model, opt, c.lr, c.weight_decay)
+    last_path, best_score = out_dir / 'last.pt', float('inf')
+    ck, start_epoch, history = resume_run(out_dir, model, opt, c.lr, c.weight_decay, say) if c.resume else (None, 0, [])
+    if ck is not None:
         if 'scaler' in ck and scaler.is_enabled(): scaler.load_state_dict(ck['scaler'])
-        start_epoch, history = int(ck['epoch']), list(ck.get('history') or [])
         if ck.get('selected_by', 'val_mae') == selected_by:
             prev = ck.get('best_score', ck.get('best_val_mae'))
             best_score = float(prev) if prev is not None else float('inf')
-        say(f"resuming from {last_path} after epoch {start_epoch}")
-    elif c.resume:
-        say(f"resume: no {last_path} yet, starting from scratch")
 
     fwd = _CounterStep(model)
     if ddp:

@@ -1,6 +1,6 @@
 """One loop for both models: seeded epochs, an optimizer step per batch, a time limit that saves before it stops, and the checkpoints a run resumes from.
 
-In `segcount.training_loop`: `fit`, the one training loop of both models, `epoch_batches` and `save_epoch`.
+In `segcount.training_loop`: `fit`, the one training loop of both models, `epoch_batches`, `save_epoch` and `resume_run`.
 
 Docs: https://segcount.github.io/segcount/training_loop.html.md"""
 
@@ -18,11 +18,11 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .core import SegcountError, atomic_write
-from .model_files import save_checkpoint
+from .core import SegcountError, atomic_write, log
+from .model_files import resume, save_checkpoint
 
 # %% auto #0
-__all__ = ['epoch_batches', 'fit', 'save_epoch']
+__all__ = ['epoch_batches', 'fit', 'save_epoch', 'resume_run']
 
 # %% ../nbs/05_training_loop.ipynb #310ddcf4
 def epoch_batches(n:int, batch_size:int, generator:torch.Generator) -> list[list[int]]:
@@ -75,3 +75,15 @@ def save_epoch(out_dir, ck:dict, history:list, best:bool) -> None:
     save_checkpoint(ck, out_dir / 'last.pt')
     if best or not (out_dir / 'best.pt').is_file(): save_checkpoint(ck, out_dir / 'best.pt')
     with atomic_write(out_dir / 'history.json') as f: json.dump(history, f, indent=1)
+
+# %% ../nbs/05_training_loop.ipynb #b298f389
+def resume_run(out_dir, model:torch.nn.Module, optimizer, lr:float, weight_decay:float,
+               log:Callable[[str], None]=log) -> tuple[dict|None, int, list]:
+    """(checkpoint, epochs done, history) of the run in `out_dir`, resumed from its `last.pt` into `model` and
+    `optimizer`; (None, 0, []) with a note when there is no `last.pt` yet."""
+    last = Path(out_dir) / 'last.pt'
+    if not last.is_file():
+        log(f"resume: no {last} yet, starting from scratch"); return None, 0, []
+    ck = resume(last, model, optimizer, lr, weight_decay)
+    log(f"resuming from {last} after epoch {ck['epoch']}")
+    return ck, int(ck['epoch']), list(ck.get('history') or [])
