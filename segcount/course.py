@@ -47,12 +47,12 @@ def _find_up(rel:str) -> Path:
     return here.parent / rel if here.name == 'nbs' else here / rel
 
 def course_mode(full:bool|None=None, root=None) -> CourseMode:
-    """Fast mode (generated data, MobileNetV2, CPU) or full mode (FSC-147, ResNet-50, GPU: the paper's setting).
+    """Fast mode (generated data, MobileNetV2; the GPU when there is one, else the CPU) or full mode (FSC-147, ResNet-50, GPU: the paper's setting).
     `SEGCOUNT_FULL` (1/0), when set, overrides `full`, so a chapter runs in either mode without editing it;
     `root` (or `SEGCOUNT_FSC147`) says where FSC-147 is; `SEGCOUNT_MAX_EPOCHS` caps full mode's epochs (a smoke run)."""
     env = os.environ.get('SEGCOUNT_FULL', '').strip().lower()
     if env: full = env in ('1', 'true', 'yes', 'on')
-    if not full: return CourseMode(False, 'mobilenet_v2', 'cpu', None, 40, 2, 2)
+    if not full: return CourseMode(False, 'mobilenet_v2', 'auto', None, 40, 2, 2)   # a GPU when there is one (Colab)
     r = Path(root or os.environ.get('SEGCOUNT_FSC147') or _find_up(FSC147_DEFAULT_ROOT))
     missing = [f for k, f in FSC147_FILES.items() if k != 'densities' and not (r / f).exists()]
     if missing:

@@ -64,7 +64,7 @@ def test_chapter_starts_with_the_flag(nb):
 
 def test_fast_mode():
     m = course_mode(False)
-    assert (m.full, m.backbone, m.device, m.root, m.limit) == (False, 'mobilenet_v2', 'cpu', None, 40)
+    assert (m.full, m.backbone, m.device, m.root, m.limit) == (False, 'mobilenet_v2', 'auto', None, 40)   # fast mode uses a GPU when there is one
 
 
 def test_fast_mode_generates_scenes(tmp_path):

@@ -133,3 +133,38 @@ def test_random_masks_and_targets():
         torch.testing.assert_close(t, dens * keep)
     with pytest.raises(SegcountError):
         train_counter('/nonexistent/folder', '/tmp/x', epochs=1, **SMALL)
+
+
+_KILL_RUN = r'''
+import sys, torch
+torch.set_num_threads(1)
+from segcount.training import train_counter
+root, out, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+train_counter(root, out, epochs=epochs, resume=True, cache_features='disk', backbone_weights=None, lr=1e-3,
+              batch_size=1, height=96, exemplar_size=48, device='cpu', val_split=None, progress=True,
+              counter_kwargs=dict(proj_dim=32, regressor_widths=[16, 16, 8, 8]))
+'''
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
+    "A real training process killed (SIGKILL) inside epoch 2 loses at most that epoch; resuming ends where a straight run ends."
+    import os, re, signal, subprocess, sys, threading, time
+    root = make_toy_fsc147(tmp_path / 'toy', n_images=40, size=(144, 96), seed=1)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    run = lambda out, **kw: subprocess.Popen([sys.executable, '-c', _KILL_RUN, str(root), str(out), '4'], env=env,
+                                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, **kw)
+    p, seen = run(tmp_path / 'killed'), []
+    threading.Thread(target=lambda: seen.extend(iter(lambda: p.stderr.read(64).decode(errors='replace'), '')), daemon=True).start()
+    deadline = time.monotonic() + 240
+    while not re.search(r'epoch 2/4:\s+\d+%\|[^|]*\|\s+[1-9]\d*/', ''.join(seen)) and time.monotonic() < deadline:
+        assert p.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert p.returncode == -signal.SIGKILL
+    ck = load_checkpoint(tmp_path / 'killed' / 'last.pt')
+    assert ck['epoch'] == 1                                   # epoch 1 kept; only the killed epoch 2 is lost
+    for out in ('killed', 'straight'):
+        r = run(tmp_path / out); r.communicate(timeout=600); assert r.returncode == 0
+    a, b = load_checkpoint(tmp_path / 'killed' / 'last.pt'), load_checkpoint(tmp_path / 'straight' / 'last.pt')
+    assert a['epoch'] == b['epoch'] == 4 and [h['epoch'] for h in a['history']] == [1, 2, 3, 4]
+    for k in b['model']: torch.testing.assert_close(a['model'][k], b['model'][k], msg=k)
