@@ -8,13 +8,12 @@ Docs: https://segcount.github.io/segcount/cli.html.md"""
 
 # %% ../nbs/50_cli.ipynb #da58eaad
 from __future__ import annotations
-import argparse, importlib.util, json, sys, time
+import argparse, json, sys, time
 from dataclasses import fields
 from pathlib import Path
 
-import segcount
 from . import __version__
-from .core import MODEL_HEIGHT, THRESHOLD, SegcountError
+from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, one_line
 from .counter import load_weights
 from .data import read_groups
 from .evaluate import bench_infer, evaluate_samples, load_samples, paper_table, render_table
@@ -158,20 +157,11 @@ def cmd_table(args):
     return 0
 
 # %% ../nbs/50_cli.ipynb #797f0f73
-def _demo_module():
-    "Import `demo/app.py` of the checkout this package was installed from."
-    app = Path(segcount.__file__).resolve().parents[1] / "demo" / "app.py"
-    if not app.exists():
-        raise SegcountError(f"the demo app is not here ({app}): run `segcount demo` from a git checkout "
-                            "installed with pip install -e '.[demo]'")
-    try: import gradio  # noqa: F401
-    except ImportError: raise SegcountError("the demo needs Gradio: pip install -e '.[demo]'") from None
-    spec = importlib.util.spec_from_file_location("segcount_demo_app", app)
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    return mod
-
 def cmd_demo(args):
-    _demo_module().main(host=args.host, port=args.port, weights=args.weights)
+    try: from segcount.app import main as serve   # here: the demo extra (Gradio) is optional, the rest of the CLI needs none
+    except ImportError as e:
+        raise SegcountError(f"the demo needs its extra ({one_line(e)}): pip install 'seg-then-count[demo]'") from None
+    serve(host=args.host, port=args.port, weights=args.weights)
     return 0
 
 # %% ../nbs/50_cli.ipynb #e703d26f

@@ -1,4 +1,4 @@
-"""The web demo (demo/app.py): helpers, the /count API through gradio_client, a real browser
+"""The web demo (segcount.app, served by demo/app.py and `segcount demo`): helpers, the /count API through gradio_client, a real browser
 (Playwright driving Debian's chromium), concurrent load, the queue limit and bad input.
 
 Needs the `demo` extra (gradio, gradio-image-annotation) plus `playwright` and `/usr/bin/chromium`
@@ -32,14 +32,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _load_demo_app():
-    spec = importlib.util.spec_from_file_location("segcount_demo_app", ROOT / "demo" / "app.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-app = _load_demo_app()
+import segcount.app as app   # the web demo lives in the package; demo/app.py only serves it
 
 
 def _playwright_or_skip():
@@ -115,7 +108,7 @@ def photo_12000x9000(tmp_path_factory):
     return p
 
 
-COINS = ROOT / "demo" / "examples" / "coins.png"
+COINS = app.EXAMPLES_DIR / "coins.png"
 COIN_BOXES = [[336, 248, 382, 289], [80, 175, 124, 217]]
 
 
@@ -334,7 +327,7 @@ def test_full_queue_refuses_politely(monkeypatch):
 def test_k_sweep_masks_for_k_2_to_6():
     pytest.importorskip("segcount.pseudolabel", reason="segcount.pseudolabel is not written yet")
     pred = _segcount_predictor()
-    arr = np.asarray(Image.open(ROOT / "demo" / "examples" / "coins-and-trees.jpg").convert("RGB"))
+    arr = np.asarray(Image.open(app.EXAMPLES_DIR / "coins-and-trees.jpg").convert("RGB"))
     res = app.k_sweep(pred, arr, COIN_BOXES)
     assert res["ks"] == [2, 3, 4, 5, 6]
     assert res["masks"].shape == (5, 24, math.ceil(arr.shape[1] * 384 / arr.shape[0] / 16))
