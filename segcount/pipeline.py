@@ -1,7 +1,7 @@
 """One public entry point, `Predictor`: an image and exemplar boxes in; count, density map, similarity map and mask out.
 
-In `segcount.pipeline`: the `Predictor` (an image and exemplar boxes in; count, density map, similarity map and
-mask out), counting everything or seg-then-count (§3.4).
+In `segcount.pipeline`: `prepare` (resize the photo, crop the exemplars), `Predictor` and its `Prediction` (count
+everything or seg-then-count, §3.4), `dilate_mask` and `save_density`.
 
 Docs: https://segcount.github.io/segcount/seg_then_count.html.md"""
 
@@ -108,7 +108,7 @@ class Predictor:
     segmenter share a frozen backbone, the backbone runs once."""
     def __init__(self, counter, segmenter=None, device="auto", weights_name: str = "in-memory",
                  threshold: float = THRESHOLD, dilate: int | None = None):
-        self.device = pick_device(device) if isinstance(device, str) else device
+        self.device = pick_device(device)   # a name or a torch.device
         self.counter = counter.to(self.device).eval()
         self.segmenter = segmenter.to(self.device).eval() if segmenter is not None else None
         self.weights_name, self.threshold = weights_name, threshold
