@@ -821,5 +821,5 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     ap.add_argument("--weights", default=os.environ.get("SEGCOUNT_WEIGHTS") or None,
-                    help="a segcount .safetensors model file (default: $SEGCOUNT_WEIGHTS, else the embedded model)")
+                    help="a segcount .safetensors model file or hf://OWNER/REPO/FILE (default: $SEGCOUNT_WEIGHTS, else the embedded model)")
     return ap.parse_args(argv)

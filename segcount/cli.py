@@ -17,6 +17,7 @@ from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, one_line
 from .counter import load_weights
 from .data import read_groups
 from .evaluate import bench_infer, evaluate_samples, load_samples, paper_table, render_table
+from .model_files import hub_model_card
 from .pipeline import Predictor, save_density
 from .pseudolabel import bench_pseudolabel, pseudolabel_split
 from .segmenter import SegmenterTraining, export_segmenter, train_segmenter
@@ -24,11 +25,13 @@ from .synthetic import generate_scenes, make_synthetic_set
 from .training import CounterTraining, export_weights, train_counter
 
 # %% auto #0
-__all__ = ['config_flags', 'config_from', 'cmd_count', 'cmd_evaluate', 'cmd_make_synthetic', 'cmd_generate', 'cmd_train_counter',
-           'cmd_train_segmenter', 'cmd_export_weights', 'cmd_pseudolabel', 'cmd_bench', 'cmd_table', 'cmd_demo',
-           'build_parser', 'main']
+__all__ = ['WEIGHTS_HELP', 'config_flags', 'config_from', 'cmd_count', 'cmd_evaluate', 'cmd_make_synthetic', 'cmd_generate',
+           'cmd_train_counter', 'cmd_train_segmenter', 'cmd_export_weights', 'cmd_model_card', 'cmd_pseudolabel',
+           'cmd_bench', 'cmd_table', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/50_cli.ipynb #6eb9bfcc
+WEIGHTS_HELP = "a .safetensors model file or a Hub reference hf://OWNER/REPO[@REVISION]/FILE (default: the embedded model)"
+
 def _emit(obj: dict, as_json: bool, human: str | None = None):
     "Print `obj` as one JSON object on stdout (`--json`) or a human line."
     if as_json: print(json.dumps(obj), flush=True)
@@ -114,6 +117,10 @@ def cmd_export_weights(args):
     _emit({"weights": str(path), "bytes": Path(path).stat().st_size}, args.json, f"wrote {path}")
     return 0
 
+def cmd_model_card(args):
+    print(hub_model_card(args.weights, repo=args.repo, license=args.license), end='')
+    return 0
+
 # %% ../nbs/50_cli.ipynb #637c49e5
 def cmd_pseudolabel(args):
     man = pseudolabel_split(args.root, args.split, args.out, counter=args.weights, mode=args.mode,
@@ -174,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
         if weights:
-            sp.add_argument("--weights", default=None, help="a .safetensors model file (default: the embedded model)")
+            sp.add_argument("--weights", default=None, help=WEIGHTS_HELP)
             sp.add_argument("--segmenter", default=None,
-                            help="a segmenter .safetensors file (default: the one beside the weights)")
+                            help="a segmenter .safetensors file or hf://OWNER/REPO/FILE (default: the one beside the weights)")
 
     c = sub.add_parser("count", help="count the objects like the exemplar boxes in one image")
     c.add_argument("image", type=Path)
@@ -240,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store the backbone's tensors too: the file then needs no ImageNet weights at run time")
     x.add_argument("--json", action="store_true"); x.set_defaults(func=cmd_export_weights)
 
+    mc = sub.add_parser("model-card", help="print a Hugging Face Hub model card (README.md) for a weight file")
+    mc.add_argument("weights", type=Path); mc.add_argument("--repo", default="OWNER/REPO", help="the Hub repository it goes to")
+    mc.add_argument("--license", default="apache-2.0"); mc.set_defaults(func=cmd_model_card)
+
     q = sub.add_parser("pseudolabel", help="pseudo masks by the per-image K sweep (§3.2) over a split")
     q.add_argument("--root", type=Path, required=True); q.add_argument("--split", default="train")
     q.add_argument("--out", type=Path, required=True)
@@ -247,14 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fast: pool patches from one feature map; exact: crop and embed every patch (the literal method)")
     q.add_argument("--workers", type=int, default=0); q.add_argument("--limit", type=int, default=None)
     q.add_argument("--no-resume", action="store_true", help="redo images that already have a mask")
-    q.add_argument("--weights", default=None, help="counter weights (default: the embedded model)")
+    q.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     q.add_argument("--json", action="store_true"); q.set_defaults(func=cmd_pseudolabel)
 
     b = sub.add_parser("bench", help="speed benchmarks that print numbers")
     b.add_argument("what", choices=["infer", "pseudolabel"])
     b.add_argument("--root", type=Path, default=None, help="data for `bench pseudolabel`")
     b.add_argument("--n-images", type=int, default=4)
-    b.add_argument("--weights", default=None, help="counter weights (default: the embedded model)")
+    b.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--json", action="store_true"); b.add_argument("--device", default="cpu")
     b.set_defaults(func=cmd_bench)
@@ -263,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--groups", type=Path, action="append", default=[], help="a groups file (repeatable)")
     t.add_argument("--root", type=Path, default=None, help="an FSC-147-layout folder")
     t.add_argument("--split", action="append", default=[], help="a split of --root (repeatable; default test)")
-    t.add_argument("--weights", default=None, help="counter weights (default: the embedded model)")
+    t.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     t.add_argument("--segmenter", default=None, help="segmenter weights (default: beside the counter's)")
     t.add_argument("--finetuned", default=None, help="a counter fine-tuned on two-class images (Tables 1 and 5)")
     t.add_argument("--threshold", type=float, default=THRESHOLD, help="seg-then-count's mask threshold (§4.1: 0.6)")
@@ -273,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true"); t.set_defaults(func=cmd_table)
     d = sub.add_parser("demo", help="serve the web demo (Gradio) on the embedded model")
     d.add_argument("--host", default="127.0.0.1"); d.add_argument("--port", type=int, default=7860)
-    d.add_argument("--weights", default=None, help="a .safetensors model file (default: the embedded model)")
+    d.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     d.set_defaults(func=cmd_demo)
     return p
 

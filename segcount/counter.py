@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .backbones import Backbone, TrunkModel, build_backbone
 from .core import SegcountError
 from .metrics import masked_mse
-from .model_files import build_model, load_model, model_from_checkpoint, save_model
+from .model_files import build_model, load_model, model_from_checkpoint, model_path, save_model
 
 # %% auto #0
 __all__ = ['DELTA', 'DENSITY_SCALE', 'COUNTER_FORMAT', 'counter_registry', 'DEFAULT_COUNTER_FILE', 'DensityRegressor',
@@ -187,9 +187,9 @@ def save_weights(model: Counter, path: str | os.PathLike, include_backbone: bool
 def load_weights(path: str | os.PathLike, device: str | torch.device = 'cpu',
                  backbone_weights: str | os.PathLike | None = None) -> Counter:
     """A `Counter` (eval mode) from a file written by `save_weights`, after the checks of
-    `segcount.model_files.read_model_file`. If the file has no trunk tensors, the trunk's ImageNet weights are
-    resolved as the config says (or from `backbone_weights`)."""
-    return load_model(path, 'counter', build_counter, device, backbone_weights)
+    `segcount.model_files.read_model_file`; `path` may be a Hub reference (`hf://OWNER/REPO/FILE`). If the file has
+    no trunk tensors, the trunk's ImageNet weights are resolved as the config says (or from `backbone_weights`)."""
+    return load_model(model_path(path), 'counter', build_counter, device, backbone_weights)
 
 DEFAULT_COUNTER_FILE = 'default.safetensors'   # the embedded default counter, shipped in segcount/weights/
 
@@ -208,11 +208,11 @@ def counter_from_checkpoint(ckpt: dict | str | os.PathLike, device: str | torch.
 
 def resolve_counter(counter=None, device: str | torch.device = 'cpu') -> tuple[Counter, str]:
     """(counter in eval mode on `device`, description) from a `Counter`, a weight file (`.safetensors`), a training
-    checkpoint (`.pt`) or None, the embedded default (a given `Counter` is moved to `device`). It never falls back to
+    Hub reference (`hf://...`), a training checkpoint (`.pt`) or None, the embedded default (a given `Counter` is moved to `device`). It never falls back to
     an untrained counter."""
     if isinstance(counter, Counter): return counter.to(device).eval(), 'given'
     if counter is None:
         p = default_weights_path()
         return load_weights(p, device), f'embedded {p.name}'
-    p = Path(counter)
+    p = model_path(counter)
     return (counter_from_checkpoint(p, device) if p.suffix == '.pt' else load_weights(p, device)), str(p)

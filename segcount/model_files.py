@@ -25,9 +25,10 @@ from . import __version__
 from .core import SegcountError, atomic_write
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'build_model', 'is_trunk', 'model_state_dict', 'load_model_state', 'tensor_digest', 'save_model',
-           'read_metadata', 'read_model_file', 'load_model', 'checkpoint', 'save_checkpoint', 'load_checkpoint',
-           'resume', 'model_from_checkpoint', 'export_checkpoint']
+__all__ = ['HUB_SCHEME', 'CHECKPOINT_FORMAT', 'build_model', 'is_trunk', 'model_state_dict', 'load_model_state', 'tensor_digest',
+           'save_model', 'read_metadata', 'read_model_file', 'load_model', 'parse_hub_ref', 'hub_file', 'model_path',
+           'hub_model_card', 'checkpoint', 'save_checkpoint', 'load_checkpoint', 'resume', 'model_from_checkpoint',
+           'export_checkpoint']
 
 # %% ../nbs/04_model_files.ipynb #aded73aa
 def build_model(cls, config:dict|None=None, **overrides) -> torch.nn.Module:
@@ -141,6 +142,59 @@ def load_model(path, kind:str, build:Callable, device='cpu', backbone_weights=No
     `backbone_weights`)."""
     config, sd, bw = read_model_file(Path(path), kind, backbone_weights)
     return _rebuild(build, config, sd, bw, str(path)).to(device).eval()
+
+# %% ../nbs/04_model_files.ipynb #d5eaac50
+HUB_SCHEME = 'hf://'   # a Hub reference: hf://OWNER/REPO[@REVISION]/PATH/IN/REPO
+
+def parse_hub_ref(ref:str) -> tuple[str, str, str|None]:
+    "(repo id, file path in the repo, revision or None) of a Hub reference; a malformed one → `SegcountError`."
+    parts = str(ref)[len(HUB_SCHEME):].split('/')
+    if not str(ref).startswith(HUB_SCHEME) or len(parts) < 3 or not all(parts):
+        raise SegcountError(f"{ref}: not a Hub reference; write hf://OWNER/REPO/FILE or hf://OWNER/REPO@REVISION/FILE")
+    repo, _, rev = parts[1].partition('@')
+    return f"{parts[0]}/{repo}", '/'.join(parts[2:]), rev or None
+
+def hub_file(ref:str, filename:str|None=None, missing_ok:bool=False) -> Path|None:
+    """The local path of the Hub file `ref` (or of `filename` beside it, same repo and revision), downloaded once
+    into the `huggingface_hub` cache. A file absent from the repo (or, offline, from the cache) → None if `missing_ok`, else `SegcountError`;
+    an unknown repo or revision, or no connection and no cached copy → `SegcountError`."""
+    repo, path, rev = parse_hub_ref(ref)
+    if filename is not None: path = '/'.join([*path.split('/')[:-1], filename])
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    except ImportError:
+        raise SegcountError(f"{ref}: Hub references need huggingface_hub (pip install 'seg-then-count[hub]')") from None
+    try: return Path(hf_hub_download(repo, path, revision=rev, library_name='segcount', library_version=__version__))
+    except LocalEntryNotFoundError:
+        if missing_ok: return None   # offline and not cached: as good as absent
+        raise SegcountError(f"{ref}: the Hub cannot be reached and the file is not in the local cache") from None
+    except EntryNotFoundError:
+        if missing_ok: return None
+        raise SegcountError(f"{ref}: the Hub repository {repo} has no file {path}") from None
+    except Exception as e:   # unknown repository or revision, gated, HTTP errors
+        raise SegcountError(f"{ref}: could not download from the Hub ({type(e).__name__})") from None
+
+def model_path(ref) -> Path:
+    "A local path for a weight file: a path as it is, a Hub reference (`hf://...`) downloaded (see `hub_file`)."
+    return hub_file(ref) if str(ref).startswith(HUB_SCHEME) else Path(ref)
+
+# %% ../nbs/04_model_files.ipynb #135396b3
+def hub_model_card(path, repo:str='OWNER/REPO', license:str='apache-2.0') -> str:
+    "A Hub model card (README.md: YAML front matter, then text) for the segcount weight file `path`, from its metadata."
+    meta = read_metadata(path)
+    if 'kind' not in meta or 'config' not in meta: raise SegcountError(f"{path}: not a segcount weight file (no kind/config metadata)")
+    config, name = json.loads(meta['config']), Path(path).name
+    front = [ '---', f'license: {license}', 'library_name: segcount',
+              'tags: [segcount, object-counting, class-agnostic-counting, few-shot, seg-then-count]', '---']
+    body = [f"# segcount {meta['kind']}: {name}", '',
+            f"A {meta['kind']} for [segcount](https://github.com/segcount/segcount) "
+            f"(seg-then-count), written by segcount {meta.get('segcount_version', '?')}.", '',
+            '```sh', 'pip install "seg-then-count[hub]"',
+            f"segcount count photo.jpg --box X1 Y1 X2 Y2 --weights hf://{repo}/{name}", '```', '',
+            '## Config', '', '```json', json.dumps(config, indent=1), '```']
+    if 'training' in meta: body += ['', '## Training', '', '```json', json.dumps(json.loads(meta['training']), indent=1), '```']
+    return '\n'.join(front + [''] + body) + '\n'
 
 # %% ../nbs/04_model_files.ipynb #5ca7da37
 CHECKPOINT_FORMAT = 'segcount-checkpoint/1'

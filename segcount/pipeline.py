@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, atomic_write, pick_device
+from .model_files import HUB_SCHEME, hub_file, model_path
 from .counter import default_weights_path, load_weights
 from .data import load_image, validate_boxes, crop_exemplars, to_tensor, model_height, resize_rule
 from .segmenter import check_pair, load_segmenter, shares_backbone
@@ -122,12 +123,15 @@ class Predictor:
     @classmethod
     def from_weights(cls, path=None, device="auto", segmenter=None):
         """Load a `.safetensors` counter (default: the embedded model) and a segmenter file (`segmenter`; default:
-        `segmenter.safetensors` beside the counter file, when present)."""
-        p = Path(path) if path is not None else default_weights_path()
+        `segmenter.safetensors` beside the counter file, when present). Either may be a Hub reference
+        (`hf://OWNER/REPO/FILE`); beside a Hub counter means in the same repository folder and revision."""
+        p = model_path(path) if path is not None else default_weights_path()
         counter = load_weights(p)
-        sp = Path(segmenter) if segmenter is not None else p.with_name(SEGMENTER_FILE)
-        seg = load_segmenter(sp) if (segmenter is not None or sp.is_file()) else None
-        name = "embedded:" + p.name if path is None else str(p)
+        if segmenter is not None: sp = model_path(segmenter)
+        elif str(path).startswith(HUB_SCHEME): sp = hub_file(path, SEGMENTER_FILE, missing_ok=True)
+        else: sp = p.with_name(SEGMENTER_FILE)
+        seg = load_segmenter(sp) if (segmenter is not None or (sp is not None and sp.is_file())) else None
+        name = "embedded:" + p.name if path is None else str(path)
         return cls(counter, seg, device=device, weights_name=name)
 
     @torch.inference_mode()

@@ -33,7 +33,7 @@ from .data import FSC147, Sample, crop_exemplars, model_height, pad_stack, resiz
 from .metrics import iou, masked_mse
 from .pseudolabel import kmeans_sweep, two_kind_image
 from .synthetic import make_two_class_image
-from .model_files import (build_model, checkpoint, export_checkpoint, load_checkpoint, load_model, model_from_checkpoint,
+from .model_files import (build_model, checkpoint, export_checkpoint, load_checkpoint, load_model, model_from_checkpoint, model_path,
                           read_metadata, save_model)
 from .training_loop import epoch_batches, fit, resume_run, save_epoch
 
@@ -95,7 +95,9 @@ def save_segmenter(model: Segmenter, path: str | os.PathLike, include_backbone: 
 def load_segmenter(path: str | os.PathLike, device: str | torch.device = 'cpu',
                    backbone_weights: str | os.PathLike | None = None) -> Segmenter:
     """A `Segmenter` (eval mode) from a `save_segmenter` file; wrong kind, tampering, bad config → `SegcountError`.
-    `model.recommended_dilate` is the file's `dilate` metadata (cells to grow the mask by, see `pipeline.dilate_mask`; 0 if absent)."""
+    `path` may be a Hub reference (`hf://OWNER/REPO/FILE`). `model.recommended_dilate` is the file's `dilate` metadata
+    (cells to grow the mask by, see `pipeline.dilate_mask`; 0 if absent)."""
+    path = model_path(path)
     model = load_model(path, 'segmenter', build_segmenter, device, backbone_weights)
     try: model.recommended_dilate = max(0, int(json.loads(read_metadata(path).get('dilate', '0'))))
     except (TypeError, ValueError): model.recommended_dilate = 0   # a malformed hint: the paper's rule
