@@ -10,6 +10,7 @@ Docs: https://segcount.github.io/segcount/course.html.md"""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from .data import FSC147_FILES
 from .synthetic import generate_scenes
 
 # %% auto #0
-__all__ = ['FSC147_DEFAULT_ROOT', 'CourseMode', 'course_mode']
+__all__ = ['FSC147_DEFAULT_ROOT', 'DRIVE', 'CourseMode', 'course_mode']
 
 # %% ../nbs/03_course.ipynb #9e61c31f
 FSC147_DEFAULT_ROOT = 'data/FSC-147'   # where data_scripts/download_fsc147.py puts it, relative to the repository
+DRIVE = Path('/content/drive')         # where Colab mounts Google Drive; full-mode runs go to DRIVE/MyDrive/segcount-runs
 
 @dataclass(frozen=True)
 class CourseMode:
@@ -38,6 +40,18 @@ class CourseMode:
         "The experiment's FSC-147-layout folder: FSC-147 itself (full) or `n_images` generated scenes in `fast_dir`."
         if self.full: return self.root
         return generate_scenes(Path(fast_dir), n_images, seed=seed, progress=False)
+
+    def run_dir(self, name:str, fast_dir) -> Path:
+        """Where a chapter's training run `name` keeps its checkpoints: `fast_dir` in fast mode (minutes of work, a
+        temporary folder will do); in full mode (hours) a folder that outlives the session, so that running the cell
+        again resumes: Google Drive on Colab (mounted on first use), else `runs/NAME` in the repository."""
+        if not self.full: return Path(fast_dir)
+        if 'google.colab' in sys.modules:
+            if not (DRIVE / 'MyDrive').is_dir():
+                from google.colab import drive
+                drive.mount(str(DRIVE))
+            return DRIVE / 'MyDrive' / 'segcount-runs' / name
+        return _find_up('runs') / name
 
 def _find_up(rel:str) -> Path:
     "`rel` under the working directory or the nearest parent that has it (notebooks run from nbs/)."

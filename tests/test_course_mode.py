@@ -108,3 +108,61 @@ def test_environment_switches_a_chapter_without_editing_it(tmp_path, monkeypatch
     assert (course_mode(False).counter_epochs, course_mode(False).segmenter_epochs) == (3, 3)
     monkeypatch.setenv('SEGCOUNT_FULL', '0')
     assert course_mode(True).full is False
+
+
+# --- Colab: one set-up cell, the course's packages only, full-mode runs on Drive ---------------------------------
+def _colab_setup():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('colab_setup', ROOT / 'tools' / 'colab_setup.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_chapter_has_the_one_colab_cell():
+    cs = _colab_setup()
+    assert [p.name for p in cs.chapters()] == [p.name for p in CHAPTERS]
+    differ = [p.name for p in CHAPTERS if cs.setup_cell(json.loads(p.read_text())) != cs.CELL]
+    assert not differ, f"run `python tools/colab_setup.py --write`: {differ}"
+
+
+# what a notebook imports -> the distribution that provides it (the standard library and Colab's own are not listed)
+_DISTS = {'PIL': 'pillow', 'sklearn': 'scikit-learn', 'skimage': 'scikit-image', 'IPython': 'ipywidgets',
+          'gradio_image_annotation': 'gradio-image-annotation', 'huggingface_hub': 'huggingface_hub'}
+
+
+def test_colab_installs_what_the_chapters_import_and_no_dev_tools():
+    import re, sys, tomllib
+    cs = _colab_setup()
+    project = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']
+    cmds = [' '.join(c) for c in cs.commands()]
+    assert not any(' -e ' in c for c in cmds) and cmds[0].endswith('[course,demo]'), cmds
+    name = lambda req: re.split(r'[<>=@ \[;]', req.strip())[0].lower()
+    have = {name(r) for r in project['dependencies'] + [r for e in ('course', 'demo') for r in project['optional-dependencies'][e]]}
+    assert not have & {'pytest', 'jupyterlab', 'playwright', 'nbconvert'}, have
+    imported = set()
+    for nb in CHAPTERS:
+        for c in json.loads(nb.read_text())['cells']:
+            if c['cell_type'] != 'code': continue
+            tree = ast.parse(re.sub(r'^\s*[%!].*$', '', _src(c), flags=re.M))
+            imported |= {a.name.split('.')[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            imported |= {n.module.split('.')[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+    third = {m for m in imported if m not in sys.stdlib_module_names and m not in ('segcount', 'google', '__future__')}
+    missing = {m for m in third if _DISTS.get(m, m).lower().replace('_', '-') not in {h.replace('_', '-') for h in have}}
+    assert not missing, f"the chapters import {sorted(missing)}, which Colab's install would not bring"
+
+
+def test_full_mode_runs_are_kept_where_they_survive(tmp_path, monkeypatch):
+    import sys, types
+    import segcount.course as course
+    full = CourseMode(True, 'resnet50', 'auto', tmp_path, None, 1, 1)
+    assert full.run_dir('counter', tmp_path / 'tmp').parts[-2:] == ('runs', 'counter')   # elsewhere: runs/ in the repo
+    assert course_mode(False).run_dir('counter', tmp_path / 'tmp') == tmp_path / 'tmp'   # fast mode: the folder given
+    mounted = []
+    def mount(where): mounted.append(where); (Path(where) / 'MyDrive').mkdir(parents=True)
+    colab = types.ModuleType('google.colab'); colab.drive = types.SimpleNamespace(mount=mount)
+    monkeypatch.setitem(sys.modules, 'google.colab', colab)
+    monkeypatch.setattr(course, 'DRIVE', tmp_path / 'drive')
+    d = full.run_dir('counter', tmp_path / 'tmp')
+    assert d == tmp_path / 'drive' / 'MyDrive' / 'segcount-runs' / 'counter' and mounted == [str(tmp_path / 'drive')]
+    full.run_dir('segmenter', tmp_path / 'tmp')
+    assert len(mounted) == 1   # mounted once
