@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
 _USE = r'''
 import json, socket, sys, urllib.request
@@ -30,13 +29,10 @@ print(json.dumps(dict(file=segcount.__file__, http=status, api_count=out['count'
 '''
 
 
-def test_wheel_installed_in_a_fresh_folder_counts_and_serves(tmp_path):
+def test_wheel_installed_in_a_fresh_folder_counts_and_serves(tmp_path, wheel):
     pytest.importorskip('gradio'); pytest.importorskip('gradio_client')
-    wheels, site, work = tmp_path / 'wheels', tmp_path / 'site', tmp_path / 'elsewhere'
+    site, work = tmp_path / 'site', tmp_path / 'elsewhere'
     work.mkdir()
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', str(ROOT), '--no-deps', '-q', '-w', str(wheels)],
-                   check=True, timeout=600)
-    wheel = next(wheels.glob('seg_then_count-*.whl'))
     subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target', str(site), str(wheel)],
                    check=True, timeout=600)
     env = dict(os.environ, PYTHONPATH=str(site), OMP_NUM_THREADS='1', GRADIO_ANALYTICS_ENABLED='False')

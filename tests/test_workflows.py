@@ -82,3 +82,20 @@ def test_the_stand_in_notebook_is_really_run(tmp_path):
     args = [a for a in shlex.split(line) if not re.match(r'^[A-Z_]+=', a)] + [str(s['nbs'])]
     r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and 'AssertionError' in r.stderr + r.stdout
+
+
+def test_the_space_workflow_pins_the_release_and_its_upload_flags_are_accepted(tmp_path):
+    """The release workflow's own lines, run in order ('${{ }}' filled in as GitHub would for tag v9.9.9): the Space
+    folder is demo/ pinned to the tag, and `hf upload` accepts its arguments and stops only at the network (offline)."""
+    steps = [s for wf, _, s in _steps() if wf == 'space.yaml' and 'run' in s]
+    lines = [l.strip() for s in steps for l in s['run'].splitlines() if l.strip() and 'pip install' not in l]
+    fill = lambda l: re.sub(r'\$\{\{[^}]*\}\}', lambda m: 'v9.9.9' if 'sha' in m.group(0) else 'segcount/segcount', l)
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", HF_HUB_OFFLINE='1', HF_TOKEN='hf_not_a_token')
+    outs = []
+    for line in map(fill, lines):
+        args = [sys.executable if a == 'python' else str(ROOT / a) if a.startswith('tools/') else a for a in shlex.split(line)]
+        outs.append(subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120))
+    assert [a.split()[0] for a in lines] == ['python', 'hf'], lines
+    assert outs[0].returncode == 0, outs[0].stderr
+    assert 'seg-then-count @ git+https://github.com/segcount/segcount.git@v9.9.9' in (tmp_path / '_space' / 'requirements.txt').read_text()
+    assert outs[1].returncode == 1 and 'offline mode is enabled' in outs[1].stdout + outs[1].stderr, outs[1].stderr[-800:]
