@@ -14,21 +14,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, atomic_write, pick_device
 from .model_files import HUB_SCHEME, hub_file, model_path
 from .counter import default_weights_path, load_weights
-from .data import load_image, validate_boxes, crop_exemplars, to_tensor, model_height, resize_rule
+from .data import (MAX_MODEL_PIXELS, MAX_UPSCALE, load_image, validate_boxes, crop_exemplars, to_tensor, model_height,
+                   resize_rule)
+from .points import density_points
 from .segmenter import check_pair, load_segmenter, shares_backbone
+from .tiles import TILE_ALIGN, TILE_SIDE, TILE_WHEN, pool_factor, pool_sum, tile_plan, tiled_scale
 
 # %% auto #0
-__all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'SEGMENTER_FILE', 'Prepared', 'model_scale', 'prepare', 'Prediction', 'dilate_mask',
-           'Predictor', 'save_density']
+__all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'SEGMENTER_FILE', 'Prepared',
+           'model_scale', 'open_image', 'check_exemplar_boxes', 'prepare', 'Prediction', 'dilate_mask',
+           'check_negatives', 'Exemplars', 'closer_to_positives', 'crop_boxes', 'cut_exemplars', 'Predictor',
+           'save_density']
 
 # %% ../nbs/30_seg_then_count.ipynb #0fd516c1
 MAX_MODEL_WIDTH = 2048 # panoramas are scaled down further so the width stays bounded
 MIN_BOX_SIDE = 4.0     # an exemplar narrower than this (image pixels) carries no appearance
+MAX_DECODE_PIXELS = 120_000_000   # photos are decoded at full resolution up to this size (tiles count them)
 
 @dataclass
 class Prepared:
@@ -47,27 +54,35 @@ def model_scale(size, boxes, min_exemplar_side: float | None = None, height: int
     if W * s > max_width: s = max_width / W
     return s, (max(1, round(W * s)), max(1, round(H * s)))
 
+def open_image(image) -> tuple[Image.Image, tuple[int, int], float, str]:
+    """(RGB image, (W, H) in the file's own pixels, decoded pixels per file pixel, name for messages) of a path, PIL
+    image or H×W×3 array. A huge file may be shrunk while decoding (`load_image`); boxes stay in the file's pixels."""
+    src = str(image) if isinstance(image, (str, Path)) else "image"
+    if isinstance(image, (str, Path)):
+        img, (pre, _) = load_image(image, max_pixels=MAX_DECODE_PIXELS, return_scale=True)
+        return img, ((round(img.size[0] / pre), round(img.size[1] / pre)) if pre != 1.0 else img.size), float(pre), src
+    if isinstance(image, np.ndarray): return Image.fromarray(np.asarray(image).astype(np.uint8)).convert("RGB"), image.shape[1::-1], 1.0, src
+    if isinstance(image, Image.Image): return image.convert("RGB"), image.size, 1.0, src
+    raise SegcountError(f"cannot read an image from a {type(image).__name__}")
+
+def check_exemplar_boxes(boxes, size, src: str = "image") -> np.ndarray:
+    "The exemplar `boxes` (N×4, image pixels) checked against an image of `size` (W, H); any problem → one-line error."
+    if boxes is None or len(boxes) == 0:
+        raise SegcountError(f"{src}: no exemplar boxes: draw or give at least one box around an object to count")
+    b = validate_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), size, source=src)
+    small = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) < MIN_BOX_SIDE
+    if small.any():
+        i = int(np.flatnonzero(small)[0]) + 1   # boxes are numbered from 1, as in validate_boxes
+        raise SegcountError(f"{src}: box {i} is smaller than {MIN_BOX_SIDE:g} px on a side: draw it around a whole object")
+    return b
+
 def prepare(image, boxes, height: int = MODEL_HEIGHT, max_width: int = MAX_MODEL_WIDTH,
             min_exemplar_side: float | None = None, exemplar_side: float | None = None) -> Prepared:
     """Load `image` (path, PIL image or HxWx3 array), check `boxes` (image pixels) and resize both for the model:
     so that the exemplars measure `exemplar_side` px when the model was trained so, else height 384 (more when the
     model was trained with `min_exemplar_side` and the exemplars are tiny); see `segcount.data.model_height`."""
-    src = str(image) if isinstance(image, (str, Path)) else "image"
-    pre = 1.0   # a huge file may be shrunk while decoding: boxes stay in the file's own pixels
-    if isinstance(image, (str, Path)):
-        img, (sx, sy) = load_image(image, return_scale=True)
-        pre = float(sx)
-    elif isinstance(image, np.ndarray): img = Image.fromarray(np.asarray(image).astype(np.uint8)).convert("RGB")
-    elif isinstance(image, Image.Image): img = image.convert("RGB")
-    else: raise SegcountError(f"cannot read an image from a {type(image).__name__}")
-    W, H = (round(img.size[0] / pre), round(img.size[1] / pre)) if pre != 1.0 else img.size
-    if boxes is None or len(boxes) == 0:
-        raise SegcountError(f"{src}: no exemplar boxes: draw or give at least one box around an object to count")
-    b = validate_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), (W, H), source=src)
-    small = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) < MIN_BOX_SIDE
-    if small.any():
-        i = int(np.flatnonzero(small)[0]) + 1   # boxes are numbered from 1, as in validate_boxes
-        raise SegcountError(f"{src}: box {i} is smaller than {MIN_BOX_SIDE:g} px on a side: draw it around a whole object")
+    img, (W, H), _, src = open_image(image)
+    b = check_exemplar_boxes(boxes, (W, H), src)
     s, (w2, h2) = model_scale((W, H), b, min_exemplar_side, height, max_width, exemplar_side)
     img2 = img.resize((w2, h2), Image.BILINEAR) if (w2, h2) != img.size else img
     b2 = b * s
@@ -89,6 +104,18 @@ class Prediction:
     n_exemplars: int
     seconds: float = 0.0
     note: str | None = None
+    exemplar_side: float = 0.0     # the exemplars' mean side in density-map pixels (the size of one object there)
+    tiles: int = 1                 # how many tiles the photo was counted in (1: one pass)
+    n_negatives: int = 0
+    _points: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def points(self) -> np.ndarray:
+        """One point `(x, y)` per counted object, in the image's own pixels (N×2): greedy unit-mass extraction from
+        the density map (`segcount.points.density_points`), computed on first use."""
+        if self._points is None:
+            self._points = density_points(self.density, max(self.exemplar_side, 2.0)) / np.float32(self.scale)
+        return self._points
 
 # %% ../nbs/30_seg_then_count.ipynb #2c2c78cc
 def dilate_mask(mask: torch.Tensor, k: int = 1) -> torch.Tensor:
@@ -96,6 +123,61 @@ def dilate_mask(mask: torch.Tensor, k: int = 1) -> torch.Tensor:
     if k <= 0: return mask
     m = mask.float().reshape(-1, 1, *mask.shape[-2:])
     return (torch.nn.functional.max_pool2d(m, 2 * k + 1, stride=1, padding=k) > 0).reshape(mask.shape)
+
+# %% ../nbs/30_seg_then_count.ipynb #18379dcd
+NEGATIVE_OVERLAP = 0.5   # a negative box with more than this share of its area inside a positive one marks the same object
+
+def check_negatives(negative_boxes, boxes: np.ndarray, size, src: str = "image") -> np.ndarray | None:
+    "Negative boxes (M×4, image pixels) checked against the image `size` and the positive `boxes`: M×4, or None if none."
+    if negative_boxes is None or len(negative_boxes) == 0: return None
+    if boxes is None or len(boxes) == 0:
+        raise SegcountError(f"{src}: negative boxes without exemplar boxes: mark at least one object to count")
+    nb = validate_boxes(np.asarray(negative_boxes, np.float32).reshape(-1, 4), size, source=f"{src}: negative")
+    for i, n in enumerate(nb, 1):
+        for j, b in enumerate(np.asarray(boxes, np.float32), 1):
+            iw, ih = min(n[2], b[2]) - max(n[0], b[0]), min(n[3], b[3]) - max(n[1], b[1])
+            if iw > 0 and ih > 0 and iw * ih > NEGATIVE_OVERLAP * (n[2] - n[0]) * (n[3] - n[1]):
+                raise SegcountError(f"{src}: negative box {i} lies on exemplar box {j}: a negative must mark another "
+                                    "kind of object (a look-alike not to count)")
+    return nb
+
+@dataclass
+class Exemplars:
+    """Exemplar crops cut once, to count one photo or many (`Predictor.exemplars`, `Predictor.predict(exemplars=...)`).
+    Their boxes' sizes (image pixels) set the scale of every photo counted with them."""
+    crops: torch.Tensor                        # N×3×128×128
+    boxes: np.ndarray                          # N×4, pixels of the photo they were cut from
+    negatives: torch.Tensor | None = None      # M×3×128×128 crops of what not to count
+    source: str = "image"
+    cache: dict = field(default_factory=dict, repr=False)   # trunk outputs of the crops, per model
+
+    def raw(self, model, negatives: bool = False) -> torch.Tensor:
+        "1×N×C trunk outputs of the crops (or the negatives) for `model`, computed on first use and kept."
+        key = (id(model), negatives)
+        if key not in self.cache:
+            crops = self.negatives if negatives else self.crops
+            self.cache[key] = model.backbone_exemplars(crops[None].to(next(model.parameters()).device))
+        return self.cache[key]
+
+def closer_to_positives(feat: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    "B×1×h×w bool: where features `feat` (B×d×h×w) are at least as close (cosine) to `pos` as to `neg` (B×N×d or B×d)."
+    cos = lambda v: F.cosine_similarity(feat, (v.mean(1) if v.ndim == 3 else v)[:, :, None, None].to(feat.dtype), dim=1, eps=1e-8)
+    return (cos(pos) >= cos(neg))[:, None]
+
+def crop_boxes(img: Image.Image, boxes, scale: float) -> torch.Tensor:
+    """N×3×128×128 crops of `boxes` (pixels of `img`), as `crop_exemplars` cuts them from `img` resized by `scale`,
+    without resizing all of `img` (a photo counted in tiles is never resized whole)."""
+    out = []
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
+        w, h = max(1, round(float(x2 - x1) * scale)), max(1, round(float(y2 - y1) * scale))
+        out.append(crop_exemplars(to_tensor(img.resize((w, h), Image.BILINEAR, box=(x1, y1, x2, y2))), [[0, 0, w, h]])[0])
+    return torch.stack(out)
+
+def cut_exemplars(img: Image.Image, pre: float, s: float, boxes, negative_boxes, src: str, resized=None) -> Exemplars:
+    """`Exemplars` of `boxes` and `negative_boxes` (image pixels) at `s` model pixels per image pixel: cropped from
+    `resized` (the whole photo at that scale) when given, else box by box from `img` (decoded at `pre`)."""
+    cut = (lambda bb: crop_exemplars(resized, bb * s)) if resized is not None else (lambda bb: crop_boxes(img, bb * pre, s / pre))
+    return Exemplars(cut(boxes), boxes, None if negative_boxes is None else cut(negative_boxes), src)
 
 # %% ../nbs/30_seg_then_count.ipynb #14010a2f
 SEGMENTER_FILE = "segmenter.safetensors"   # looked for beside the counter's weights file
@@ -134,45 +216,108 @@ class Predictor:
         name = "embedded:" + p.name if path is None else str(path)
         return cls(counter, seg, device=device, weights_name=name)
 
+    def _scale(self, size, boxes) -> tuple[float, tuple[int, int], bool]:
+        """(model pixels per image pixel, model size (w, h), tiled?) for a photo of `size` with exemplar `boxes`: one
+        pass as `model_scale` says, or tiles at `tiled_scale` when one pass would shrink the exemplars too much."""
+        rule = resize_rule(self.counter.config)
+        s, wh = model_scale(size, boxes, height=MODEL_HEIGHT, **rule)
+        need = tiled_scale(size, boxes, rule)
+        if need > s * TILE_WHEN: return need, (max(1, round(size[0] * need)), max(1, round(size[1] * need))), True
+        return s, wh, False
+
+    def _resized(self, img: Image.Image, wh) -> torch.Tensor:
+        return to_tensor(img.resize(wh, Image.BILINEAR) if tuple(wh) != img.size else img)
+
+    def exemplars(self, image, boxes, negative_boxes=None) -> Exemplars:
+        """Cut the exemplar crops (and the negatives') from `image` once, at the scale the counter wants, to count
+        this photo or many others with them (`predict(other, exemplars=ex)`)."""
+        img, size, pre, src = open_image(image)
+        b = check_exemplar_boxes(boxes, size, src)
+        nb = check_negatives(negative_boxes, b, size, src)
+        s, wh, tiled = self._scale(size, b)
+        return cut_exemplars(img, pre, s, b, nb, src, None if tiled else self._resized(img, wh))
+
+    def _maps(self, x: torch.Tensor, ex: Exemplars, method: str, thr: float, dil: int) -> dict:
+        """One pass over a model-resolution image `x` (1×3×H×W): density (H×W), similarity S, mask and the
+        segmenter's soft map (h×w; None when not used) as numpy arrays, and whether the mask kept nothing."""
+        c, seg = self.counter, self.segmenter
+        raw = c.backbone_image(x)                                       # the counter's one trunk pass
+        feat, vec = c.image_features(raw=raw), c.exemplar_vector(raw=ex.raw(c))
+        keep, soft = None, None
+        if method == "seg-then-count":
+            s_raw = raw if self.shared_backbone else seg.backbone_image(x)   # same frozen trunk: reuse it
+            Mp = seg.forward_features(s_raw, ex.raw(seg))               # 1×1×h×w cosine (Eq. 6)
+            keep = dilate_mask(Mp > thr, dil)                           # §3.4: threshold 0.6 by default
+            if ex.negatives is not None: keep = keep & (Mp >= seg.forward_features(s_raw, ex.raw(seg, negatives=True)))
+            soft = Mp[0, 0].float().cpu().numpy()
+        elif ex.negatives is not None:
+            keep = closer_to_positives(feat, vec, c.exemplar_vector(raw=ex.raw(c, negatives=True)))
+        out = c.from_features(feat, vec, mask=keep, size=tuple(x.shape[-2:]))   # Eq. 4 with δ, then the density
+        return dict(density=out["density"][0, 0].float().cpu().numpy(), similarity=out["similarity"][0, 0].float().cpu().numpy(),
+                    mask=None if keep is None else keep[0, 0].cpu().numpy(), soft=soft)
+
+    def _tiled(self, img: Image.Image, pre: float, s: float, ex: Exemplars, method: str, thr: float, dil: int) -> tuple:
+        "Count `img` in tiles at `s` model pixels per file pixel (`segcount.tiles`): (stitched maps, pool factor, tiles)."
+        W2, H2 = max(1, round(img.size[0] / pre * s)), max(1, round(img.size[1] / pre * s))
+        side = float(np.mean((ex.boxes[:, 2] - ex.boxes[:, 0] + ex.boxes[:, 3] - ex.boxes[:, 1]) / 2)) * s
+        plan = tile_plan(W2, H2, TILE_SIDE, overlap=max(128, int(-(-4 * side // TILE_ALIGN)) * TILE_ALIGN))
+        q, g = pool_factor(W2, H2, MAX_MODEL_PIXELS), TILE_ALIGN
+        dens = np.zeros((-(-H2 // q), -(-W2 // q)), np.float32)
+        grid = lambda: np.zeros((-(-H2 // g), -(-W2 // g)), np.float32)
+        S, mask, soft = grid(), (grid().astype(bool) if method == "seg-then-count" or ex.negatives is not None else None), None
+        f = pre / s                                                     # decoded pixels per model pixel
+        for t in plan:
+            box = (t.x0 * f, t.y0 * f, min(t.x1 * f, img.size[0]), min(t.y1 * f, img.size[1]))   # W2, H2 were rounded
+            x = to_tensor(img.resize((t.x1 - t.x0, t.y1 - t.y0), Image.BILINEAR, box=box))
+            r = self._maps(x[None].to(self.device), ex, method, thr, dil)
+            d = r["density"][t.cy0 - t.y0:t.cy1 - t.y0, t.cx0 - t.x0:t.cx1 - t.x0]
+            dens[t.cy0 // q:-(-t.cy1 // q), t.cx0 // q:-(-t.cx1 // q)] += pool_sum(d, q)
+            cell = np.s_[t.cy0 // g:-(-t.cy1 // g), t.cx0 // g:-(-t.cx1 // g)]
+            local = np.s_[(t.cy0 - t.y0) // g:-(-(t.cy1 - t.y0) // g), (t.cx0 - t.x0) // g:-(-(t.cx1 - t.x0) // g)]
+            S[cell] = r["similarity"][local]
+            if mask is not None: mask[cell] = r["mask"][local]
+            if r["soft"] is not None:
+                soft = grid() - 1 if soft is None else soft
+                soft[cell] = r["soft"][local]
+        return dict(density=dens, similarity=S, mask=mask, soft=soft), q, len(plan)
+
     @torch.inference_mode()
-    def predict(self, image, boxes, method: str = "count", threshold: float | None = None,
-                dilate: int | None = None) -> Prediction:
-        "Count the objects like `boxes` (x1,y1,x2,y2 in image pixels) in `image` with `method`."
+    def predict(self, image, boxes=None, method: str = "count", threshold: float | None = None,
+                dilate: int | None = None, negative_boxes=None, exemplars: Exemplars | None = None) -> Prediction:
+        """Count the objects like `boxes` (x1,y1,x2,y2 in image pixels) in `image` with `method`, leaving out what
+        resembles `negative_boxes` more. With `exemplars` (from `Predictor.exemplars`, maybe of another photo)
+        instead of boxes, their crops are reused. A photo too large for one pass at the scale its exemplars need
+        is counted in tiles (`segcount.tiles`; `Prediction.tiles` says how many)."""
         if method not in ("count", "seg-then-count"):
             raise SegcountError(f"unknown method {method!r}: use 'count' or 'seg-then-count'")
+        if method == "seg-then-count" and self.segmenter is None:
+            raise SegcountError(f"seg-then-count needs a segmenter and the model {self.weights_name} has none; "
+                                "count everything instead (method 'count') or load weights that include one")
+        thr = self.threshold if threshold is None else float(threshold)
+        if not -1.0 <= thr < 1.0: raise SegcountError(f"threshold must be in [-1, 1), got {thr}")
+        dil = self.dilate if dilate is None else int(dilate)
         t0 = time.perf_counter()
-        p = prepare(image, boxes, **resize_rule(self.counter.config))
-        x = p.image[None].to(self.device); ex = p.exemplars[None].to(self.device)
-        mask, soft, note = None, None, None
-        if method == "count":
-            out = self.counter(x, ex)
-        else:
-            if self.segmenter is None:
-                raise SegcountError(f"seg-then-count needs a segmenter and the model {self.weights_name} has none; "
-                                    "count everything instead (method 'count') or load weights that include one")
-            thr = self.threshold if threshold is None else float(threshold)
-            if not -1.0 <= thr < 1.0: raise SegcountError(f"threshold must be in [-1, 1), got {thr}")
-            c = self.counter
-            raw, raw_ex = c.backbone_image(x), c.backbone_exemplars(ex)          # the counter's one trunk pass
-            if self.shared_backbone: s_raw, s_ex = raw, raw_ex                   # same frozen trunk: reuse it
-            else: s_raw, s_ex = self.segmenter.backbone_image(x), self.segmenter.backbone_exemplars(ex)
-            Mp = self.segmenter.forward_features(s_raw, s_ex)                    # 1x1xhxw cosine (Eq. 6)
-            binm = dilate_mask(Mp > thr, self.dilate if dilate is None else int(dilate))   # §3.4: threshold 0.6 by default
-            feat, vec = c.image_features(raw=raw), c.exemplar_vector(raw=raw_ex)
-            soft = Mp[0, 0].float().cpu().numpy()
-            mask = binm[0, 0].cpu().numpy()
-            if not binm.any():
-                S = c.similarity(feat, vec)[0, 0].float().cpu().numpy()
-                note = (f"the segmenter's mask (threshold {thr:g}) keeps no location, so nothing is counted (count 0); "
-                        f"its highest score is {float(Mp.max()):.2f}: lower the threshold or count everything")
-                d = np.zeros(tuple(x.shape[-2:]), np.float32)
-                return Prediction(0.0, d, S, mask, soft, method, p.scale, p.image_size, len(p.boxes),
-                                  time.perf_counter() - t0, note)
-            out = c.from_features(feat, vec, mask=binm, size=tuple(x.shape[-2:]))   # Eq. 4 with δ, then count
-        d = out["density"][0, 0].float().cpu().numpy()
-        s = out["similarity"][0, 0].float().cpu().numpy()
-        return Prediction(float(d.sum()), d, s, mask, soft, method, p.scale, p.image_size, len(p.boxes),
-                          time.perf_counter() - t0, note)
+        img, size, pre, src = open_image(image)
+        if exemplars is not None and (boxes is not None or negative_boxes is not None):
+            raise SegcountError("give either exemplar boxes or exemplars cut before, not both")
+        b = exemplars.boxes if exemplars is not None else check_exemplar_boxes(boxes, size, src)
+        s, wh, tiled = self._scale(size, b)
+        t = None if tiled else self._resized(img, wh)
+        ex = exemplars or cut_exemplars(img, pre, s, b, check_negatives(negative_boxes, b, size, src), src, t)
+        q, n_tiles = 1, 1
+        if tiled: maps, q, n_tiles = self._tiled(img, pre, s, ex, method, thr, dil)   # one pass would shrink the objects
+        else: maps = self._maps(t[None].to(self.device), ex, method, thr, dil)
+        note = None
+        if method == "seg-then-count" and maps["mask"] is not None and not maps["mask"].any():
+            maps["density"] = np.zeros_like(maps["density"])
+            note = (f"the segmenter's mask (threshold {thr:g}) keeps no location, so nothing is counted (count 0); "
+                    f"its highest score is {float(np.max(maps['soft'])):.2f}: lower the threshold or count everything")
+        if n_tiles > 1: note = (note + "; " if note else "") + f"counted in {n_tiles} tiles at {s:.3g} model px per image px"
+        side = float(np.mean((b[:, 2] - b[:, 0] + b[:, 3] - b[:, 1]) / 2)) * s / q
+        d = maps["density"]
+        return Prediction(float(d.sum()), d, maps["similarity"], maps["mask"] if method == "seg-then-count" or ex.negatives is not None else None,
+                          maps["soft"], method, s / q, size, len(b), time.perf_counter() - t0, note, side, n_tiles,
+                          0 if ex.negatives is None else len(ex.negatives))
 
 # %% ../nbs/30_seg_then_count.ipynb #f09ae964
 def save_density(pred: Prediction, path):
