@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, one_line
 from .counter import load_weights
+from .batch import count_batch, list_images, read_table
 from .data import read_groups
 from .evaluate import bench_infer, evaluate_samples, load_samples, paper_table, render_table
 from .model_files import hub_model_card
@@ -25,9 +26,9 @@ from .synthetic import generate_scenes, make_synthetic_set
 from .training import CounterTraining, export_weights, train_counter
 
 # %% auto #0
-__all__ = ['WEIGHTS_HELP', 'config_flags', 'config_from', 'cmd_count', 'cmd_evaluate', 'cmd_make_synthetic', 'cmd_generate',
-           'cmd_train_counter', 'cmd_train_segmenter', 'cmd_export_weights', 'cmd_model_card', 'cmd_pseudolabel',
-           'cmd_bench', 'cmd_table', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['WEIGHTS_HELP', 'config_flags', 'config_from', 'cmd_count', 'cmd_batch', 'cmd_evaluate', 'cmd_make_synthetic',
+           'cmd_generate', 'cmd_train_counter', 'cmd_train_segmenter', 'cmd_export_weights', 'cmd_model_card',
+           'cmd_pseudolabel', 'cmd_bench', 'cmd_table', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/50_cli.ipynb #6eb9bfcc
 WEIGHTS_HELP = "a .safetensors model file or a Hub reference hf://OWNER/REPO[@REVISION]/FILE (default: the embedded model)"
@@ -62,10 +63,11 @@ def cmd_count(args):
     t0 = time.perf_counter()
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
     res = pred.predict(args.image, [list(b) for b in (args.box or [])], method=args.method, threshold=args.threshold,
-                       dilate=args.dilate)
+                       dilate=args.dilate, negative_boxes=[list(b) for b in args.negative_box or []] or None)
     out = {"count": float(res.count), "method": res.method, "weights": pred.weights_name,
            "seconds": round(time.perf_counter() - t0, 4), "image": str(args.image),
-           "image_size": list(res.image_size), "n_exemplars": int(res.n_exemplars)}
+           "image_size": list(res.image_size), "n_exemplars": int(res.n_exemplars), "n_negatives": int(res.n_negatives),
+           "tiles": int(res.tiles), "points": [[round(float(x), 1), round(float(y), 1)] for x, y in res.points]}
     if res.mask is not None: out["mask_fraction"] = float(res.mask.mean())
     if res.note: out["note"] = res.note
     if args.density_out:
@@ -74,13 +76,24 @@ def cmd_count(args):
     return 0
 
 # %% ../nbs/50_cli.ipynb #12187ffd
+def cmd_batch(args):
+    images = list_images(args.images)
+    read_table(args.out)                                   # a file that is not ours is refused before any work
+    pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
+    ex = pred.exemplars(args.exemplars_from, [list(b) for b in (args.box or [])],
+                        [list(b) for b in args.negative_box or []] or None)
+    res = count_batch(pred, images, ex, args.out, method=args.method, progress=not args.json)
+    _emit(res, args.json, f"{res['counted']} counted, {res['failed']} failed, {res['already_done']} already in {res['out']}")
+    return 0
+
 def cmd_evaluate(args):
     if bool(args.root) == bool(args.groups):
         raise SegcountError("give exactly one of --root DIR or --groups FILE")
     samples = load_samples(root=args.root, split=args.split, groups=args.groups)
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
     if args.dilate is not None: pred.dilate = max(0, args.dilate)
-    res = evaluate_samples(pred, samples, method=args.method, limit=args.limit, progress=not args.quiet)
+    res = evaluate_samples(pred, samples, method=args.method, limit=args.limit, progress=not args.quiet,
+                           negatives=args.negatives)
     res["weights"] = pred.weights_name
     summary = {k: res[k] for k in ("n", "MAE", "RMSE", "NAE", "SRE", "box_mass")}
     _emit(res, args.json, json.dumps(summary))
@@ -189,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("image", type=Path)
     c.add_argument("--box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
                    help="an exemplar box in the image's own pixels (repeat for more)")
+    c.add_argument("--negative-box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
+                   help="a box on a look-alike NOT to count (repeat for more)")
     c.add_argument("--method", choices=["count", "seg-then-count"], default="count")
     c.add_argument("--threshold", type=float, default=THRESHOLD, help="seg-then-count: mask threshold (paper: 0.6)")
     c.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
@@ -201,8 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--method", choices=["count", "seg-then-count"], default="count")
     e.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N entries")
+    e.add_argument("--negatives", action="store_true", help="use the entries' negative_boxes (ignored without this flag)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     common(e); e.set_defaults(func=cmd_evaluate)
+
+    bt = sub.add_parser("batch", help="count many photos with exemplars drawn once on one photo: a CSV row per photo")
+    bt.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
+    bt.add_argument("--exemplars-from", type=Path, required=True, help="the photo the boxes are drawn on")
+    bt.add_argument("--box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
+                    help="an exemplar box in that photo's pixels (repeat for more)")
+    bt.add_argument("--negative-box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
+                    help="a box on a look-alike NOT to count, in that photo (repeat for more)")
+    bt.add_argument("--method", choices=["count", "seg-then-count"], default="count")
+    bt.add_argument("--out", type=Path, required=True, help="the CSV table (rows already in it are skipped: resumable)")
+    common(bt); bt.set_defaults(func=cmd_batch)
 
     s = sub.add_parser("make-synthetic", help="the paper's two-class concatenation benchmark (§4.1)")
     s.add_argument("--root", type=Path, required=True); s.add_argument("--split", default="test")

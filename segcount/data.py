@@ -206,6 +206,7 @@ class Sample:
     region: tuple|None = None
     density: np.ndarray|None = None
     meta: dict = field(default_factory=dict)
+    negative_boxes: np.ndarray|None = None   # [M,4] boxes on look-alikes not to count (a groups entry may carry them)
 
     @property
     def size(self) -> tuple[int, int]: return self.image.size
@@ -214,7 +215,8 @@ class Sample:
     def __repr__(self):
         return (f"Sample({self.name!r}, size={self.size}, boxes={len(self.boxes)}, count={self.count}, "
                 f"klass={self.klass!r}" + (f", region={self.region}" if self.region is not None else "")
-                + (", density" if self.density is not None else "") + ")")
+                + (", density" if self.density is not None else "")
+                + (f", negative_boxes={len(self.negative_boxes)}" if self.negative_boxes is not None else "") + ")")
 
 # %% ../nbs/00_data.ipynb #7eab9939
 def show_sample(s:Sample, ax=None, density=None, title:str|None=None):
@@ -281,7 +283,7 @@ def resize_sample(s:Sample, height:int=MODEL_HEIGHT) -> Sample:
                    points=(np.asarray(s.points, np.float32).reshape(-1, 2) * f4[:2]).astype(np.float32),
                    region=None if s.region is None else tuple(float(v) for v in np.asarray(s.region) * f4),
                    density=None if s.density is None else _resize_density(s.density, nw, height),
-                   meta=dict(s.meta))
+                   meta=dict(s.meta), negative_boxes=None if s.negative_boxes is None else (s.negative_boxes * f4).astype(np.float32))
 
 # %% ../nbs/00_data.ipynb #76a64ebd
 def crop_exemplars(img, boxes, size:int=EXEMPLAR_SIZE) -> torch.Tensor:
@@ -482,7 +484,8 @@ class Groups(Sequence):
         f = np.array([sx, sy, sx, sy], np.float32)
         region = None if e['region'] is None else tuple(float(v) for v in np.asarray(e['region']) * f)
         return Sample(e['id'], img, e['boxes'] * f, e['points'] * f[:2], klass=e['class'], region=region,
-                      meta={'image': e['image'], 'image_path': str(e['image_path'])})
+                      meta={'image': e['image'], 'image_path': str(e['image_path'])},
+                      negative_boxes=None if e['negative_boxes'] is None else e['negative_boxes'] * f)
 
 def _check_groups(g, path) -> list:
     "The checked entries of the parsed groups JSON `g` (from file `path`; images relative to its folder)."
@@ -510,8 +513,10 @@ def _check_groups(g, path) -> list:
         klass = e.get('class')
         if klass is not None and not isinstance(klass, str): raise SegcountError(f"{src}: 'class' must be a string")
         region = validate_region(e['region'], size, src + ': region') if e.get('region') is not None else None
+        neg = validate_boxes(e['negative_boxes'], size, src + ': negative') if e.get('negative_boxes') else None
         out.append(dict(id=eid, image=e['image'], image_path=ip, **{'class': klass}, region=region,
-                        boxes=validate_boxes(e['boxes'], size, src), points=validate_points(e['points'], size, src)))
+                        boxes=validate_boxes(e['boxes'], size, src), points=validate_points(e['points'], size, src),
+                        negative_boxes=neg))
     return out
 
 def read_groups(path, max_pixels:int|None=50_000_000) -> Groups:
@@ -546,10 +551,12 @@ def write_groups(path, samples_or_entries, image_dir:str='images', image_format:
                 if s.klass is not None: e['class'] = s.klass
                 e['boxes'], e['points'] = _round(boxes), _round(points)
                 if region is not None: e['region'] = _round(region)
+                if s.negative_boxes is not None and len(s.negative_boxes):
+                    e['negative_boxes'] = _round(validate_boxes(s.negative_boxes, s.size, src + ': negative'))
             elif isinstance(s, dict):
                 e = dict(s)
                 if 'id' not in e or 'image' not in e: raise SegcountError(f"{path}: entry {k} needs 'id' and 'image'")
-                for key in ('boxes', 'points', 'region'):
+                for key in ('boxes', 'points', 'region', 'negative_boxes'):
                     if key in e and e[key] is not None: e[key] = _round(e[key])
             else: raise TypeError(f"write_groups: entry {k} is a {type(s).__name__}, expected a Sample or a dict")
             if e['id'] in ids: raise SegcountError(f"{path}: duplicate id {e['id']!r}")

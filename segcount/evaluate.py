@@ -57,16 +57,18 @@ def exemplar_box_mass(pred, boxes) -> float:
     return float(np.mean(m)) if m else float('nan')
 
 def evaluate_samples(predictor, samples, method: str = "count", limit: int | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, negatives: bool = False) -> dict:
     """Counting metrics (§4.2) of `predictor` on `samples`, overall and per class, plus per-entry rows (with the
-    `exemplar_box_mass` of each; `box_mass` is their mean). An entry the predictor refuses (say, an exemplar box under
-    4 px) is left out of the metrics and listed in `skipped` with why."""
+    `exemplar_box_mass` of each; `box_mass` is their mean). With `negatives`, the entries' `negative_boxes` are used.
+    An entry the predictor refuses (say, an exemplar box under 4 px) is left out of the metrics and listed in
+    `skipped` with why."""
     n = len(samples) if limit is None else min(limit, len(samples))
     if n == 0: raise SegcountError("the dataset is empty: nothing to evaluate")
     rows, errs, gts, skipped = [], [], [], []
     for i in tqdm(range(n), desc=f"evaluate ({method})", unit="img", disable=not progress, file=sys.stderr):
         s = samples[i]
-        try: p = predictor.predict(s.image, s.boxes, method=method)
+        neg = s.negative_boxes if negatives else None
+        try: p = predictor.predict(s.image, s.boxes, method=method, negative_boxes=neg)
         except SegcountError as e:
             skipped.append({"id": s.name, "reason": str(e)}); continue
         e, c = _entry_error(s, p)
@@ -77,7 +79,7 @@ def evaluate_samples(predictor, samples, method: str = "count", limit: int | Non
     if skipped: print(f"evaluate: skipped {len(skipped)} of {n} entries, e.g. {skipped[0]['id']}: {skipped[0]['reason']}",
                       file=sys.stderr)
     res = {**count_metrics(errs, gts), "box_mass": float(np.mean([r["box_mass"] for r in rows])), "method": method,
-           "skipped": skipped}
+           "negatives": negatives, "skipped": skipped}
     by = defaultdict(list)
     for r in rows: by[r["class"] or "-"].append(r)
     res["per_class"] = {k: count_metrics([r["error"] for r in v], [r["gt"] for r in v]) for k, v in sorted(by.items())}
@@ -173,7 +175,8 @@ def model_sample(sample, counter) -> Sample:
     img = sample.image.convert('RGB')
     return replace(sample, image=img.resize((w2, h2), Image.BILINEAR) if (w2, h2) != (W, H) else img, boxes=b * s,
                    points=np.asarray(sample.points, np.float32).reshape(-1, 2) * s, density=None,
-                   region=None if sample.region is None else tuple(float(v) * s for v in sample.region))
+                   region=None if sample.region is None else tuple(float(v) * s for v in sample.region),
+                   negative_boxes=None if sample.negative_boxes is None else sample.negative_boxes * s)
 
 def refused(sample) -> str | None:
     "Why the `Predictor` would refuse `sample` (an exemplar box under `MIN_BOX_SIDE` px on a side), else None."

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, atomic_write, pick_device
@@ -27,9 +26,9 @@ from .segmenter import check_pair, load_segmenter, shares_backbone
 from .tiles import TILE_ALIGN, TILE_SIDE, TILE_WHEN, pool_factor, pool_sum, tile_plan, tiled_scale
 
 # %% auto #0
-__all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'SEGMENTER_FILE', 'Prepared',
-           'model_scale', 'open_image', 'check_exemplar_boxes', 'prepare', 'Prediction', 'dilate_mask',
-           'check_negatives', 'Exemplars', 'closer_to_positives', 'crop_boxes', 'cut_exemplars', 'Predictor',
+__all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'SEG_NEGATIVE_MARGIN', 'SEGMENTER_FILE',
+           'Prepared', 'model_scale', 'open_image', 'check_exemplar_boxes', 'prepare', 'Prediction', 'dilate_mask',
+           'check_negatives', 'Exemplars', 'kept_by_negatives', 'crop_boxes', 'cut_exemplars', 'Predictor',
            'save_density']
 
 # %% ../nbs/30_seg_then_count.ipynb #0fd516c1
@@ -125,7 +124,8 @@ def dilate_mask(mask: torch.Tensor, k: int = 1) -> torch.Tensor:
     return (torch.nn.functional.max_pool2d(m, 2 * k + 1, stride=1, padding=k) > 0).reshape(mask.shape)
 
 # %% ../nbs/30_seg_then_count.ipynb #18379dcd
-NEGATIVE_OVERLAP = 0.5   # a negative box with more than this share of its area inside a positive one marks the same object
+NEGATIVE_OVERLAP = 0.5      # a negative box with more than this share of its area inside a positive one marks the same object
+SEG_NEGATIVE_MARGIN = 0.2   # seg-then-count drops a location when the negatives' M^p beats the exemplars' by more than this
 
 def check_negatives(negative_boxes, boxes: np.ndarray, size, src: str = "image") -> np.ndarray | None:
     "Negative boxes (M×4, image pixels) checked against the image `size` and the positive `boxes`: M×4, or None if none."
@@ -159,10 +159,9 @@ class Exemplars:
             self.cache[key] = model.backbone_exemplars(crops[None].to(next(model.parameters()).device))
         return self.cache[key]
 
-def closer_to_positives(feat: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    "B×1×h×w bool: where features `feat` (B×d×h×w) are at least as close (cosine) to `pos` as to `neg` (B×N×d or B×d)."
-    cos = lambda v: F.cosine_similarity(feat, (v.mean(1) if v.ndim == 3 else v)[:, :, None, None].to(feat.dtype), dim=1, eps=1e-8)
-    return (cos(pos) >= cos(neg))[:, None]
+def kept_by_negatives(S_pos: torch.Tensor, S_neg: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    "Bool map (same shape): where the exemplars' map `S_pos` is at least the negatives' map `S_neg` minus `margin`."
+    return S_pos >= S_neg - margin
 
 def crop_boxes(img: Image.Image, boxes, scale: float) -> torch.Tensor:
     """N×3×128×128 crops of `boxes` (pixels of `img`), as `crop_exemplars` cuts them from `img` resized by `scale`,
@@ -248,10 +247,11 @@ class Predictor:
             s_raw = raw if self.shared_backbone else seg.backbone_image(x)   # same frozen trunk: reuse it
             Mp = seg.forward_features(s_raw, ex.raw(seg))               # 1×1×h×w cosine (Eq. 6)
             keep = dilate_mask(Mp > thr, dil)                           # §3.4: threshold 0.6 by default
-            if ex.negatives is not None: keep = keep & (Mp >= seg.forward_features(s_raw, ex.raw(seg, negatives=True)))
+            if ex.negatives is not None:
+                keep = keep & kept_by_negatives(Mp, seg.forward_features(s_raw, ex.raw(seg, negatives=True)), SEG_NEGATIVE_MARGIN)
             soft = Mp[0, 0].float().cpu().numpy()
-        elif ex.negatives is not None:
-            keep = closer_to_positives(feat, vec, c.exemplar_vector(raw=ex.raw(c, negatives=True)))
+        elif ex.negatives is not None:                                  # S (Eq. 1) of the negatives against the exemplars'
+            keep = kept_by_negatives(c.similarity(feat, vec), c.similarity(feat, c.exemplar_vector(raw=ex.raw(c, negatives=True))))
         out = c.from_features(feat, vec, mask=keep, size=tuple(x.shape[-2:]))   # Eq. 4 with δ, then the density
         return dict(density=out["density"][0, 0].float().cpu().numpy(), similarity=out["similarity"][0, 0].float().cpu().numpy(),
                     mask=None if keep is None else keep[0, 0].cpu().numpy(), soft=soft)

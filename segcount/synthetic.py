@@ -581,9 +581,24 @@ def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=
         return write_fsc147(out, bar(pool.imap(_scene_sample, jobs, chunksize=2)), splits=sp, quality=quality)
 
 # %% ../nbs/01_synthetic.ipynb #0257632c
+def _negative_box(o:Sample, xo:int, wo:int, oo:int) -> np.ndarray|None:
+    """One box on the other kind inside its strip [xo, xo + wo) of `o`, moved to where the strip lands (`oo`): one of
+    its exemplar boxes if one lies in the strip, else an exemplar-sized box on its dot nearest the strip's centre."""
+    ob = np.asarray(o.boxes, np.float64).reshape(-1, 4)
+    inside = ob[(ob[:, 0] >= xo) & (ob[:, 2] <= xo + wo)][:1]
+    if not len(inside):
+        pts = np.asarray(o.points, np.float64).reshape(-1, 2)
+        pts = pts[(pts[:, 0] >= xo) & (pts[:, 0] < xo + wo)]
+        if not len(pts) or not len(ob): return None
+        x, y = pts[np.argmin(np.abs(pts[:, 0] - (xo + wo / 2)) + np.abs(pts[:, 1] - o.size[1] / 2))]
+        w, h = np.mean(ob[:, 2] - ob[:, 0]), np.mean(ob[:, 3] - ob[:, 1])
+        inside = np.array([[max(xo, x - w / 2), max(0, y - h / 2), min(xo + wo, x + w / 2), min(o.size[1], y + h / 2)]])
+    return (inside + np.array([oo - xo, 0, oo - xo, 0])).astype(np.float32)
+
 def make_two_class_image(target:Sample, other:Sample, rng, width_frac=(0.35, 0.65), height:int=MODEL_HEIGHT,
                          name:str|None=None) -> Sample:
-    "Paper §4.1: a strip of `target` (holding all its exemplar boxes) beside a strip of `other`; `region` = the target strip."
+    """Paper §4.1: a strip of `target` (holding all its exemplar boxes) beside a strip of `other`; `region` = the target
+    strip; `negative_boxes` = one of `other`'s exemplar boxes that lies in its strip (a look-alike not to count), if any."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     t, o = resize_sample(target, height), resize_sample(other, height)
     Wt, Wo = t.size[0], o.size[0]
@@ -606,11 +621,12 @@ def make_two_class_image(target:Sample, other:Sample, rng, width_frac=(0.35, 0.6
     dens = None
     if t.density is not None:
         dens = np.zeros((height, wt + wo), np.float32); dens[:, ot:ot + wt] = t.density[:, xt:xt + wt]
+    neg = _negative_box(o, xo, wo, oo)
     name = name or f"{Path(target.name).stem}+{Path(other.name).stem}"
     meta = dict(target=target.name, other=other.name, other_class=other.klass, target_side='left' if left else 'right',
                 target_crop=[xt, wt], other_crop=[xo, wo])
     return Sample(name, img, boxes, p, klass=target.klass, region=(float(ot), 0.0, float(ot + wt), float(height)),
-                  density=dens, meta=meta)
+                  density=dens, meta=meta, negative_boxes=neg)
 
 # %% ../nbs/01_synthetic.ipynb #efd23e00
 def make_synthetic_set(root, split:str, out, seed:int=0, n:int|None=None, width_frac=(0.35, 0.65),
