@@ -67,8 +67,8 @@ def evaluate_samples(predictor, samples, method: str = "count", limit: int | Non
     rows, errs, gts, skipped = [], [], [], []
     for i in tqdm(range(n), desc=f"evaluate ({method})", unit="img", disable=not progress, file=sys.stderr):
         s = samples[i]
-        neg = s.negative_boxes if negatives else None
-        try: p = predictor.predict(s.image, s.boxes, method=method, negative_boxes=neg)
+        kw = dict(negative_boxes=s.negative_boxes) if negatives else {}
+        try: p = predictor.predict(s.image, s.boxes, method=method, **kw)
         except SegcountError as e:
             skipped.append({"id": s.name, "reason": str(e)}); continue
         e, c = _entry_error(s, p)
