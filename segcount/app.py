@@ -9,12 +9,13 @@ Docs: https://segcount.github.io/segcount/app.html.md"""
 
 # %% auto #0
 __all__ = ['EXAMPLES_DIR', 'DISPLAY_MAX_SIDE', 'MODEL_MAX_PIXELS', 'PHOTO_MAX_PIXELS', 'MAX_BOXES', 'SEG_MAP_LABEL', 'METHODS',
-           'QUEUE_MAX_SIZE', 'CONCURRENCY', 'K_RANGE', 'NO_PHOTO_YET', 'NO_IMAGE', 'PRESS_COUNT', 'EXAMPLES', 'CSS',
-           'INTRO', 'UserError', 'fingerprint', 'parse_boxes', 'scale_boxes', 'annot_boxes', 'annot_array',
-           'to_annot_boxes', 'estimate_box_size', 'box_at', 'colorize', 'overlay', 'count_html', 'model_factor',
-           'Photo', 'PhotoStore', 'check_photo', 'open_for_model', 'read_annotator', 'load_predictor', 'user_errors',
-           'k_sweep', 'Result', 'Counted', 'render', 'count_details', 'status_message', 'box_choices', 'annot_value',
-           'ksweep_gallery', 'Handlers', 'build_app', 'launch', 'main', 'parse_args']
+           'QUEUE_MAX_SIZE', 'CONCURRENCY', 'K_RANGE', 'NO_PHOTO_YET', 'NO_IMAGE', 'PRESS_COUNT', 'MARK_MODES', 'NOT',
+           'POINT_LABELS_MAX', 'EXAMPLES', 'CSS', 'INTRO', 'UserError', 'fingerprint', 'parse_boxes', 'scale_boxes',
+           'annot_boxes', 'unlabelled_boxes', 'annot_array', 'to_annot_boxes', 'estimate_box_size', 'box_at',
+           'colorize', 'overlay', 'count_html', 'model_factor', 'Photo', 'PhotoStore', 'check_photo', 'open_for_model',
+           'read_annotator', 'load_predictor', 'user_errors', 'k_sweep', 'Result', 'Counted', 'render', 'count_details',
+           'status_message', 'box_choices', 'annot_value', 'ksweep_gallery', 'Handlers', 'build_app', 'launch', 'main',
+           'parse_args']
 
 # %% ../nbs/60_app.ipynb #fb83e0c0
 import argparse
@@ -46,6 +47,7 @@ from scipy import ndimage
 import gradio as gr
 from gradio_image_annotation import image_annotator
 
+from .batch import count_batch, read_table
 from .core import KS, MODEL_HEIGHT, THRESHOLD, SegcountError, one_line
 from .data import Sample, image_size, load_image
 from .pipeline import Predictor
@@ -66,6 +68,9 @@ K_RANGE = f"K = {min(KS)}..{max(KS)}"
 NO_PHOTO_YET = "No photo yet: upload one or pick an example below."
 NO_IMAGE = "Upload a photo or pick an example first"
 PRESS_COUNT = "press Count"
+MARK_MODES = ("count this", "not this")   # what a box drawn or clicked marks: an exemplar, or a negative exemplar
+NOT = "not "                               # the annotator label prefix of a negative box ("not 1", "not 2", ...)
+POINT_LABELS_MAX = 300                     # points are numbered on the maps up to this many
 
 # Example photos: (file, exemplar boxes in the photo's pixels, caption). Copied from
 # segcount/assets/examples (boxes and counts from its examples.json); sources and licences in
@@ -93,7 +98,8 @@ CSS = """
 
 INTRO = """# segcount: count only what your boxes show
 Draw boxes around **2–3 examples** of the thing you want counted (or switch to *Click objects* and
-click them), then press **Count**. *Count everything* is the plain exemplar counter; *seg-then-count*
+click them), then press **Count**. A look-alike you do not want counted? Switch *Boxes mark* to **not this** and
+box one of those too. *Count everything* is the plain exemplar counter; *seg-then-count*
 first segments the region holding objects like your examples and counts only there (the paper's method),
 so other kinds of objects in the photo are left out."""
 
@@ -146,12 +152,21 @@ def scale_boxes(boxes, sx: float, sy: float) -> list[list[float]]:
     """Multiply x by sx and y by sy."""
     return [[b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy] for b in boxes]
 
-def annot_boxes(value) -> list[list[float]]:
-    """[[x1, y1, x2, y2], ...] from an annotator value (pixels of the image it shows)."""
+def annot_boxes(value, negatives: bool = False) -> list[list[float]]:
+    """[[x1, y1, x2, y2], ...] from an annotator value (pixels of the image it shows): the exemplar boxes, or with
+    `negatives` the "not this" boxes (labelled "not N")."""
     if not value:
         return []
     return [[float(b["xmin"]), float(b["ymin"]), float(b["xmax"]), float(b["ymax"])]
-            for b in (value.get("boxes") or [])]
+            for b in (value.get("boxes") or []) if str(b.get("label") or "").startswith(NOT) == negatives]
+
+def _drawn(b: dict) -> bool:
+    "Whether an annotator box was just drawn: no label yet, and not a box still being dragged open (under 4 px)."
+    return not b.get("label") and min(float(b["xmax"]) - float(b["xmin"]), float(b["ymax"]) - float(b["ymin"])) >= 4
+
+def unlabelled_boxes(value) -> int:
+    """How many of the annotator's boxes were just drawn (see `_drawn`)."""
+    return sum(_drawn(b) for b in (value or {}).get("boxes") or [])
 
 def annot_array(value) -> np.ndarray:
     """The annotator's image as shown: its `orientation` counts clockwise quarter turns."""
@@ -159,10 +174,13 @@ def annot_array(value) -> np.ndarray:
     k = int(value.get("orientation") or 0) % 4
     return np.ascontiguousarray(np.rot90(arr, -k)) if k else arr
 
-def to_annot_boxes(boxes) -> list[dict]:
-    """Boxes [[x1, y1, x2, y2], ...] as the annotator's numbered box dicts."""
-    return [dict(xmin=int(round(b[0])), ymin=int(round(b[1])), xmax=int(round(b[2])), ymax=int(round(b[3])),
-                 label=f"{i + 1}", color=(255, 200, 0)) for i, b in enumerate(boxes)]
+def to_annot_boxes(boxes, negatives=()) -> list[dict]:
+    """Boxes [[x1, y1, x2, y2], ...] as the annotator's numbered box dicts (yellow), then the `negatives` (red,
+    labelled "not N")."""
+    box = lambda b, label, color: dict(xmin=int(round(b[0])), ymin=int(round(b[1])), xmax=int(round(b[2])),
+                                       ymax=int(round(b[3])), label=label, color=color)
+    return ([box(b, f"{i + 1}", (255, 200, 0)) for i, b in enumerate(boxes)]
+            + [box(b, f"{NOT}{i + 1}", (230, 40, 40)) for i, b in enumerate(negatives)])
 
 # %% ../nbs/60_app.ipynb #650c6ce1
 def estimate_box_size(gray: np.ndarray, x: float, y: float, boxes=(), lo: float = 6.0, hi: float | None = None) -> float:
@@ -206,9 +224,10 @@ def _resize_map(m: np.ndarray, size, resample=Image.BILINEAR) -> np.ndarray:
 
 # %% ../nbs/60_app.ipynb #e0e3fda3
 def overlay(photo: Image.Image, density=None, mask=None, threshold: float = THRESHOLD,
-            opacity: float = 0.6, boxes=()) -> Image.Image:
+            opacity: float = 0.6, boxes=(), points=(), negatives=()) -> Image.Image:
     """The photo with a density heat map (transparent where the density is ~0), the region where
-    `mask < threshold` dimmed with its border outlined, and the exemplar boxes drawn."""
+    `mask < threshold` dimmed with its border outlined, the exemplar boxes (yellow) and "not this" boxes (red)
+    drawn, and `points` (photo pixels) as dots, numbered up to POINT_LABELS_MAX."""
     base = np.asarray(photo.convert("RGB"), dtype=np.float32)
     H, W = base.shape[:2]
     out = base.copy()
@@ -236,6 +255,14 @@ def overlay(photo: Image.Image, density=None, mask=None, threshold: float = THRE
     lw = max(2, round(max(W, H) / 400))
     for b in boxes:
         draw.rectangle([b[0], b[1], b[2], b[3]], outline=(255, 200, 0), width=lw)
+    for b in negatives:
+        draw.rectangle([b[0], b[1], b[2], b[3]], outline=(230, 40, 40), width=lw)
+        draw.line([b[0], b[1], b[2], b[3]], fill=(230, 40, 40), width=lw)
+    r = max(2.5, max(W, H) / 300)
+    for i, (x, y) in enumerate(points):
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(0, 229, 255), outline=(0, 0, 0))
+        if len(points) <= POINT_LABELS_MAX:
+            draw.text((x + r + 1, y - r - 1), str(i + 1), fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
     return img
 
 def count_html(title: str, value: float | None = None, sub: str = "", off: str | None = None) -> str:
@@ -419,6 +446,7 @@ class Result:
     note: str
     n_exemplars: int
     threshold_used: float | None = None
+    points: np.ndarray | None = None   # one (x, y) per counted object, in the pixels of the image counted
 
     @classmethod
     def of(cls, p, threshold_used: float | None = None) -> "Result":
@@ -427,7 +455,7 @@ class Result:
                    mask=_f32(getattr(p, "mask", None)), soft_mask=_f32(getattr(p, "soft_mask", None)),
                    method=p.method, seconds=float(getattr(p, "seconds", 0.0) or 0.0),
                    note=str(getattr(p, "note", "") or ""), n_exemplars=int(getattr(p, "n_exemplars", 0) or 0),
-                   threshold_used=threshold_used)
+                   threshold_used=threshold_used, points=_f32(getattr(p, "points", None)))
 
 @dataclass
 class Counted:
@@ -438,17 +466,25 @@ class Counted:
     count: Result
     seg: Result | None = None       # None when seg-then-count failed ...
     seg_error: str = ""             # ... and why
+    negatives_display: list = None  # the "not this" boxes (display pixels)
+    to_display: tuple = (1.0, 1.0)  # display pixels per pixel of the image counted (points are in the latter)
+
+    def points(self, r: Result | None) -> np.ndarray:
+        "The points of `r` in display pixels (N×2; empty without `r` or points)."
+        if r is None or r.points is None: return np.zeros((0, 2), np.float32)
+        return r.points * np.asarray(self.to_display, np.float32)
 
 # %% ../nbs/60_app.ipynb #a2e116d1
-def _seg_view(counted: Counted, photo_img: Image.Image, threshold: float, opacity: float):
+def _seg_view(counted: Counted, photo_img: Image.Image, threshold: float, opacity: float, show_points: bool = False):
     """(count HTML, map update) of seg-then-count: its count and mask, or why it is unavailable and
     the counter's similarity map instead."""
-    c, s, boxes = counted.count, counted.seg, counted.boxes_display
+    c, s, boxes, neg = counted.count, counted.seg, counted.boxes_display, counted.negatives_display or []
     if s is None:
         sim = c.similarity
         return (count_html("Seg-then-count", off="unavailable", sub=counted.seg_error),
                 gr.update(value=None if sim is None else overlay(
-                    photo_img, np.maximum(sim, 0) / max(float(sim.max()), 1e-8), None, threshold, opacity, boxes),
+                    photo_img, np.maximum(sim, 0) / max(float(sim.max()), 1e-8), None, threshold, opacity, boxes,
+                    negatives=neg),
                     label="Similarity map S of the counter (seg-then-count unavailable)"))
     sub = f"mask ≥ {s.threshold_used:.2f}, {s.seconds:.2f} s"
     soft, shown_t = s.soft_mask, 0.5
@@ -464,19 +500,20 @@ def _seg_view(counted: Counted, photo_img: Image.Image, threshold: float, opacit
         sub += f"; press Count to apply threshold {threshold:.2f}"
     return (count_html("Seg-then-count", s.count, sub=sub),
             gr.update(value=overlay(photo_img, s.density, soft if soft is not None else s.mask, shown_t, opacity,
-                                    boxes), label=SEG_MAP_LABEL))
+                                    boxes, counted.points(s) if show_points else (), neg), label=SEG_MAP_LABEL))
 
-def render(counted: Counted | None, threshold, opacity):
+def render(counted: Counted | None, threshold, opacity, show_points: bool = False):
     """(count-everything HTML, seg-then-count HTML, count-everything map, seg-then-count map update)
-    from cached results: no model call."""
+    from cached results: no model call. `show_points`: one numbered dot per counted object on each map."""
     if counted is None:
         return (count_html("Count everything", sub=PRESS_COUNT), count_html("Seg-then-count", sub=PRESS_COUNT),
                 None, gr.update(value=None, label=SEG_MAP_LABEL))
     photo_img = Image.open(counted.display_path)
     c = counted.count
     all_html = count_html("Count everything", c.count, sub=f"{c.n_exemplars} exemplar(s), {c.seconds:.2f} s")
-    img_all = overlay(photo_img, c.density, None, threshold, opacity, counted.boxes_display)
-    seg_html, img_seg = _seg_view(counted, photo_img, threshold, opacity)
+    img_all = overlay(photo_img, c.density, None, threshold, opacity, counted.boxes_display,
+                      counted.points(c) if show_points else (), counted.negatives_display or [])
+    seg_html, img_seg = _seg_view(counted, photo_img, threshold, opacity, show_points)
     return all_html, seg_html, img_all, img_seg
 
 def count_details(photo: Photo, counted: Counted) -> str:
@@ -488,10 +525,11 @@ def count_details(photo: Photo, counted: Counted) -> str:
     notes = [r.note for r in (counted.count, counted.seg) if r is not None and r.note]
     return details + (" " + " ".join(notes) if notes else "")
 
-def status_message(photo: Photo, boxes) -> str:
+def status_message(photo: Photo, boxes, negatives=()) -> str:
     """The status line under the photo."""
     W, H = photo.size
-    msg = f"**{W}×{H}** photo, {len(boxes)} exemplar box{'es' if len(boxes) != 1 else ''}."
+    msg = f"**{W}×{H}** photo, {len(boxes)} exemplar box{'es' if len(boxes) != 1 else ''}"
+    msg += f", {len(negatives)} 'not this' box{'es' if len(negatives) != 1 else ''}." if len(negatives) else "."
     if photo.model_reduced > 1:
         mw, mh = photo.model_size
         msg += f" It is large, so it is counted at {mw}×{mh} (the model resizes it again so that your exemplars measure about as many pixels as it was trained on)."
@@ -507,9 +545,9 @@ def box_choices(photo: Photo, boxes_disp) -> list[tuple[str, int]]:
     return [(f"#{i + 1}: x {b[0]:.0f}–{b[2]:.0f}, y {b[1]:.0f}–{b[3]:.0f} ({b[2] - b[0]:.0f}×{b[3] - b[1]:.0f} px)", i)
             for i, b in enumerate(photo.display_to_photo(boxes_disp))]
 
-def annot_value(photo: Photo, boxes_disp) -> dict:
-    """The annotator's value: the photo's display copy with these boxes."""
-    return {"image": photo.display_path, "boxes": to_annot_boxes(boxes_disp)}
+def annot_value(photo: Photo, boxes_disp, negatives_disp=()) -> dict:
+    """The annotator's value: the photo's display copy with these boxes (and "not this" boxes)."""
+    return {"image": photo.display_path, "boxes": to_annot_boxes(boxes_disp, negatives_disp)}
 
 def ksweep_gallery(photo: Photo, boxes_disp, res: dict, opacity) -> list[tuple[Image.Image, str]]:
     """One picture per K: the photo with what K-means keeps undimmed, captioned."""
@@ -544,12 +582,14 @@ class Handlers:
                     raise gr.Error(f"could not load the model: {e}") from e
             return self.predictor
 
-    def predict(self, photo: Photo, boxes_model, method: str, threshold=None):
-        """One prediction on the photo's model copy (boxes in its pixels)."""
-        return self.get_predictor().predict(np.load(photo.model_path), boxes_model, method=method, threshold=threshold)
+    def predict(self, photo: Photo, boxes_model, method: str, threshold=None, negatives_model=None):
+        """One prediction on the photo's model copy (boxes and "not this" boxes in its pixels)."""
+        kw = dict(negative_boxes=negatives_model) if negatives_model else {}
+        return self.get_predictor().predict(np.load(photo.model_path), boxes_model, method=method, threshold=threshold, **kw)
 
-    def photo_from_annot(self, value, photo: Photo | None) -> tuple[Photo, list[list[float]]]:
-        """(photo, boxes in display px) for an annotator value; registers new photos."""
+    def photo_from_annot(self, value, photo: Photo | None, negatives: bool = False):
+        """(photo, boxes in display px) for an annotator value, and with `negatives` its "not this" boxes too;
+        registers new photos."""
         if not _has_image(value):
             raise UserError(NO_IMAGE)
         arr = annot_array(value)
@@ -557,33 +597,41 @@ class Handlers:
             photo = replace(self.store.add(arr), fp_src=fingerprint(arr))
         # boxes are in the pixels of the array the annotator holds
         sx, sy = photo.display_size[0] / arr.shape[1], photo.display_size[1] / arr.shape[0]
-        return photo, scale_boxes(annot_boxes(value), sx, sy)
+        boxes = scale_boxes(annot_boxes(value), sx, sy)
+        return (photo, boxes, scale_boxes(annot_boxes(value, negatives=True), sx, sy)) if negatives else (photo, boxes)
 
-    def on_annot_change(self, payload, photo: Photo | None):
+    def on_annot_change(self, payload, photo: Photo | None, mode: str = MARK_MODES[0]):
         """A new photo or new boxes: register it, update the click view, the box list and the status;
-        a new photo also clears the results."""
+        a new photo also clears the results. In "not this" mode a box just drawn becomes a negative."""
         value = read_annotator(self.annotator, payload)
         if not _has_image(value):
             return (None, gr.update(), None, gr.update(choices=[], value=None), NO_PHOTO_YET, None,
                     *render(None, 0, 0))
         arr = annot_array(value)
         new = photo is None or not photo.shows(arr)
-        photo, boxes = self.photo_from_annot(value, photo)
+        drawn = unlabelled_boxes(value) if mode == MARK_MODES[1] else 0
+        photo, boxes, neg = self.photo_from_annot(value, photo, negatives=True)
+        if drawn:   # the boxes just drawn (the last ones, unlabelled so far) are "not this" boxes
+            k = [i for i, b in enumerate(value["boxes"]) if not str(b.get("label") or "").startswith(NOT)]
+            fresh = {i for i in k if _drawn(value["boxes"][i])}
+            neg = neg + [boxes[j] for j, i in enumerate(k) if i in fresh]
+            boxes = [boxes[j] for j, i in enumerate(k) if i not in fresh]
         annot_update = gr.update()
-        if new and (tuple(photo.display_size) != (arr.shape[1], arr.shape[0]) or value.get("orientation")):
-            # show the reduced display copy instead of the full photo (boxes rescaled to it)
-            annot_update = annot_value(photo, boxes)
+        if drawn or (new and (tuple(photo.display_size) != (arr.shape[1], arr.shape[0]) or value.get("orientation"))):
+            # show the reduced display copy instead of the full photo (boxes rescaled to it), boxes relabelled
+            annot_update = annot_value(photo, boxes, neg)
         choices = box_choices(photo, boxes)
-        return (photo, annot_update, overlay(Image.open(photo.display_path), boxes=boxes),
-                gr.update(choices=choices, value=choices[-1][1] if choices else None), status_message(photo, boxes),
+        return (photo, annot_update, overlay(Image.open(photo.display_path), boxes=boxes, negatives=neg),
+                gr.update(choices=choices, value=choices[-1][1] if choices else None), status_message(photo, boxes, neg),
                 *((None, *render(None, 0, 0)) if new else (gr.update(),) * 5))
 
-    def on_click(self, payload, photo: Photo | None, side, evt: gr.SelectData):
-        """A click on the click view adds a box around it (its size: the slider's, else estimated)."""
+    def on_click(self, payload, photo: Photo | None, side, mode: str, evt: gr.SelectData):
+        """A click on the click view adds a box around it (its size: the slider's, else estimated): an exemplar,
+        or a "not this" box in that mode."""
         value = read_annotator(self.annotator, payload)
         if photo is None or not _has_image(value):
             raise UserError(NO_IMAGE)
-        photo, boxes = self.photo_from_annot(value, photo)
+        photo, boxes, neg = self.photo_from_annot(value, photo, negatives=True)
         x, y = float(evt.index[0]), float(evt.index[1])
         dw, dh = photo.display_size
         if side and side > 0:
@@ -591,18 +639,19 @@ class Handlers:
         else:
             gray = np.asarray(Image.open(photo.display_path).convert("L"), dtype=np.float32)
             s = estimate_box_size(gray, x, y, boxes)
-        return annot_value(photo, boxes + [box_at(x, y, s, dw, dh)])
+        b = box_at(x, y, s, dw, dh)
+        return annot_value(photo, boxes, neg + [b]) if mode == MARK_MODES[1] else annot_value(photo, boxes + [b], neg)
 
     def on_remove(self, payload, photo: Photo | None, idx):
         """Remove the box picked in the list."""
         value = read_annotator(self.annotator, payload)
         if photo is None or not _has_image(value):
             raise UserError(NO_IMAGE)
-        photo, boxes = self.photo_from_annot(value, photo)
+        photo, boxes, neg = self.photo_from_annot(value, photo, negatives=True)
         if idx is None or not (0 <= int(idx) < len(boxes)):
             raise UserError("Pick a box to remove in the list first")
         boxes.pop(int(idx))
-        return annot_value(photo, boxes)
+        return annot_value(photo, boxes, neg)
 
     def on_clear(self, payload, photo: Photo | None):
         """Remove every box."""
@@ -610,30 +659,74 @@ class Handlers:
             return gr.update()
         return annot_value(photo, [])
 
-    def count_both(self, photo: Photo, boxes_disp, threshold: float, progress) -> Counted:
+    def count_both(self, photo: Photo, boxes_disp, threshold: float, progress, negatives_disp=()) -> Counted:
         """Count everything, then seg-then-count (whose failure is kept as its reason)."""
-        boxes_model = photo.display_to_model(boxes_disp)
+        boxes_model, neg_model = photo.display_to_model(boxes_disp), photo.display_to_model(negatives_disp)
         progress(0.1, desc="Counting everything like the exemplars")
         with user_errors():
-            everything = Result.of(self.predict(photo, boxes_model, "count"))
-        counted = Counted(photo.display_path, photo.fp, boxes_disp, everything)
+            everything = Result.of(self.predict(photo, boxes_model, "count", negatives_model=neg_model))
+        (dw, dh), (mw, mh) = photo.display_size, photo.model_size
+        counted = Counted(photo.display_path, photo.fp, boxes_disp, everything, negatives_display=list(negatives_disp),
+                          to_display=(dw / mw, dh / mh))
         progress(0.55, desc="Seg-then-count: segmenting, then counting inside the mask")
         try:
-            counted.seg = Result.of(self.predict(photo, boxes_model, "seg-then-count", threshold=threshold), threshold)
+            counted.seg = Result.of(self.predict(photo, boxes_model, "seg-then-count", threshold=threshold,
+                                                 negatives_model=neg_model), threshold)
         except Exception as e:  # degrade gracefully: show why and keep count-everything
             counted.seg_error = f"{e}"
         return counted
 
-    def on_count(self, payload, photo: Photo | None, threshold, opacity, progress=gr.Progress()):
-        """The Count button: both methods, then their maps."""
+    def downloads(self, photo: Photo, counted: Counted, threshold, opacity) -> list[str]:
+        """Files to take home: each map as PNG (points drawn) and the result as JSON (counts, points, boxes in the
+        photo's own pixels)."""
+        to_photo = lambda pts: (np.asarray(pts, np.float32).reshape(-1, 2) * np.asarray(photo.size) / np.asarray(photo.display_size)).round(1).tolist()
+        _, _, img_all, img_seg = render(counted, threshold, opacity, True)
+        stem = self.store.dir / f"{photo.key}-{hashlib.md5(json.dumps(counted.boxes_display).encode()).hexdigest()[:6]}"
+        files = [Path(f"{stem}-count-everything.png")]
+        img_all.save(files[0])
+        seg_img = img_seg.get("value") if isinstance(img_seg, dict) else None
+        if counted.seg is not None and seg_img is not None:
+            files.append(Path(f"{stem}-seg-then-count.png")); seg_img.save(files[-1])
+        res = lambda r: None if r is None else dict(count=r.count, method=r.method, points=to_photo(counted.points(r)), note=r.note)
+        doc = dict(photo=photo.name, image_size=photo.size, boxes=photo.display_to_photo(counted.boxes_display),
+                   negative_boxes=photo.display_to_photo(counted.negatives_display or []),
+                   results=[x for x in (res(counted.count), res(counted.seg)) if x is not None])
+        files.append(Path(f"{stem}-result.json")); files[-1].write_text(json.dumps(doc, indent=1))
+        return [str(f) for f in files]
+
+    def on_count(self, payload, photo: Photo | None, threshold, opacity, show_points=False, progress=gr.Progress()):
+        """The Count button: both methods, then their maps and the files to download."""
         progress(0.0, desc="Reading the photo and boxes")
-        photo, boxes_disp = self.photo_from_annot(read_annotator(self.annotator, payload), photo)
+        photo, boxes_disp, neg = self.photo_from_annot(read_annotator(self.annotator, payload), photo, negatives=True)
         if not boxes_disp:
             raise UserError("No exemplar boxes: draw a box around one object you want counted "
                             "(or click objects in the 'Click objects' tab)")
-        counted = self.count_both(photo, boxes_disp[:MAX_BOXES], float(threshold), progress)
+        counted = self.count_both(photo, boxes_disp[:MAX_BOXES], float(threshold), progress, neg[:MAX_BOXES])
         progress(0.9, desc="Drawing the maps")
-        return (counted, *render(counted, threshold, opacity), count_details(photo, counted))
+        return (counted, *render(counted, threshold, opacity, show_points), count_details(photo, counted),
+                self.downloads(photo, counted, threshold, opacity))
+
+    def on_batch(self, payload, photo: Photo | None, files, progress=gr.Progress()):
+        """Several photos, the current exemplars: count each (`segcount.batch`), a table and its CSV."""
+        photo, boxes_disp, neg = self.photo_from_annot(read_annotator(self.annotator, payload), photo, negatives=True)
+        if not boxes_disp:
+            raise UserError("No exemplar boxes: draw boxes on the photo above first, then count the other photos with them")
+        paths = [f if isinstance(f, str) else getattr(f, "path", None) or f.get("path") for f in files or []]
+        if not paths:
+            raise UserError("No photos to count: drop one or more photos in the box first")
+        progress(0.05, desc="Cutting the exemplars once")
+        pred = self.get_predictor()
+        with user_errors():
+            ex = pred.exemplars(np.load(photo.model_path), photo.display_to_model(boxes_disp[:MAX_BOXES]),
+                                photo.display_to_model(neg[:MAX_BOXES]) or None)
+        ex.boxes = np.asarray(photo.display_to_photo(boxes_disp[:MAX_BOXES]), np.float32)   # sizes in the photo's pixels
+        out = self.store.dir / f"batch-{hashlib.md5(''.join(paths).encode()).hexdigest()[:10]}.csv"
+        out.unlink(missing_ok=True)
+        progress(0.1, desc=f"Counting {len(paths)} photos")
+        summary = count_batch(pred, [Path(p) for p in paths], ex, out, progress=False)
+        rows = [[Path(r["image"]).name, r["count"], r["error"]] for r in read_table(out).values()]
+        return rows, str(out), (f"{summary['counted']} counted, {summary['failed']} could not be read, "
+                                f"{summary['seconds']:.1f} s ({summary['images_per_second'] or 0:.1f} photos/s)")
 
     def on_ksweep(self, payload, photo: Photo | None, opacity, progress=gr.Progress()):
         """The K sweep tab: one masked picture per K."""
@@ -670,9 +763,10 @@ class Handlers:
         mw, mh = img.size
         with user_errors():
             p = self.get_predictor().predict(np.asarray(img), scale_boxes(boxes_px, mw / W, mh / H), method=method)
+        pts = np.asarray(getattr(p, "points", np.zeros((0, 2))), np.float64).reshape(-1, 2) * [W / mw, H / mh]
         out = dict(count=float(p.count), method=p.method, n_exemplars=int(getattr(p, "n_exemplars", len(boxes_px))),
                    image_size=[W, H], seconds=float(getattr(p, "seconds", 0.0) or 0.0),
-                   note=str(getattr(p, "note", "") or ""))
+                   note=str(getattr(p, "note", "") or ""), points=pts.round(1).tolist())
         if f > 1:
             out["counted_at"] = [mw, mh]
         return out
@@ -703,6 +797,8 @@ def _examples(ui: SimpleNamespace):
 
 def _photo_column(ui: SimpleNamespace, examples: bool):
     _photo_tabs(ui)
+    ui.mark = gr.Radio(list(MARK_MODES), value=MARK_MODES[0], label="Boxes you draw or click mark", elem_id="mark-mode",
+                       info="'not this': a look-alike to leave out (red box)")
     with gr.Row():
         ui.box_list = gr.Dropdown(choices=[], value=None, label="Exemplar boxes (photo pixels)",
                                   scale=3, elem_id="box-list", interactive=True)
@@ -728,13 +824,24 @@ def _results_column(ui: SimpleNamespace):
                 ui.opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity", elem_id="opacity")
                 ui.threshold = gr.Slider(0.05, 0.95, value=THRESHOLD, step=0.05,
                                          label="Mask threshold (re-draws from cached results)", elem_id="threshold")
+            ui.show_points = gr.Checkbox(False, label="Show one numbered point per counted object", elem_id="show-points")
             ui.details = gr.Markdown("", elem_id="details")
+            ui.downloads = gr.File(label="Take the result home: the maps (PNG) and the result (JSON)", file_count="multiple",
+                                   interactive=False, elem_id="downloads")
         with gr.Tab("K sweep", id="ksweep"):
             gr.Markdown(f"Pseudo-label masks from K-means over patch embeddings, {K_RANGE}, for "
                         "the current photo and boxes (how the segmenter's training masks are made).")
             ui.ksweep_btn = gr.Button("Run the K sweep")
             ui.ksweep_gallery = gr.Gallery(label=K_RANGE, columns=3, height=420, elem_id="ksweep")
             ui.ksweep_md = gr.Markdown("")
+        with gr.Tab("Many photos", id="batch"):
+            gr.Markdown("Count other photos with the exemplars drawn on the photo on the left (the same kind of object, "
+                        "photographed at about the same scale): one row per photo, and the table as CSV.")
+            ui.batch_files = gr.File(label="Photos to count", file_count="multiple", file_types=["image"], elem_id="batch-files")
+            ui.batch_btn = gr.Button("Count them all", elem_id="batch-btn")
+            ui.batch_table = gr.Dataframe(headers=["photo", "count", "error"], interactive=False, elem_id="batch-table")
+            ui.batch_csv = gr.File(label="The table (CSV)", interactive=False, elem_id="batch-csv")
+            ui.batch_md = gr.Markdown("", elem_id="batch-summary")
 
 # %% ../nbs/60_app.ipynb #27ee1636
 def _api_row(ui: SimpleNamespace):
@@ -751,17 +858,19 @@ def _wire(ui: SimpleNamespace, h: Handlers):
     raw = dict(private, preprocess=False)   # events that read the annotator: see read_annotator
     model = dict(concurrency_limit=CONCURRENCY, concurrency_id="model")
     maps = [ui.all_html, ui.seg_html, ui.img_all, ui.img_seg]
-    ui.annot.change(h.on_annot_change, [ui.annot, ui.photo],
+    ui.annot.change(h.on_annot_change, [ui.annot, ui.photo, ui.mark],
                     [ui.photo, ui.annot, ui.click_img, ui.box_list, ui.status, ui.counted, *maps], **raw,
                     show_progress="hidden", trigger_mode="always_last")
-    ui.click_img.select(h.on_click, [ui.annot, ui.photo, ui.box_size], [ui.annot], **raw)
+    ui.click_img.select(h.on_click, [ui.annot, ui.photo, ui.box_size, ui.mark], [ui.annot], **raw)
     ui.remove_btn.click(h.on_remove, [ui.annot, ui.photo, ui.box_list], [ui.annot], **raw)
     ui.clear_btn.click(h.on_clear, [ui.annot, ui.photo], [ui.annot], **raw)
-    ui.count_btn.click(h.on_count, [ui.annot, ui.photo, ui.threshold, ui.opacity], [ui.counted, *maps, ui.details],
-                       **model, **raw)
-    for s in (ui.threshold, ui.opacity):
-        s.change(render, [ui.counted, ui.threshold, ui.opacity], maps,
+    ui.count_btn.click(h.on_count, [ui.annot, ui.photo, ui.threshold, ui.opacity, ui.show_points],
+                       [ui.counted, *maps, ui.details, ui.downloads], **model, **raw)
+    for s in (ui.threshold, ui.opacity, ui.show_points):
+        s.change(render, [ui.counted, ui.threshold, ui.opacity, ui.show_points], maps,
                  show_progress="hidden", trigger_mode="always_last", **private)
+    ui.batch_btn.click(h.on_batch, [ui.annot, ui.photo, ui.batch_files], [ui.batch_table, ui.batch_csv, ui.batch_md],
+                       **model, **raw)
     ui.ksweep_btn.click(h.on_ksweep, [ui.annot, ui.photo, ui.opacity], [ui.ksweep_gallery, ui.ksweep_md],
                         **model, **raw)
     ui.api_btn.click(h.api_count, [ui.api_image, ui.api_boxes, ui.api_method], [ui.api_out], api_name="count", **model)

@@ -26,9 +26,10 @@ from .pseudolabel import THRESHOLDS, ablation_masks
 from .synthetic import make_two_class_image
 
 # %% auto #0
-__all__ = ['PAPER_TABLES', 'load_samples', 'exemplar_box_mass', 'evaluate_samples', 'bench_seg_then_count', 'bench_infer',
-           'two_class_groups', 'model_sample', 'refused', 'sample_error', 'masked_densities', 'segmenter_mask',
-           'region_mask', 'mask_benchmark', 'exemplar_distances', 'render_table', 'paper_table', 'plot_figure3']
+__all__ = ['PAPER_TABLES', 'load_samples', 'exemplar_box_mass', 'evaluate_samples', 'bench_seg_then_count', 'bench_batch',
+           'bench_tiles', 'bench_infer', 'two_class_groups', 'model_sample', 'refused', 'sample_error',
+           'masked_densities', 'segmenter_mask', 'region_mask', 'mask_benchmark', 'exemplar_distances', 'render_table',
+           'paper_table', 'plot_figure3']
 
 # %% ../nbs/40_benchmarks.ipynb #0bbd78c4
 def load_samples(root=None, split: str = "test", groups=None):
@@ -127,13 +128,78 @@ print(json.dumps({"count_s": out['count'], "seg_then_count_s": out['seg-then-cou
                   "weights": pr.weights_name}))
 """
 
+_BENCH_BATCH_CHILD = r"""
+import json, sys, torch
+torch.set_num_threads(int(sys.argv[2]))
+from pathlib import Path
+from segcount.batch import count_batch, list_images
+from segcount.pipeline import Predictor
+folder, boxes = Path(sys.argv[1]), json.loads(sys.argv[4])
+pr = Predictor.from_weights(device=sys.argv[3])
+imgs = list_images([folder])
+ex = pr.exemplars(imgs[0], boxes)
+print(json.dumps(count_batch(pr, imgs, ex, folder / 'counts.csv', progress=False)))
+"""
+
+_BENCH_TILES_CHILD = r"""
+import json, resource, sys, time, torch
+torch.set_num_threads(int(sys.argv[2]))
+from segcount.pipeline import Predictor
+pr = Predictor.from_weights(device=sys.argv[3])
+t = time.perf_counter(); r = pr.predict(sys.argv[1], json.loads(sys.argv[4]))
+out = dict(count=r.count, tiles=r.tiles, seconds=time.perf_counter() - t, points=len(r.points),
+           peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps(out))
+"""
+
+def _bench_child(code: str, what: str, *args) -> dict:
+    "Run a benchmark's child process (its own threads and memory) and return the JSON object it prints last."
+    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+    if r.returncode != 0: raise SegcountError(f"bench {what} failed: {r.stderr.strip().splitlines()[-1:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
 def bench_seg_then_count(repeats: int = 5, device: str = "cpu", threads: int | None = None) -> dict:
     "Median seconds per 384×576 image of the embedded predictor, counting everything vs seg-then-count, and their ratio."
-    threads = threads or min(os.cpu_count() or 1, 8)
-    r = subprocess.run([sys.executable, "-c", _BENCH_STC_CHILD, str(repeats), str(threads), device],
-                       capture_output=True, text=True)
-    if r.returncode != 0: raise SegcountError(f"bench seg-then-count failed: {r.stderr.strip().splitlines()[-1:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return _bench_child(_BENCH_STC_CHILD, "seg-then-count", repeats, threads or min(os.cpu_count() or 1, 8), device)
+
+def _example(name: str):
+    "(photo, exemplar boxes) of a bundled example (`segcount/assets/examples/examples.json`: coins, trees, ...)."
+    from importlib import resources
+    g = next(g for g in read_groups(Path(str(resources.files("segcount") / "assets" / "examples" / "examples.json")))
+             if g.name == name)
+    return g.image.convert("RGB"), np.asarray(g.boxes).tolist()
+
+def bench_batch(n_images: int = 100, device: str = "cpu", threads: int | None = None) -> dict:
+    """`segcount batch` speed: `n_images` photos of 576×384 (the bundled coins photo, shifted and mirrored) counted with
+    exemplars cut once from the first; images per second and the summary."""
+    import tempfile
+    img, boxes = _example("coins")
+    sx, sy = 576 / img.width, 384 / img.height
+    img = img.resize((576, 384), Image.BILINEAR)
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(n_images):
+            v = img.transpose(Image.FLIP_LEFT_RIGHT) if i % 2 else img
+            v.rotate(0, translate=(i % 7 - 3, i % 5 - 2)).save(Path(d) / f"{i:04d}.jpg", quality=92)
+        b = [[x1 * sx, y1 * sy, x2 * sx, y2 * sy] for x1, y1, x2, y2 in boxes]   # on image 0000 (not mirrored)
+        res = _bench_child(_BENCH_BATCH_CHILD, "batch", d, threads or min(os.cpu_count() or 1, 8), device, json.dumps(b))
+    return dict(image_size=[576, 384], **{k: v for k, v in res.items() if k != "out"})
+
+def bench_tiles(width: int = 12000, height: int = 9000, device: str = "cpu", threads: int | None = None) -> dict:
+    """Counting a `width`×`height` JPEG made of copies of the bundled aerial tree photo: seconds, tiles, peak memory
+    (a fresh process), and the count beside the single photo's count times the number of copies."""
+    import tempfile
+    img, boxes = _example("trees")
+    with tempfile.TemporaryDirectory() as d:
+        big = Image.new("RGB", (width, height))
+        for x in range(0, width, img.width):
+            for y in range(0, height, img.height): big.paste(img, (x, y))
+        path = Path(d) / f"big-{width}x{height}.jpg"
+        big.save(path, quality=90); del big
+        res = _bench_child(_BENCH_TILES_CHILD, "tiles", path, threads or min(os.cpu_count() or 1, 8), device, json.dumps(boxes))
+    single = Predictor.from_weights(device=device).predict(img, boxes).count
+    copies = width * height / (img.width * img.height)
+    return dict(size=[width, height], **res, single_count=single, copies=copies, expected=single * copies,
+                ratio=res["count"] / (single * copies))
 
 def bench_infer(backbones=("mobilenet_v2", "resnet50"), repeats: int = 5, device: str = "cpu",
                 threads: int | None = None, seg_then_count: bool = True) -> dict:
@@ -141,11 +207,7 @@ def bench_infer(backbones=("mobilenet_v2", "resnet50"), repeats: int = 5, device
     `seg_then_count`, also the embedded predictor counting everything vs seg-then-count (`bench_seg_then_count`)."""
     threads = threads or min(os.cpu_count() or 1, 8)
     out = {"image_size": [576, 384], "n_exemplars": 3, "device": device, "threads": threads, "repeats": repeats}
-    for b in backbones:
-        r = subprocess.run([sys.executable, "-c", _BENCH_CHILD, b, str(repeats), str(threads), device],
-                           capture_output=True, text=True)
-        if r.returncode != 0: raise SegcountError(f"bench infer failed for {b}: {r.stderr.strip().splitlines()[-1:]}")
-        out[b] = json.loads(r.stdout.strip().splitlines()[-1])
+    for b in backbones: out[b] = _bench_child(_BENCH_CHILD, f"infer ({b})", b, repeats, threads, device)
     if seg_then_count: out["seg_then_count"] = bench_seg_then_count(repeats, device, threads)
     return out
 

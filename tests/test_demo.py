@@ -33,6 +33,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 
 
 import segcount.app as app   # the web demo lives in the package; demo/app.py only serves it
+from segcount.core import SegcountError  # noqa: E402
+from segcount.data import image_size  # noqa: E402
 
 
 def _playwright_or_skip():
@@ -56,17 +58,25 @@ class DemoRecordingPredictor:
         self.inner, self.gate, self.calls, self.lock = inner, gate, [], threading.Lock()
         self.counter = getattr(inner, "counter", None)   # the K sweep counts with it
 
-    def predict(self, image, boxes, method="count", threshold=None):
-        arr = np.asarray(image)
-        call = dict(size=(arr.shape[1], arr.shape[0]), boxes=np.asarray(boxes, np.float64).reshape(-1, 4).tolist(),
-                    method=method)
+    def predict(self, image, boxes=None, method="count", threshold=None, negative_boxes=None, exemplars=None):
+        if isinstance(image, (str, Path)):   # a file (the batch): its size if it is readable
+            try: size = image_size(image)
+            except SegcountError: size = None
+        else: size = np.asarray(image).shape[1::-1]
+        call = dict(size=size, method=method,
+                    boxes=np.asarray(boxes if boxes is not None else exemplars.boxes, np.float64).reshape(-1, 4).tolist(),
+                    negatives=np.asarray(negative_boxes if negative_boxes is not None else [], np.float64).reshape(-1, 4).tolist())
         with self.lock:
             self.calls.append(call)
         if self.gate is not None:
             self.gate.wait(30)
-        p = self.inner.predict(image, boxes, method=method, threshold=threshold)
+        p = self.inner.predict(image, boxes, method=method, threshold=threshold, negative_boxes=negative_boxes,
+                               exemplars=exemplars)
         call["count"] = float(p.count)
         return p
+
+    def exemplars(self, image, boxes, negative_boxes=None):
+        return self.inner.exemplars(image, boxes, negative_boxes)
 
     def last(self, method="count"):
         with self.lock:
@@ -221,6 +231,10 @@ def test_client_round_trip(served, client):
     # boxes as a list work too
     out2 = client.predict(handle_file(str(COINS)), COIN_BOXES, "count", api_name="/count")
     assert out2["count"] == pytest.approx(out["count"], rel=1e-5, abs=1e-6)
+    # one point per counted object, in the photo's pixels
+    pts = np.asarray(out["points"])
+    assert abs(len(pts) - round(out["count"])) <= max(1, 0.05 * out["count"])
+    assert len(pts) and pts[:, 0].min() >= 0 and pts[:, 0].max() <= 384 and pts[:, 1].max() <= 303
 
 
 def test_client_seg_then_count_works_or_says_why(client):
@@ -570,3 +584,73 @@ def test_main_serves_and_prints_the_url(capsys):
     finally:
         demo.close()
         shutil.rmtree(demo.segcount_ui.store.dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ issue 16: not this, points, downloads, many photos
+def test_browser_not_this_box_reaches_the_model_as_a_negative(served, browser_page):
+    _, _, rec = served
+    page = browser_page
+    _fresh(page)
+    page.locator("button.gallery-item").nth(4).click()                 # coins beside trees, boxes on coins
+    _wait_status(page, "3 exemplar boxes")
+    page.locator("#mark-mode label", has_text="not this").click()
+    page.locator("#annotator button[aria-label='Create box']").click()
+    x, y, w, h = _canvas_image_rect(page)
+    W = page.locator("#status").inner_text().split("×")[0].strip("* ")
+    s = w / float(W)
+    _drag(page, x + w - 60 * s, y + 40 * s, x + w - 25 * s, y + 75 * s)   # a tree crown on the right
+    _wait_status(page, "1 'not this' box")
+    _count_and_read(page)
+    call = rec.last()
+    assert len(call["boxes"]) == 3 and len(call["negatives"]) == 1, call
+    page.locator("#mark-mode label", has_text="count this").click()
+
+
+def test_browser_points_toggle_and_downloads(served, browser_page):
+    _, _, rec = served
+    page = browser_page
+    _fresh(page)
+    page.locator("button.gallery-item").nth(0).click()                 # coins example
+    _wait_status(page, "3 exemplar boxes")
+    _count_and_read(page)
+    n_calls, src = len(rec.calls), page.locator("#map-everything img").get_attribute("src")
+    page.locator("#show-points input").check()
+    t = time.time()
+    while page.locator("#map-everything img").get_attribute("src") == src and time.time() - t < 15:
+        time.sleep(0.2)
+    assert page.locator("#map-everything img").get_attribute("src") != src and len(rec.calls) == n_calls
+    names = page.locator("#downloads").inner_text().replace("\n", "")
+    assert "count-everything.png" in names and "result.json" in names, names
+    page.locator("#show-points input").uncheck()
+
+
+def test_downloads_hold_the_counts_and_points(served):
+    demo, _, rec = served
+    h_store = demo.segcount_ui.store
+    from segcount.app import Handlers
+    h = Handlers(h_store, None, rec.inner)
+    photo = h_store.add(np.asarray(Image.open(COINS).convert("RGB")), "coins.png")
+    counted = h.count_both(photo, COIN_BOXES, 0.6, lambda *a, **k: None)
+    files = h.downloads(photo, counted, 0.6, 0.6)
+    doc = json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())
+    r = doc["results"][0]
+    assert r["count"] == pytest.approx(counted.count.count) and abs(len(r["points"]) - round(r["count"])) <= 1
+    assert doc["boxes"] == [list(map(float, b)) for b in COIN_BOXES] and doc["image_size"] == [384, 303]
+    assert all(Image.open(f).size == (384, 303) for f in files if f.endswith(".png"))
+
+
+def test_browser_many_photos_table_and_csv(served, browser_page, tmp_path):
+    page = browser_page
+    _fresh(page)
+    page.locator("button.gallery-item").nth(0).click()                 # coins example: its boxes are the exemplars
+    _wait_status(page, "3 exemplar boxes")
+    broken = tmp_path / "broken.jpg"; broken.write_bytes(b"not a photo")
+    page.get_by_role("tab", name="Many photos").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(COINS), str(app.EXAMPLES_DIR / "forest.jpg"), str(broken)])
+    time.sleep(1.0)
+    page.click("#batch-btn")
+    page.wait_for_selector("#batch-csv a", timeout=120000)
+    table = page.locator("#batch-table").inner_text()
+    assert "coins.png" in table and "forest.jpg" in table and "broken.jpg" in table, table
+    assert "2 counted, 1 could not be read" in page.locator("#batch-summary").inner_text()
+    page.get_by_role("tab", name="Counts").click()
