@@ -1,23 +1,24 @@
 """Issue 16's features on real computations: points that agree with the count, negative exemplars, a folder counted
 into a CSV, and big photos counted in tiles (the demo's parts are in test_demo.py)."""
+import contextlib
 import csv
+import io
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from segcount.app import EXAMPLES_DIR
+from segcount.cli import main
 from segcount.data import read_groups
 from segcount.evaluate import two_class_groups
 from segcount.pipeline import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
-SEGCOUNT = str(Path(sys.executable).parent / 'segcount')
 COINS, COIN_BOXES = EXAMPLES_DIR / 'coins.png', [[336, 248, 382, 289], [80, 175, 124, 217]]
 
 
@@ -31,8 +32,12 @@ def real():
     return read_groups(ROOT / 'evalsets' / 'real' / 'groups.json')
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run([SEGCOUNT, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd)
+def _cli(*args) -> SimpleNamespace:
+    "Run the `segcount` command in this process (as the console script does): returncode, stdout, stderr."
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in args])
+    return SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 # --- points
