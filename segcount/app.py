@@ -681,7 +681,7 @@ class Handlers:
         photo's own pixels)."""
         to_photo = lambda pts: (np.asarray(pts, np.float32).reshape(-1, 2) * np.asarray(photo.size) / np.asarray(photo.display_size)).round(1).tolist()
         _, _, img_all, img_seg = render(counted, threshold, opacity, True)
-        stem = self.store.dir / f"{photo.key}-{hashlib.md5(json.dumps(counted.boxes_display).encode()).hexdigest()[:6]}"
+        stem = self.store.dir / f"segcount-{hashlib.md5((photo.key + json.dumps(counted.boxes_display)).encode()).hexdigest()[:8]}"
         files = [Path(f"{stem}-count-everything.png")]
         img_all.save(files[0])
         seg_img = img_seg.get("value") if isinstance(img_seg, dict) else None

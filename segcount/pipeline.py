@@ -98,7 +98,7 @@ class Prediction:
     mask: np.ndarray | None        # h x w binary mask applied to S (seg-then-count), else None
     soft_mask: np.ndarray | None   # h x w segmenter cosine map in [-1,1] before thresholding (re-threshold from it)
     method: str
-    scale: float                   # model pixels per image pixel
+    scale: float                   # density-map pixels per image pixel (model pixels, unless tiles pooled the map)
     image_size: tuple              # (W, H) of the input image
     n_exemplars: int
     seconds: float = 0.0
@@ -238,7 +238,7 @@ class Predictor:
 
     def _maps(self, x: torch.Tensor, ex: Exemplars, method: str, thr: float, dil: int) -> dict:
         """One pass over a model-resolution image `x` (1×3×H×W): density (H×W), similarity S, mask and the
-        segmenter's soft map (h×w; None when not used) as numpy arrays, and whether the mask kept nothing."""
+        segmenter's soft map (h×w; None when not used), as numpy arrays."""
         c, seg = self.counter, self.segmenter
         raw = c.backbone_image(x)                                       # the counter's one trunk pass
         feat, vec = c.image_features(raw=raw), c.exemplar_vector(raw=ex.raw(c))
@@ -314,10 +314,9 @@ class Predictor:
                     f"its highest score is {float(np.max(maps['soft'])):.2f}: lower the threshold or count everything")
         if n_tiles > 1: note = (note + "; " if note else "") + f"counted in {n_tiles} tiles at {s:.3g} model px per image px"
         side = float(np.mean((b[:, 2] - b[:, 0] + b[:, 3] - b[:, 1]) / 2)) * s / q
-        d = maps["density"]
-        return Prediction(float(d.sum()), d, maps["similarity"], maps["mask"] if method == "seg-then-count" or ex.negatives is not None else None,
-                          maps["soft"], method, s / q, size, len(b), time.perf_counter() - t0, note, side, n_tiles,
-                          0 if ex.negatives is None else len(ex.negatives))
+        d, n_neg = maps["density"], 0 if ex.negatives is None else len(ex.negatives)
+        return Prediction(float(d.sum()), d, maps["similarity"], maps["mask"], maps["soft"], method, s / q, size, len(b),
+                          time.perf_counter() - t0, note, side, n_tiles, n_neg)
 
 # %% ../nbs/30_seg_then_count.ipynb #f09ae964
 def save_density(pred: Prediction, path):
