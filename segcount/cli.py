@@ -202,13 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--segmenter", default=None,
                             help="a segmenter .safetensors file or hf://OWNER/REPO/FILE (default: the one beside the weights)")
 
+    def boxes(sp, where):
+        "--box, --negative-box (in the pixels of `where`) and --method."
+        xyxy = dict(nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"))
+        sp.add_argument("--box", **xyxy, help=f"an exemplar box in {where}'s own pixels (repeat for more)")
+        sp.add_argument("--negative-box", **xyxy, help=f"a box on a look-alike NOT to count, in {where} (repeat for more)")
+        sp.add_argument("--method", choices=["count", "seg-then-count"], default="count")
+
     c = sub.add_parser("count", help="count the objects like the exemplar boxes in one image")
     c.add_argument("image", type=Path)
-    c.add_argument("--box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
-                   help="an exemplar box in the image's own pixels (repeat for more)")
-    c.add_argument("--negative-box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
-                   help="a box on a look-alike NOT to count (repeat for more)")
-    c.add_argument("--method", choices=["count", "seg-then-count"], default="count")
+    boxes(c, "the image")
     c.add_argument("--threshold", type=float, default=THRESHOLD, help="seg-then-count: mask threshold (paper: 0.6)")
     c.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
     c.add_argument("--density-out", type=Path, default=None, help="save the density map (.npy or .png)")
@@ -227,11 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt = sub.add_parser("batch", help="count many photos with exemplars drawn once on one photo: a CSV row per photo")
     bt.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     bt.add_argument("--exemplars-from", type=Path, required=True, help="the photo the boxes are drawn on")
-    bt.add_argument("--box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
-                    help="an exemplar box in that photo's pixels (repeat for more)")
-    bt.add_argument("--negative-box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
-                    help="a box on a look-alike NOT to count, in that photo (repeat for more)")
-    bt.add_argument("--method", choices=["count", "seg-then-count"], default="count")
+    boxes(bt, "that photo")
     bt.add_argument("--out", type=Path, required=True, help="the CSV table (rows already in it are skipped: resumable)")
     common(bt); bt.set_defaults(func=cmd_batch)
 
