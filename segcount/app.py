@@ -676,11 +676,11 @@ class Handlers:
             counted.seg_error = f"{e}"
         return counted
 
-    def downloads(self, photo: Photo, counted: Counted, threshold, opacity) -> list[str]:
+    def downloads(self, photo: Photo, counted: Counted, threshold, opacity, shown=None) -> list[str]:
         """Files to take home: each map as PNG (points drawn) and the result as JSON (counts, points, boxes in the
-        photo's own pixels)."""
+        photo's own pixels). `shown`: what `render` drew with points on, reused instead of drawn again."""
         to_photo = lambda pts: (np.asarray(pts, np.float32).reshape(-1, 2) * np.asarray(photo.size) / np.asarray(photo.display_size)).round(1).tolist()
-        _, _, img_all, img_seg = render(counted, threshold, opacity, True)
+        _, _, img_all, img_seg = shown or render(counted, threshold, opacity, True)
         stem = self.store.dir / f"segcount-{hashlib.md5((photo.key + json.dumps(counted.boxes_display)).encode()).hexdigest()[:8]}"
         files = [Path(f"{stem}-count-everything.png")]
         img_all.save(files[0])
@@ -703,8 +703,9 @@ class Handlers:
                             "(or click objects in the 'Click objects' tab)")
         counted = self.count_both(photo, boxes_disp[:MAX_BOXES], float(threshold), progress, neg[:MAX_BOXES])
         progress(0.9, desc="Drawing the maps")
-        return (counted, *render(counted, threshold, opacity, show_points), count_details(photo, counted),
-                self.downloads(photo, counted, threshold, opacity))
+        shown = render(counted, threshold, opacity, show_points)
+        return (counted, *shown, count_details(photo, counted),
+                self.downloads(photo, counted, threshold, opacity, shown if show_points else None))
 
     def on_batch(self, payload, photo: Photo | None, files, progress=gr.Progress()):
         """Several photos, the current exemplars: count each (`segcount.batch`), a table and its CSV."""

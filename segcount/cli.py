@@ -67,7 +67,8 @@ def cmd_count(args):
     out = {"count": float(res.count), "method": res.method, "weights": pred.weights_name,
            "seconds": round(time.perf_counter() - t0, 4), "image": str(args.image),
            "image_size": list(res.image_size), "n_exemplars": int(res.n_exemplars), "n_negatives": int(res.n_negatives),
-           "tiles": int(res.tiles), "points": [[round(float(x), 1), round(float(y), 1)] for x, y in res.points]}
+           "tiles": int(res.tiles)}
+    if args.json: out["points"] = [[round(float(x), 1), round(float(y), 1)] for x, y in res.points]   # only shown there
     if res.mask is not None: out["mask_fraction"] = float(res.mask.mean())
     if res.note: out["note"] = res.note
     if args.density_out:

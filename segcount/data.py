@@ -31,10 +31,10 @@ from .core import EXEMPLAR_SIZE, MODEL_HEIGHT, N_EXEMPLARS, SegcountError, atomi
 # %% auto #0
 __all__ = ['MAX_BOXES', 'MAX_UPSCALE', 'MAX_MODEL_PIXELS', 'MIN_MODEL_HEIGHT', 'SIGMA_MIN', 'SIGMA_MAX', 'SIGMA_DEFAULT',
            'FSC147_FILES', 'GROUPS_FORMAT', 'image_size', 'load_image', 'to_tensor', 'validate_boxes',
-           'validate_points', 'validate_region', 'Sample', 'show_sample', 'model_height', 'resize_rule',
-           'resize_sample', 'crop_exemplars', 'sigma_rule', 'density_from_points', 'read_json', 'read_classes',
-           'FSC147', 'write_fsc147', 'Groups', 'read_groups', 'write_groups', 'CountingDataset', 'pad_stack',
-           'collate_counting', 'samples_to_batch']
+           'validate_points', 'validate_region', 'Sample', 'show_sample', 'mean_box_side', 'model_height',
+           'resize_rule', 'resize_sample', 'crop_exemplars', 'sigma_rule', 'density_from_points', 'read_json',
+           'read_classes', 'FSC147', 'write_fsc147', 'Groups', 'read_groups', 'write_groups', 'CountingDataset',
+           'pad_stack', 'collate_counting', 'samples_to_batch']
 
 # %% ../nbs/00_data.ipynb #17ddacbf
 def _src(source) -> str:
@@ -251,6 +251,11 @@ MAX_UPSCALE = 4.0          # an image is never enlarged more than this past heig
 MAX_MODEL_PIXELS = 4_000_000  # ... nor beyond this many pixels (dense photos: tiny objects stay tinier)
 MIN_MODEL_HEIGHT = 64      # a photo of a few huge objects still keeps a few feature cells
 
+def mean_box_side(boxes) -> float:
+    "The mean side of exemplar `boxes` `[N,4]`: the average over boxes of (width + height) / 2, in their pixels."
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return float(np.mean(((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2))
+
 def model_height(size, boxes, height:int=MODEL_HEIGHT, min_exemplar_side:float|None=None, max_upscale:float=MAX_UPSCALE,
                  max_pixels:int=MAX_MODEL_PIXELS, exemplar_side:float|None=None, min_height:int=MIN_MODEL_HEIGHT) -> int:
     """Height to resize an image of `size` (W, H) to before counting. Default: the paper's `height` (384).
@@ -261,8 +266,7 @@ def model_height(size, boxes, height:int=MODEL_HEIGHT, min_exemplar_side:float|N
     W, H = size
     target = exemplar_side or min_exemplar_side
     if not target or boxes is None or len(boxes) == 0: return height
-    b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    side = float(np.mean(((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2)) * height / H
+    side = mean_box_side(boxes) * height / H
     if side <= 0 or (not exemplar_side and side >= min_exemplar_side): return height
     f = min(target / side, max_upscale, (max_pixels / (height * height * W / H)) ** 0.5)
     return max(min_height if exemplar_side else height, int(round(height * f)))
@@ -303,9 +307,7 @@ def sigma_rule(points, boxes=None, k:int=3, beta:float=0.3) -> np.ndarray:
     p = np.asarray(points, np.float64).reshape(-1, 2)
     M = len(p)
     if boxes is not None and len(np.asarray(boxes).reshape(-1, 4)):
-        b = np.asarray(boxes, np.float64).reshape(-1, 4)
-        side = float(np.mean(((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2))
-        return np.full(M, np.clip(side / 4, SIGMA_MIN, SIGMA_MAX))
+        return np.full(M, np.clip(mean_box_side(boxes) / 4, SIGMA_MIN, SIGMA_MAX))
     if M <= 1: return np.full(M, SIGMA_DEFAULT)
     from scipy.spatial import cKDTree   # here: scipy takes ~0.5 s to import, which counting does not need
     kk = min(k, M - 1)

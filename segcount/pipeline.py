@@ -19,7 +19,7 @@ from PIL import Image
 from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, atomic_write, pick_device
 from .model_files import HUB_SCHEME, hub_file, model_path
 from .counter import default_weights_path, load_weights
-from .data import (MAX_MODEL_PIXELS, MAX_UPSCALE, load_image, validate_boxes, crop_exemplars, to_tensor, model_height,
+from .data import (MAX_MODEL_PIXELS, MAX_UPSCALE, load_image, mean_box_side, validate_boxes, crop_exemplars, to_tensor, model_height,
                    resize_rule)
 from .points import density_points
 from .segmenter import check_pair, load_segmenter, shares_backbone
@@ -259,7 +259,7 @@ class Predictor:
     def _tiled(self, img: Image.Image, pre: float, s: float, ex: Exemplars, method: str, thr: float, dil: int) -> tuple:
         "Count `img` in tiles at `s` model pixels per file pixel (`segcount.tiles`): (stitched maps, pool factor, tiles)."
         W2, H2 = max(1, round(img.size[0] / pre * s)), max(1, round(img.size[1] / pre * s))
-        side = float(np.mean((ex.boxes[:, 2] - ex.boxes[:, 0] + ex.boxes[:, 3] - ex.boxes[:, 1]) / 2)) * s
+        side = mean_box_side(ex.boxes) * s
         plan = tile_plan(W2, H2, TILE_SIDE, overlap=max(128, int(-(-4 * side // TILE_ALIGN)) * TILE_ALIGN))
         q, g = pool_factor(W2, H2, MAX_MODEL_PIXELS), TILE_ALIGN
         dens = np.zeros((-(-H2 // q), -(-W2 // q)), np.float32)
@@ -313,7 +313,7 @@ class Predictor:
             note = (f"the segmenter's mask (threshold {thr:g}) keeps no location, so nothing is counted (count 0); "
                     f"its highest score is {float(np.max(maps['soft'])):.2f}: lower the threshold or count everything")
         if n_tiles > 1: note = (note + "; " if note else "") + f"counted in {n_tiles} tiles at {s:.3g} model px per image px"
-        side = float(np.mean((b[:, 2] - b[:, 0] + b[:, 3] - b[:, 1]) / 2)) * s / q
+        side = mean_box_side(b) * s / q
         d, n_neg = maps["density"], 0 if ex.negatives is None else len(ex.negatives)
         return Prediction(float(d.sum()), d, maps["similarity"], maps["mask"], maps["soft"], method, s / q, size, len(b),
                           time.perf_counter() - t0, note, side, n_tiles, n_neg)

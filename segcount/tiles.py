@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import mean_box_side
+
 # %% auto #0
 __all__ = ['TILE_SIDE', 'TILE_ALIGN', 'TILE_WHEN', 'MAX_TILE_UPSCALE', 'MAX_TILED_PIXELS', 'Tile', 'tile_plan', 'pool_sum',
            'pool_factor', 'tiled_scale']
@@ -74,7 +76,5 @@ def tiled_scale(size, boxes, rule:dict) -> float:
     MAX_TILE_UPSCALE and MAX_TILED_PIXELS; 0 for a model trained without scale normalisation."""
     target = rule.get('exemplar_side')
     if not target or boxes is None or len(boxes) == 0: return 0.0
-    b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    side = float(np.mean(((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2))
     W, H = size
-    return min(target / side, MAX_TILE_UPSCALE, (MAX_TILED_PIXELS / (W * H)) ** 0.5)
+    return min(target / mean_box_side(boxes), MAX_TILE_UPSCALE, (MAX_TILED_PIXELS / (W * H)) ** 0.5)
