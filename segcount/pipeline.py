@@ -27,9 +27,9 @@ from .tiles import TILE_ALIGN, TILE_SIDE, TILE_WHEN, pool_factor, pool_sum, tile
 
 # %% auto #0
 __all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'SEG_NEGATIVE_MARGIN', 'SEGMENTER_FILE',
-           'Prepared', 'model_scale', 'open_image', 'check_exemplar_boxes', 'prepare', 'Prediction', 'dilate_mask',
-           'check_negatives', 'Exemplars', 'kept_by_negatives', 'crop_boxes', 'cut_exemplars', 'Predictor',
-           'save_density']
+           'TEST_SCALES', 'Prepared', 'model_scale', 'open_image', 'check_exemplar_boxes', 'prepare', 'Prediction',
+           'dilate_mask', 'check_negatives', 'Exemplars', 'kept_by_negatives', 'crop_boxes', 'cut_exemplars',
+           'mean_density', 'Predictor', 'save_density']
 
 # %% ../nbs/30_seg_then_count.ipynb #0fd516c1
 MAX_MODEL_WIDTH = 2048 # panoramas are scaled down further so the width stays bounded
@@ -181,21 +181,39 @@ def cut_exemplars(img: Image.Image, pre: float, s: float, boxes, negative_boxes,
 # %% ../nbs/30_seg_then_count.ipynb #14010a2f
 SEGMENTER_FILE = "segmenter.safetensors"   # looked for beside the counter's weights file
 
+# %% ../nbs/30_seg_then_count.ipynb #e5f02476
+TEST_SCALES = (1.0, 5 / 6, 2 / 3)   # exemplar sides (× the trained one) whose density maps are averaged; chosen on evalsets/val
+
+def mean_density(maps: list[np.ndarray]) -> np.ndarray:
+    "The mean of one photo's density maps at several scales, each resampled to the first one's grid keeping its sum."
+    out = maps[0].astype(np.float32).copy()
+    for d in maps[1:]:
+        r = torch.nn.functional.interpolate(torch.from_numpy(d)[None, None].float(), size=out.shape, mode="bilinear")[0, 0].numpy()
+        out += r * (float(d.sum()) / max(float(r.sum()), 1e-12))
+    return out / len(maps)
+
+# %% ../nbs/30_seg_then_count.ipynb #d029ea64
 class Predictor:
     """Count with a trained counter (and, for seg-then-count, a segmenter) on any photo.
+
+    A counter trained with scale normalisation counts each photo with its exemplars at several sizes around the one
+    it was trained on (`scales`, fractions of that side; default `TEST_SCALES`) and averages the density maps: its
+    count drifts with the scale, and the average drifts less. `scales=(1.0,)` makes one pass.
 
     Seg-then-count (§3.4): the segmenter's cosine map (Eq. 6) is binarised at `threshold` (0.6 in the paper),
     optionally dilated by `dilate` cells (0 = the paper's rule; `None` = what the segmenter file recommends), the
     counter's similarity map is masked with δ outside it (Eq. 4) and the density is summed. When counter and
     segmenter share a frozen backbone, the backbone runs once."""
     def __init__(self, counter, segmenter=None, device="auto", weights_name: str = "in-memory",
-                 threshold: float = THRESHOLD, dilate: int | None = None):
+                 threshold: float = THRESHOLD, dilate: int | None = None, scales: tuple = TEST_SCALES):
         self.device = pick_device(device)   # a name or a torch.device
         self.counter = counter.to(self.device).eval()
         self.segmenter = segmenter.to(self.device).eval() if segmenter is not None else None
         self.weights_name, self.threshold = weights_name, threshold
         self.dilate = int(dilate if dilate is not None else getattr(segmenter, 'recommended_dilate', 0) or 0)
         if self.dilate < 0: raise SegcountError(f"dilate must be >= 0 cells, got {self.dilate}")
+        if not scales or min(scales) <= 0: raise SegcountError(f"scales must be positive fractions, got {scales}")
+        self.scales = tuple(scales) if self.counter.config.get('exemplar_side') else (1.0,)   # no trained side: one pass
         self.shared_backbone = False
         if self.segmenter is not None:
             check_pair(self.counter, self.segmenter, weights_name)
@@ -215,10 +233,12 @@ class Predictor:
         name = "embedded:" + p.name if path is None else str(path)
         return cls(counter, seg, device=device, weights_name=name)
 
-    def _scale(self, size, boxes) -> tuple[float, tuple[int, int], bool]:
-        """(model pixels per image pixel, model size (w, h), tiled?) for a photo of `size` with exemplar `boxes`: one
-        pass as `model_scale` says, or tiles at `tiled_scale` when one pass would shrink the exemplars too much."""
+    def _scale(self, size, boxes, f: float = 1.0) -> tuple[float, tuple[int, int], bool]:
+        """(model pixels per image pixel, model size (w, h), tiled?) for a photo of `size` with exemplar `boxes` shown
+        at `f` × the side the counter was trained on: one pass as `model_scale` says, or tiles at `tiled_scale` when
+        one pass would shrink the exemplars too much."""
         rule = resize_rule(self.counter.config)
+        if rule['exemplar_side']: rule['exemplar_side'] *= f
         s, wh = model_scale(size, boxes, height=MODEL_HEIGHT, **rule)
         need = tiled_scale(size, boxes, rule)
         if need > s * TILE_WHEN: return need, (max(1, round(size[0] * need)), max(1, round(size[1] * need))), True
@@ -235,6 +255,16 @@ class Predictor:
         nb = check_negatives(negative_boxes, b, size, src)
         s, wh, tiled = self._scale(size, b)
         return cut_exemplars(img, pre, s, b, nb, src, None if tiled else self._resized(img, wh))
+
+    def _pass(self, img, pre, size, b, ex: Exemplars, f: float, method: str, thr: float, dil: int, resized=None) -> tuple:
+        """Count `img` once with the exemplars shown at `f` × the trained side: (maps, density-map pixels per image
+        pixel, tiles). `resized`: the photo already resized for `f`, when it was (to cut the exemplars)."""
+        s, wh, tiled = self._scale(size, b, f)
+        if tiled:
+            maps, q, n = self._tiled(img, pre, s, ex, method, thr, dil)   # one pass would shrink the objects
+            return maps, s / q, n
+        x = resized if resized is not None else self._resized(img, wh)
+        return self._maps(x[None].to(self.device), ex, method, thr, dil), s, 1
 
     def _maps(self, x: torch.Tensor, ex: Exemplars, method: str, thr: float, dil: int) -> dict:
         """One pass over a model-resolution image `x` (1×3×H×W): density (H×W), similarity S, mask and the
@@ -304,19 +334,18 @@ class Predictor:
         s, wh, tiled = self._scale(size, b)
         t = None if tiled else self._resized(img, wh)
         ex = exemplars or cut_exemplars(img, pre, s, b, check_negatives(negative_boxes, b, size, src), src, t)
-        q, n_tiles = 1, 1
-        if tiled: maps, q, n_tiles = self._tiled(img, pre, s, ex, method, thr, dil)   # one pass would shrink the objects
-        else: maps = self._maps(t[None].to(self.device), ex, method, thr, dil)
+        runs = [self._pass(img, pre, size, b, ex, f, method, thr, dil, t if f == 1.0 else None) for f in self.scales]
+        maps, scale, n_tiles = runs[0]                                  # the trained side: S, mask and grid shown
+        maps["density"] = mean_density([r[0]["density"] for r in runs])
         note = None
         if method == "seg-then-count" and maps["mask"] is not None and not maps["mask"].any():
             maps["density"] = np.zeros_like(maps["density"])
             note = (f"the segmenter's mask (threshold {thr:g}) keeps no location, so nothing is counted (count 0); "
                     f"its highest score is {float(np.max(maps['soft'])):.2f}: lower the threshold or count everything")
         if n_tiles > 1: note = (note + "; " if note else "") + f"counted in {n_tiles} tiles at {s:.3g} model px per image px"
-        side = mean_box_side(b) * s / q
         d, n_neg = maps["density"], 0 if ex.negatives is None else len(ex.negatives)
-        return Prediction(float(d.sum()), d, maps["similarity"], maps["mask"], maps["soft"], method, s / q, size, len(b),
-                          time.perf_counter() - t0, note, side, n_tiles, n_neg)
+        return Prediction(float(d.sum()), d, maps["similarity"], maps["mask"], maps["soft"], method, scale, size, len(b),
+                          time.perf_counter() - t0, note, mean_box_side(b) * scale, n_tiles, n_neg)
 
 # %% ../nbs/30_seg_then_count.ipynb #f09ae964
 def save_density(pred: Prediction, path):

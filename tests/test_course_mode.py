@@ -179,3 +179,16 @@ def test_committed_outputs_are_small_and_shown():
     with_images = [p.name for p in CHAPTERS if any('image/' in k for c in json.loads(p.read_text())['cells']
                                                      for o in c.get('outputs', []) for k in o.get('data', {}))]
     assert len(with_images) >= 10, with_images
+
+
+def test_shrinking_outputs_twice_changes_nothing():
+    "`make outputs` may run the shrinker on notebooks it did not re-run: a shrunk figure is left as it is."
+    import importlib.util, io
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    spec = importlib.util.spec_from_file_location('shrink_outputs', ROOT / 'tools' / 'shrink_outputs.py')
+    so = importlib.util.module_from_spec(spec); spec.loader.exec_module(so)
+    fig, ax = plt.subplots(figsize=(10, 3), dpi=100); ax.plot([0, 1, 4, 9]); ax.set_title('a figure')
+    buf = io.BytesIO(); fig.savefig(buf, format='png'); plt.close(fig)
+    mime, small = so.shrink_image(buf.getvalue())
+    assert len(small) < len(buf.getvalue()) and Image.open(io.BytesIO(small)).width == so.MAX_SIDE
+    assert so.shrink_image(small) is None

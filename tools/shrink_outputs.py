@@ -19,9 +19,17 @@ MAX_SIDE = 760            # pixels: a figure as wide as the docs' text column
 BUDGET = 400_000          # bytes of outputs per notebook
 
 
-def shrink_image(data: bytes) -> tuple[str, bytes]:
-    "(mime type, bytes) of the smaller encoding of an image, downscaled to at most MAX_SIDE wide."
-    im = Image.open(io.BytesIO(data)).convert('RGB')
+def is_shrunk(im: Image.Image) -> bool:
+    "Already as `shrink_image` leaves it (at most MAX_SIDE wide; a JPEG or a PNG of at most 128 colours)."
+    return im.width <= MAX_SIDE and (im.format == 'JPEG' or (im.mode == 'P' and len(im.getcolors(256) or ()) <= 128))
+
+
+def shrink_image(data: bytes) -> tuple[str, bytes] | None:
+    """(mime type, bytes) of the smaller encoding of an image, downscaled to at most MAX_SIDE wide; None when it is
+    shrunk already (so running this twice changes nothing)."""
+    im = Image.open(io.BytesIO(data))
+    if is_shrunk(im): return None
+    im = im.convert('RGB')
     if im.width > MAX_SIDE:
         im = im.resize((MAX_SIDE, max(1, round(im.height * MAX_SIDE / im.width))), Image.LANCZOS)
     png, jpg = io.BytesIO(), io.BytesIO()
@@ -43,8 +51,10 @@ def shrink(nb: dict) -> dict:
             mimes = [m for m in ('image/png', 'image/jpeg') if m in data]
             if not mimes: continue
             src = data[mimes[0]]
+            small = shrink_image(base64.b64decode(''.join(src) if isinstance(src, list) else src))
+            if small is None: continue
             for m in mimes: data.pop(m); meta.pop(m, None)
-            new_mime, raw = shrink_image(base64.b64decode(''.join(src) if isinstance(src, list) else src))
+            new_mime, raw = small
             data[new_mime] = base64.b64encode(raw).decode()
     return nb
 
