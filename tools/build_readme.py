@@ -1,6 +1,7 @@
 """Write README.md from nbs/index.ipynb (what `nbdev-readme` does, without Quarto).
 
-Markdown cells are copied; code cells become ```python blocks followed by their text outputs;
+Markdown cells are copied; code cells become ```python blocks followed by their text outputs (figures,
+which a README cannot embed from a notebook, are left out);
 cells marked `#| hide` are left out and `#|` directive lines are dropped.
 Usage: python tools/build_readme.py [--check]   (--check: exit 1 if README.md is out of date)
 """
@@ -17,6 +18,7 @@ def _outputs(cell):
     for o in cell.get('outputs', []):
         if o.get('output_type') == 'stream': out.append(''.join(o['text']))
         elif 'data' in o and 'text/markdown' in o['data']: out.append(('MD', ''.join(o['data']['text/markdown'])))
+        elif 'data' in o and any(k.startswith('image/') for k in o['data']): continue   # a figure: no text to show
         elif 'data' in o and 'text/plain' in o['data']: out.append(''.join(o['data']['text/plain']))
     return out
 
