@@ -54,11 +54,16 @@ outputs: setup
 	$(BIN)/python tools/shrink_outputs.py
 	$(BIN)/nbdev-clean
 
-## docs: build the browsable offline site in _site/ from the executed notebooks (no Quarto needed)
-docs: setup
+## docs: the browsable offline site in _site/ from the notebooks as committed, with their saved outputs: nbdev's
+## processing (it runs only what show_doc needs), nbconvert's HTML, Pagefind's search (npm: tools/package-lock.json)
+docs: setup tools/node_modules/.package-lock.json
 	OMP_NUM_THREADS=1 $(BIN)/python tools/build_docs.py --out _site
 
-## test-docs: the offline site in headless chromium (every chapter loads, shows its figures, links resolve)
+tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund
+
+## test-docs: the offline site in headless chromium (every page loads with its figures and their alt text, links
+## resolve, search finds a chapter)
 test-docs: docs browser
 	SEGCOUNT_DOCS_SITE=_site $(BIN)/python -m pytest -q -m docs tests/test_docs.py
 

@@ -1,17 +1,22 @@
-"""The offline docs site (tools/build_docs.py), opened in headless chromium.
+"""The offline docs site (tools/build_docs.py: nbdev's processing, nbconvert's HTML, Pagefind), in headless chromium.
 
-Every page of the site loads, every chapter shows the figures its executed notebook holds, every internal
-link (and #anchor) resolves, previous/next links walk through all pages, and a notebook that fails names
-itself and leaves no site. `make test-docs` builds the site first and passes it in SEGCOUNT_DOCS_SITE;
-that build is reused only if it is fresh (same notebooks, byte for byte), otherwise the test builds its own.
+The site has the pages of nbs/sidebar.yml, index first, named as Quarto names them. Every page loads without
+JavaScript errors and asks for nothing outside the site (but the Colab badge); every chapter shows the figures its
+notebook holds, each with alt text; internal links and #anchors resolve; previous/next walk through all pages; and
+Pagefind's search box, typed into, finds a chapter. On tiny notebooks: what nbdev's processing shows and hides, and
+that a notebook with an error in its saved outputs, or an unreadable one, stops the build with one line naming it
+and leaves the previous site as it was. `make test-docs` builds the site first (`make docs`) and passes it in
+SEGCOUNT_DOCS_SITE; it is used only if built from exactly the notebooks now in nbs/, else the test builds its own.
 Selected with `-m docs`; skipped (with the reason) only where chromium or playwright is missing.
 """
-import functools, hashlib, http.server, json, os, re, shutil, subprocess, sys, threading, urllib.error, urllib.request
+import base64, functools, hashlib, http.server, io, json, os, re, shutil, subprocess, sys, threading
+import urllib.error, urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urldefrag
 
 import nbformat
 import pytest
+import yaml
 
 pytestmark = pytest.mark.docs
 
@@ -19,38 +24,46 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT/'tools'/'build_docs.py'
 NBS = ROOT/'nbs'
 ARGS = ['--no-sandbox', '--disable-gpu']
-_HIDE = re.compile(r'^\s*#\|\s*(hide\b|include:\s*false|output:\s*false)', re.M)
+COLAB_BADGE = 'https://colab.research.google.com/assets/colab-badge.svg'
+_DROPPED = re.compile(r'^\s*#\|\s*(hide|export|exporti|default_exp)\b|^\s*#\|\s*(include|output):\s*false', re.M)
 
 
-def _notebooks(nbs=NBS):
-    return sorted(p.name for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.')))
+def _sha(p: Path) -> str: return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _sidebar_order(nbs=NBS) -> list[str]:
+    "index.ipynb, then the notebooks of nbs/sidebar.yml in order."
+    def walk(items):
+        for it in items: yield from ([it] if isinstance(it, str) else walk(it.get('contents', [])))
+    listed = list(walk(yaml.safe_load((nbs/'sidebar.yml').read_text())['website']['sidebar']['contents']))
+    return ['index.ipynb'] + [n for n in listed if n != 'index.ipynb']
 
 
 def _fresh(site: Path) -> bool:
-    "A site built by tools/build_docs.py from exactly the notebooks now in nbs/, executed."
-    try: m = json.loads((site/'manifest.json').read_text())
-    except (OSError, ValueError): return False
-    chapters = {Path(p['source']).name: p['sha256'] for p in m['pages'] if p['kind'] == 'chapter'}
-    return (m.get('executed') and Path(m.get('nbs', '')).resolve() == NBS.resolve()
-            and sorted(chapters) == _notebooks()
-            and all(hashlib.sha256((NBS/n).read_bytes()).hexdigest() == h for n, h in chapters.items()))
+    "A site tools/build_docs.py built from exactly the notebooks now in nbs/."
+    try:
+        m = json.loads((site/'manifest.json').read_text())
+        return (Path(m['nbs']) == NBS and [p['source'] for p in m['pages']] == _sidebar_order()
+                and all(_sha(NBS/p['source']) == p['sha256'] for p in m['pages']))
+    except (OSError, ValueError, KeyError, TypeError): return False
 
 
-def _visible_image_outputs(nb_path: Path) -> int:
-    "Image outputs a reader should see: code cells not hidden, `output: false` not set."
+def _shown_figures(nb_path: Path) -> int:
+    "Image outputs a reader should see: nbdev drops hidden and exported cells, Quarto `include`/`output: false`."
     nb = nbformat.read(nb_path, as_version=4)
-    return sum(1 for c in nb.cells if c.cell_type == 'code' and not _HIDE.search(c.source)
+    return sum(1 for c in nb.cells if c.cell_type == 'code' and not _DROPPED.search(c.source)
                for o in c.get('outputs', []) if any(k.startswith('image/') for k in o.get('data', {})))
 
 
-def _run_build(*args, timeout=3000):
+def _run_build(*args, timeout=900):
     return subprocess.run([sys.executable, str(BUILD), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+                          timeout=timeout, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'))
 
 
 def _chromium_path():
     "SEGCOUNT_CHROMIUM, else the system's chromium (Debian: apt-get install chromium), else Google Chrome."
-    for c in (os.environ.get('SEGCOUNT_CHROMIUM'), shutil.which('chromium'), '/usr/bin/chromium', shutil.which('google-chrome')):
+    for c in (os.environ.get('SEGCOUNT_CHROMIUM'), shutil.which('chromium'), '/usr/bin/chromium',
+              shutil.which('google-chrome')):
         if c and Path(c).exists(): return c
     return None
 
@@ -65,7 +78,8 @@ def chromium():
         except Error as e:
             if exe: raise
             # no system browser: playwright's own build if `playwright install chromium` fetched it
-            pytest.skip(f'no chromium: apt-get install chromium, or playwright install chromium ({str(e).splitlines()[0]})')
+            pytest.skip(f'no chromium: apt-get install chromium, or playwright install chromium '
+                        f'({str(e).splitlines()[0]})')
         yield browser
         browser.close()
 
@@ -73,8 +87,7 @@ def chromium():
 @pytest.fixture(scope='module')
 def site(chromium, tmp_path_factory):
     given = os.environ.get('SEGCOUNT_DOCS_SITE')
-    if given and _fresh(Path(given).resolve() if Path(given).is_absolute() else ROOT/given):
-        return Path(given) if Path(given).is_absolute() else ROOT/given
+    if given and _fresh(ROOT/given): return ROOT/given  # ROOT/'/abs' is '/abs'
     out = tmp_path_factory.mktemp('docs')/'_site'
     r = _run_build('--out', out)
     assert r.returncode == 0, f'docs build failed:\n{r.stderr[-4000:]}'
@@ -99,149 +112,192 @@ def server(site):
 def manifest(site): return json.loads((site/'manifest.json').read_text())
 
 
+def _offline_page(chromium, server, outside: list):
+    "A page that may load only the site itself (and data: URLs); anything else is refused and noted in `outside`."
+    page = chromium.new_page()
+    page.route('**/*', lambda r: r.continue_() if r.request.url.startswith((server, 'data:'))
+               else (outside.append(r.request.url), r.abort()))
+    return page
+
+
 @pytest.fixture(scope='module')
 def crawl(chromium, server, manifest):
-    "Open every page once: status, title, figures, links, ids, next/prev, JS errors."
-    page = chromium.new_page()
-    errors = []
-    page.on('pageerror', lambda e: errors.append(str(e)))
-    seen = {}
+    "Open every page once: status, title, sidebar, figures, alt texts, links, ids, next/prev, errors, requests."
+    errors, seen = [], {}
     for p in manifest['pages']:
-        errors.clear()
+        errors.clear(); outside = []
+        page = _offline_page(chromium, server, outside)
+        page.on('pageerror', lambda e: errors.append(str(e)))
         resp = page.goto(server + p['file'], wait_until='load')
+        attr = lambda sel, js: page.eval_on_selector_all(sel, f'els => els.map(e => {js})')
         seen[p['file']] = dict(
             status=resp.status if resp else None,
             h1=page.inner_text('main h1').strip(),
-            sidebar=page.eval_on_selector_all('nav.sidebar a', 'els => els.map(e => e.getAttribute("href"))'),
-            figures=page.eval_on_selector_all('main .cell-output img',
-                                              'els => els.map(e => e.complete && e.naturalWidth > 0)'),
-            code=page.eval_on_selector_all('main pre', 'els => els.map(e => e.innerText)'),
-            links=page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)'),
-            assets=page.eval_on_selector_all('link[href], img[src], script[src]',
-                                             'els => els.map(e => e.href || e.src)'),
-            ids=set(page.eval_on_selector_all('[id]', 'els => els.map(e => e.id)')),
-            next=page.eval_on_selector_all('a[rel=next]', 'els => els.map(e => e.getAttribute("href"))'),
-            prev=page.eval_on_selector_all('a[rel=prev]', 'els => els.map(e => e.getAttribute("href"))'),
-            errors=list(errors))
-    page.close()
+            sidebar=attr('nav.sidebar a:not(.brand):not(.repo)', 'e.getAttribute("href")'),
+            search=page.locator('#search .pagefind-ui__search-input').count(),
+            figures=attr('main .jp-OutputArea-output img', 'e.complete && e.naturalWidth > 0'),
+            alts=attr('main img', '(e.getAttribute("alt") || "").trim()'),
+            code=attr('main pre', 'e.innerText'),
+            links=attr('a[href]', 'e.href'),
+            assets=attr('link[href], img[src], script[src]', 'e.href || e.src'),
+            ids=set(attr('[id]', 'e.id')),
+            next=attr('a[rel=next]', 'e.getAttribute("href")'),
+            prev=attr('a[rel=prev]', 'e.getAttribute("href")'),
+            errors=list(errors), outside=outside)
+        page.close()
     return seen
 
 
-def test_site_has_a_page_per_notebook_and_api_pages(site, manifest):
-    chapters = [p for p in manifest['pages'] if p['kind'] == 'chapter']
-    assert sorted(Path(p['source']).name for p in chapters) == _notebooks(), 'a notebook has no page (or a stale one)'
-    assert chapters[0]['file'] == 'index.html' and (site/'index.html').exists()
-    api = [p for p in manifest['pages'] if p['kind'] == 'api']
-    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
-    import segcount, pkgutil
-    mods = sorted(m.name.split('.', 1)[1] for m in pkgutil.walk_packages(segcount.__path__, 'segcount.')
-                  if not any(part.startswith('_') for part in m.name.split('.')[1:]))
-    assert sorted(p['title'].split('.', 1)[1] for p in api) == mods
+def test_site_has_the_pages_of_the_sidebar(site, manifest):
+    from nbdev.config import nbpath2html
+    order = _sidebar_order()
+    assert sorted(order) == sorted(p.name for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')))
+    assert [p['source'] for p in manifest['pages']] == order
+    assert [p['file'] for p in manifest['pages']] == [nbpath2html(Path(n)).name for n in order]
+    assert all((site/p['file']).exists() for p in manifest['pages'])
+    assert not list(site.glob('api_*.html')), 'the offline-only API pages are gone: show_doc is in the chapters'
 
 
-def test_every_page_loads_with_its_figures(crawl, manifest, site):
+def test_every_page_loads_with_its_figures(crawl, manifest, capsys):
     files = [p['file'] for p in manifest['pages']]
     for p in manifest['pages']:
         got = crawl[p['file']]
         assert got['status'] == 200, p['file']
         assert got['h1'] == p['title'] and got['h1'], p['file']
         assert not got['errors'], f"{p['file']}: JavaScript errors {got['errors']}"
+        assert set(got['outside']) <= {COLAB_BADGE}, f"{p['file']}: asks outside the site for {got['outside']}"
         assert got['sidebar'] == files, f"{p['file']}: sidebar does not list every page in order"
+        assert got['search'] == 1, f"{p['file']}: no search box"
         assert not any(re.search(r'^\s*#\|', c, re.M) for c in got['code']), f"{p['file']}: a #| directive is shown"
-        if p['kind'] != 'chapter': continue
-        expected = _visible_image_outputs(site/'notebooks'/Path(p['source']).name)  # what execution produced
-        assert len(got['figures']) == expected, f"{p['file']}: {len(got['figures'])} figures shown, notebook has {expected}"
-        if expected: assert all(got['figures']), f"{p['file']}: a figure does not decode"
-
-
-def test_plotting_chapters_exist_and_show_figures(crawl, manifest):
-    "At least one chapter plots (the course is about pictures), and it shows them."
-    shown = {p['file']: len(crawl[p['file']]['figures']) for p in manifest['pages'] if p['kind'] == 'chapter'}
-    assert any(shown.values()), f'no chapter shows a figure: {shown}'
+        expected = _shown_figures(NBS/p['source'])
+        assert len(got['figures']) == expected == p['figures'], \
+            f"{p['file']}: {len(got['figures'])} figures shown, the notebook holds {expected}"
+        assert all(got['figures']), f"{p['file']}: a figure does not decode"
+        assert all(got['alts']), f"{p['file']}: an image without alt text"
+    with capsys.disabled():
+        print('\nfigures per page: ' + ', '.join(f"{f} {len(g['figures'])}" for f, g in crawl.items()))
+    assert any(len(g['figures']) for g in crawl.values()), 'no chapter shows a figure'
 
 
 def test_internal_links_and_anchors_resolve(crawl, server):
     status, broken = {}, []
     for src, got in crawl.items():
         for url in got['links'] + got['assets']:
-            if not url.startswith(server) or url.startswith('data:'): continue
+            if not url.startswith(server): continue
             base, frag = urldefrag(url)
             if base not in status:
                 try:
                     with urllib.request.urlopen(base, timeout=10) as r: status[base] = r.status
                 except urllib.error.HTTPError as e: status[base] = e.code
             if status[base] != 200: broken.append(f'{src} -> {url} ({status[base]})'); continue
-            if frag:
-                target = base[len(server):] or 'index.html'
-                if target in crawl and unquote(frag) not in crawl[target]['ids']:
-                    broken.append(f'{src} -> {url} (no element with id {frag!r})')
+            target = base[len(server):] or 'index.html'
+            if frag and target in crawl and unquote(frag) not in crawl[target]['ids']:
+                broken.append(f'{src} -> {url} (no element with id {frag!r})')
     assert not broken, 'broken internal links:\n' + '\n'.join(broken[:30])
     assert len(status) >= len(crawl)
 
 
 def test_previous_next_walk_through_every_page(crawl, manifest):
     files = [p['file'] for p in manifest['pages']]
-    walk, cur = [], files[0]
-    while cur and cur not in walk:
-        walk.append(cur)
-        nxt = crawl[cur]['next']
-        cur = nxt[0] if nxt else None
-    assert walk == files
-    back, cur = [], files[-1]
-    while cur and cur not in back:
-        back.append(cur)
-        prv = crawl[cur]['prev']
-        cur = prv[0] if prv else None
-    assert back == files[::-1]
+    for step, start, expect in (('next', files[0], files), ('prev', files[-1], files[::-1])):
+        walk, cur = [], start
+        while cur and cur not in walk:
+            walk.append(cur)
+            cur = (crawl[cur][step] or [None])[0]
+        assert walk == expect, step
+
+
+def test_search_finds_a_chapter(chromium, server, manifest):
+    "Type a phrase into Pagefind's box (on the index page): a result links to a chapter that holds it."
+    chapters = {server + p['file'] for p in manifest['pages'][1:]}
+    outside = []
+    page = _offline_page(chromium, server, outside)
+    page.goto(server + 'index.html', wait_until='load')
+    page.fill('#search .pagefind-ui__search-input', 'pseudo mask')
+    page.wait_for_selector('.pagefind-ui__result-link', timeout=15000)
+    links = page.eval_on_selector_all('.pagefind-ui__result-link', 'els => els.map(e => e.href)')
+    hits = [urldefrag(h)[0] for h in links]
+    assert any(h in chapters for h in hits), hits
+    page.goto(next(h for h in hits if h in chapters), wait_until='load')
+    assert 'pseudo mask' in page.inner_text('main').lower()
+    assert set(outside) <= {COLAB_BADGE}, outside
+    page.close()
 
 
 # ------------------------------------------------------------------ the builder itself, on tiny notebooks
+def _png() -> str:
+    from PIL import Image
+    buf = io.BytesIO(); Image.new('RGB', (8, 6), 'red').save(buf, 'PNG')
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def _write_nbs(folder: Path, cells_by_nb: dict):
+    "Notebooks {name: cells} and their sidebar.yml; a cell: 'md:...', code, or (code, [saved outputs])."
     folder.mkdir(parents=True, exist_ok=True)
     for name, cells in cells_by_nb.items():
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_markdown_cell(s[3:]) if s.startswith('md:') else nbformat.v4.new_code_cell(s)
-                    for s in cells]
+        for c in cells:
+            if isinstance(c, str) and c.startswith('md:'): nb.cells.append(nbformat.v4.new_markdown_cell(c[3:]))
+            else:
+                src, outs = c if isinstance(c, tuple) else (c, [])
+                nb.cells.append(nbformat.v4.new_code_cell(src, outputs=[nbformat.from_dict(o) for o in outs]))
         nbformat.write(nb, folder/name)
+    names = [n for n in cells_by_nb if n != 'index.ipynb']
+    contents = ['index.ipynb', {'section': 'Tiny', 'contents': names}]
+    (folder/'sidebar.yml').write_text(yaml.dump({'website': {'sidebar': {'contents': contents}}}))
 
 
-def test_directives_hidden_exported_and_skipped_cells(tmp_path):
+def _stream(text): return dict(output_type='stream', name='stdout', text=text)
+
+
+def test_nbdev_processing_on_tiny_notebooks(tmp_path):
     nbs = tmp_path/'nbs'
     _write_nbs(nbs, {
-        'index.ipynb': ['md:# Tiny\n\n> A tiny course.\n\nSee [the chapter](00_tiny.ipynb#a-plot).'],
+        'index.ipynb': ['md:# Tiny\n\n> A tiny course.\n\nSee [the plot](00_tiny.ipynb#a-plot).'],
         '00_tiny.ipynb': [
             '#| default_exp tiny', 'md:# Tiny chapter\n\n> One of each.',
-            "#| export\ndef area(w, h):\n    'Area of a box'\n    return w*h",
-            "#| hide\nprint('HIDDEN-' + 'OUTPUT')",
-            'md:## A plot',
-            "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0]); plt.show()",
-            "#| slow\nraise RuntimeError('a slow cell ran')",
-            "#| eval: false\nraise RuntimeError('an eval: false cell ran')",
-            "print('visible', area(2, 3))"]})
+            "#| export\ndef box_area(w, h):\n    'Area of a box'\n    return w*h",
+            ("#| hide\nprint('HIDDEN-' + 'OUTPUT')", [_stream('HIDDEN-OUTPUT\n')]),
+            'md:## A plot\n\nA red rectangle, eight by six.',
+            ("raise RuntimeError('run by the build')",  # shown as saved: the build does not execute it
+             [dict(output_type='display_data', data={'image/png': _png(), 'text/plain': '<Figure>'}, metadata={}),
+              _stream('saved 6\n')]),
+            ("#| echo: false\nprint('SOURCE-' + 'SHOWN')", [_stream('only the output\n')])]})
     out = tmp_path/'site'
-    r = _run_build('--nbs', nbs, '--out', out, '--workers', '1', timeout=600)
+    r = _run_build('--nbs', nbs, '--out', out)
     assert r.returncode == 0, r.stderr[-3000:]
     page = (out/'tiny.html').read_text()
     text = re.sub(r'<[^>]+>', '', page)
-    assert 'HIDDEN-OUTPUT' not in text and "print('HIDDEN-'" not in text   # hidden cell: neither source nor output
-    assert 'def area' in text and 'Area of a box' in text                 # exported cell shown as code
-    assert '#|' not in text                                               # directive lines stripped
-    assert 'a slow cell ran' in text and 'an eval: false cell ran' in text  # shown ...
-    assert 'RuntimeError:' not in text and 'Traceback' not in text          # ... but not run
-    assert 'visible 6' in text
-    assert page.count('<img class="figure"') == 1 and 'data:image/png;base64,' in page
-    assert 'href="tiny.html#a-plot"' in (out/'index.html').read_text()     # .ipynb links point at pages
+    assert '<h1 id="tiny-chapter"' in page and 'One of each.' in text               # front matter: title, description
+    assert '<h3 id="box_area"' in page and 'Area of a box' in text                  # show_doc of the exported def
+    assert 'return w*h' not in text and 'default_exp' not in text                   # exported/hidden cells dropped
+    assert 'HIDDEN-OUTPUT' not in text and "print('HIDDEN-'" not in text
+    assert 'run by the build' in text and 'RuntimeError:' not in text and 'saved 6' in text  # saved outputs, not run
+    assert "print('SOURCE-'" not in text and 'only the output' in text              # echo: false
+    assert '#|' not in text
+    assert re.search(r'<img alt="A red rectangle, eight by six\."[^>]* src="data:image/png;base64,', page)
+    assert 'href="tiny.html#a-plot"' in (out/'index.html').read_text() and 'id="a-plot"' in page
+    assert 'index.ipynb: its title cell holds more' in r.stderr  # nbdev would drop 'See the plot': kept, with a note
     m = json.loads((out/'manifest.json').read_text())
-    assert [p['file'] for p in m['pages'] if p['kind'] == 'chapter'] == ['index.html', 'tiny.html']
+    assert [(p['file'], p['figures']) for p in m['pages']] == [('index.html', 0), ('tiny.html', 1)]
+    assert (out/'pagefind'/'pagefind-ui.js').exists()
 
 
-def test_failing_notebook_is_named_and_no_site_is_written(tmp_path):
+_ZERO = dict(output_type='error', ename='ZeroDivisionError', evalue='division by zero', traceback=[])
+
+
+@pytest.mark.parametrize('broken,says', [
+    (['md:# Broken', 'x = 1', ('1/0', [_ZERO])],
+     ["cell 2 ('1/0')", 'saved outputs', 'ZeroDivisionError: division by zero']),
+    ('{"cells": [', ['cannot read it'])], ids=['saved-error', 'unreadable'])
+def test_a_broken_notebook_names_itself_and_leaves_the_site(tmp_path, broken, says):
     nbs = tmp_path/'nbs'
-    _write_nbs(nbs, {'index.ipynb': ['md:# Tiny'], '00_broken.ipynb': ['md:# Broken', 'x = 1', '1/0']})
+    _write_nbs(nbs, {'index.ipynb': ['md:# Tiny'], '00_broken.ipynb': broken if isinstance(broken, list) else []})
+    if isinstance(broken, str): (nbs/'00_broken.ipynb').write_text(broken)
     out = tmp_path/'site'
     out.mkdir(); (out/'keep.txt').write_text('previous build')
-    r = _run_build('--nbs', nbs, '--out', out, '--workers', '1', timeout=600)
-    assert r.returncode == 1
-    assert '00_broken.ipynb' in r.stderr and 'ZeroDivisionError' in r.stderr and 'cell 2' in r.stderr
-    assert 'Traceback' not in r.stderr                                   # one clear message, no stack dump
-    assert sorted(p.name for p in out.iterdir()) == ['keep.txt']          # the previous site is untouched
+    r = _run_build('--nbs', nbs, '--out', out)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr      # one clear line
+    assert all(s in r.stderr for s in ['00_broken.ipynb', *says]), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['nbs', 'site']                 # no half-built site left
+    assert sorted(p.name for p in out.iterdir()) == ['keep.txt']                         # the previous one untouched
