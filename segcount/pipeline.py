@@ -26,7 +26,7 @@ from .segmenter import check_pair, load_segmenter, shares_backbone
 from .tiles import TILE_ALIGN, TILE_SIDE, TILE_WHEN, pool_factor, pool_sum, tile_plan, tiled_scale
 
 # %% auto #0
-__all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'SEG_NEGATIVE_MARGIN', 'SEGMENTER_FILE',
+__all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'NEGATIVE_MARGIN', 'SEGMENTER_FILE',
            'TEST_SCALES', 'Prepared', 'model_scale', 'open_image', 'check_exemplar_boxes', 'prepare', 'Prediction',
            'dilate_mask', 'check_negatives', 'Exemplars', 'kept_by_negatives', 'crop_boxes', 'cut_exemplars',
            'mean_density', 'Predictor', 'save_density']
@@ -125,7 +125,7 @@ def dilate_mask(mask: torch.Tensor, k: int = 1) -> torch.Tensor:
 
 # %% ../nbs/30_seg_then_count.ipynb #18379dcd
 NEGATIVE_OVERLAP = 0.5      # a negative box with more than this share of its area inside a positive one marks the same object
-SEG_NEGATIVE_MARGIN = 0.2   # seg-then-count drops a location when the negatives' M^p beats the exemplars' by more than this
+NEGATIVE_MARGIN = 0.2       # a location is dropped when the negatives' S beats the exemplars' by more than this
 
 def check_negatives(negative_boxes, boxes: np.ndarray, size, src: str = "image") -> np.ndarray | None:
     "Negative boxes (M×4, image pixels) checked against the image `size` and the positive `boxes`: M×4, or None if none."
@@ -277,11 +277,11 @@ class Predictor:
             s_raw = raw if self.shared_backbone else seg.backbone_image(x)   # same frozen trunk: reuse it
             Mp = seg.forward_features(s_raw, ex.raw(seg))               # 1×1×h×w cosine (Eq. 6)
             keep = dilate_mask(Mp > thr, dil)                           # §3.4: threshold 0.6 by default
-            if ex.negatives is not None:
-                keep = keep & kept_by_negatives(Mp, seg.forward_features(s_raw, ex.raw(seg, negatives=True)), SEG_NEGATIVE_MARGIN)
             soft = Mp[0, 0].float().cpu().numpy()
-        elif ex.negatives is not None:                                  # S (Eq. 1) of the negatives against the exemplars'
-            keep = kept_by_negatives(c.similarity(feat, vec), c.similarity(feat, c.exemplar_vector(raw=ex.raw(c, negatives=True))))
+        if ex.negatives is not None:                                    # S (Eq. 1) of the negatives against the exemplars'
+            S_neg = c.similarity(feat, c.exemplar_vector(raw=ex.raw(c, negatives=True)))
+            near = kept_by_negatives(c.similarity(feat, vec), S_neg, NEGATIVE_MARGIN)
+            keep = near if keep is None else keep & near
         out = c.from_features(feat, vec, mask=keep, size=tuple(x.shape[-2:]))   # Eq. 4 with δ, then the density
         return dict(density=out["density"][0, 0].float().cpu().numpy(), similarity=out["similarity"][0, 0].float().cpu().numpy(),
                     mask=None if keep is None else keep[0, 0].cpu().numpy(), soft=soft)
