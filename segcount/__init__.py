@@ -15,7 +15,7 @@ Modules:
 - `segcount.model_files`: How a model is saved, checked and loaded: safetensors weight files for shipping, checkpoints for training. The counter and the segmenter both use these.
 - `segcount.pipeline`: One public entry point, `Predictor`: an image and exemplar boxes in; count, density map, similarity map and mask out.
 - `segcount.points`: A density map says how many; people also want to see *which*. Turn a density map into as many points as it counts.
-- `segcount.pseudolabel`: Patch embeddings, K-means for K = 2..6, and the counter picks the mask (paper §3.2, Eq. 4–5); fast and exact embeddings, the paper's alternative pseudo labels, and a whole-split runner.
+- `segcount.pseudolabel`: Patch embeddings, K-means for K = 2..8 (the paper: 2..6), and the counter picks the mask (paper §3.2, Eq. 4–5); fast and exact embeddings, the paper's alternative pseudo labels, and a whole-split runner.
 - `segcount.segmenter`: The segmentation model P of §3.3: cosine similarity between the exemplars' pooled feature and every location (Eq. 6), trained by L2 to the K-means pseudo masks (Eq. 7).
 - `segcount.synthetic`: The paper's two-class concatenation benchmark (§4.1), and a procedural + self-collage scene generator that writes FSC-147-layout training data with exact dots and exemplar boxes, dense scenes included.
 - `segcount.tiles`: A photo too large to count in one pass at the scale its exemplars need is counted in overlapping tiles, and the tiles' density maps are stitched so that nothing is counted twice.

@@ -1,4 +1,4 @@
-"""Patch embeddings, K-means for K = 2..6, and the counter picks the mask (paper §3.2, Eq. 4–5); fast and exact embeddings, the paper's alternative pseudo labels, and a whole-split runner.
+"""Patch embeddings, K-means for K = 2..8 (the paper: 2..6), and the counter picks the mask (paper §3.2, Eq. 4–5); fast and exact embeddings, the paper's alternative pseudo labels, and a whole-split runner.
 
 In `segcount.pseudolabel`: batched K-means (`kmeans`), patch embeddings (exact and fast), the K sweep
 (`kmeans_sweep`, Eq. 5), the paper's alternative pseudo labels and `pseudolabel_split` over a dataset.
@@ -32,16 +32,18 @@ from tqdm.auto import tqdm
 from .backbones import Backbone, build_backbone
 from .core import EXEMPLAR_SIZE, KS, MODEL_HEIGHT, SegcountError, atomic_write, one_line, safe_name
 from .counter import Counter, resolve_counter
-from .data import FSC147, Sample, crop_exemplars, density_from_points, read_groups, resize_sample, to_tensor
+from .data import (FSC147, Sample, crop_exemplars, density_from_points, model_height, read_groups, resize_rule,
+                   resize_sample, to_tensor)
 from .metrics import iou
 
 # %% auto #0
-__all__ = ['MAX_AUTO_SCALE', 'MODES', 'THRESHOLDS', 'MANIFEST_FORMAT', 'kmeans_plusplus', 'kmeans', 'patch_size', 'patch_grid',
+__all__ = ['MAX_AUTO_SCALE', 'MODES', 'SWEEP_KS', 'PATCH_SCALE', 'CLUSTER_RULES', 'CLUSTER_RULE', 'SMOOTHINGS', 'SMOOTHING',
+           'SWEEP_HEIGHT', 'THRESHOLDS', 'MANIFEST_FORMAT', 'kmeans_plusplus', 'kmeans', 'patch_size', 'patch_grid',
            'build_embedder', 'embedder_for', 'embed_exact', 'resolve_scale', 'image_feature_map', 'embed_fast',
-           'patch_embeddings', 'masks_from_embeddings', 'kmeans_masks', 'two_kind_image', 'PseudoLabel',
-           'prepare_sample', 'kmeans_sweep', 'normalise_map', 'similarity_masks', 'imagenet_similarity', 'dot_box_mask',
-           'fixed_k_mask', 'counts_with_masks', 'ablation_masks', 'pseudolabel_split', 'bench_pseudolabel', 'dots_kept',
-           'plot_sweep', 'oracle_report', 'print_oracle']
+           'patch_embeddings', 'masks_from_embeddings', 'smooth_masks', 'kmeans_masks', 'two_kind_image', 'PseudoLabel',
+           'sweep_height', 'prepare_sample', 'kmeans_sweep', 'normalise_map', 'similarity_masks', 'imagenet_similarity',
+           'dot_box_mask', 'fixed_k_mask', 'counts_with_masks', 'ablation_masks', 'pseudolabel_split',
+           'bench_pseudolabel', 'dots_kept', 'plot_sweep', 'oracle_report', 'print_oracle']
 
 # %% ../nbs/20_kmeans_sweep.ipynb #3e3c6044
 def _sqdist(X: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
@@ -191,6 +193,13 @@ def embed_fast(embedder: torch.nn.Module, img, boxes, feat: torch.Tensor | None 
 
 # %% ../nbs/20_kmeans_sweep.ipynb #d3e8bddc
 MODES = ('fast', 'exact')
+# What §3.2 leaves open, chosen on evalsets/val (data_scripts/pseudo_mask_choices.py, nbs/data/pseudo_mask_choices.json):
+SWEEP_KS = tuple(range(2, 9))   # the K values Eq. 5 chooses K* from: 2..8 (the paper: 2..6, `KS`)
+PATCH_SCALE = 1.0          # patch side ÷ mean exemplar side (§3.2: a patch is as large as the mean exemplar)
+CLUSTER_RULES = ('mean', 'union')   # the mask keeps f_B's cluster (§3.2), or the union of the exemplars' clusters too
+CLUSTER_RULE = 'union'     # the rule the sweep uses: f_B's cluster plus the cluster nearest each exemplar
+SMOOTHINGS = ('close', 'fill', 'dilate')   # grid operations on a K-means mask before Eq. 5 (`smooth_masks`)
+SMOOTHING = ()             # the ones the sweep applies, in order (none: the raw clusters, as the paper)
 
 def _check_image_boxes(size, boxes, stride: int, kmax: int, name: str = '') -> np.ndarray:
     "Clear errors for the inputs a sweep cannot use; returns the boxes as float32 N×4."
@@ -212,45 +221,86 @@ def _check_image_boxes(size, boxes, stride: int, kmax: int, name: str = '') -> n
     return b
 
 def patch_embeddings(img, boxes, grid=None, stride: int = 16, mode: str = 'fast', embedder=None, crop: int = EXEMPLAR_SIZE,
-                     scale='auto', feat: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     scale='auto', feat: torch.Tensor | None = None, patch_scale: float = PATCH_SCALE,
+                     each: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(patch embeddings (h·w)×C, f_B C) for image `img` (3×H×W or PIL) with exemplar `boxes` N×4.
     `grid` = (h, w) of the similarity map (default ⌈H/stride⌉×⌈W/stride⌉); `crop`: exact mode's crop size;
-    `scale`: fast mode's image scale (see `resolve_scale`); `feat`: a scale-1 feature map to reuse."""
+    `scale`: fast mode's image scale (see `resolve_scale`); `feat`: a scale-1 feature map to reuse;
+    `patch_scale`: patch size ÷ the mean exemplar size; `each`: every exemplar's embedding N×C instead of f_B."""
     if mode not in MODES: raise SegcountError(f"unknown embedding mode {mode!r}; choose one of {MODES}")
+    if not float(patch_scale) > 0: raise SegcountError(f"patch_scale must be positive, got {patch_scale!r}")
     t = img if isinstance(img, torch.Tensor) else to_tensor(img)
     H, W = t.shape[-2:]
     h, w = grid if grid is not None else (math.ceil(H / stride), math.ceil(W / stride))
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    pb = np.concatenate([patch_grid(h, w, stride, patch_size(b), (W, H)), b])
+    pw, ph = patch_size(b)
+    pb = np.concatenate([patch_grid(h, w, stride, (pw * patch_scale, ph * patch_scale), (W, H)), b])
     emb = embedder_for(None, embedder) if not isinstance(embedder, torch.nn.Module) else embedder
     if mode == 'exact': E = embed_exact(emb, t, pb, crop)
     else:
         sc = resolve_scale(scale, patch_size(b), emb.stride)
         E = embed_fast(emb, t, pb, feat=feat if sc == 1.0 else None, scale=sc)   # `feat` is a scale-1 map
-    return E[:h * w], E[h * w:].mean(0)
+    return E[:h * w], (E[h * w:] if each else E[h * w:].mean(0))
 
 def masks_from_embeddings(P: torch.Tensor, fB: torch.Tensor, grid, ks=KS, n_init: int = 4, seed: int = 0,
-                          normalize: bool = False, device=None) -> torch.Tensor:
+                          normalize: bool = False, device=None, exemplars: torch.Tensor | None = None) -> torch.Tensor:
     """K-means on P ∪ {f_B} for every K in `ks`: → masks len(ks)×h×w bool, 1 = the patch is in f_B's cluster.
-    `normalize` L2-normalises the embeddings first (cosine K-means)."""
+    `normalize` L2-normalises the embeddings first (cosine K-means). `exemplars` (N×C, each exemplar's embedding):
+    the mask also keeps the cluster whose centre is nearest to each exemplar (the union of the exemplars' clusters)."""
     X = torch.cat([P, fB[None]]).float()
     if device is not None: X = X.to(device)
     if normalize: X = F.normalize(X, dim=1)
     lab, _ = kmeans(X, ks, n_init=n_init, seed=seed)
-    return (lab[:, :-1] == lab[:, -1:]).view(len(ks), *grid).cpu()
+    keep = lab[:, :-1] == lab[:, -1:]
+    if exemplars is not None and len(exemplars):
+        E = exemplars.float().to(X.device)
+        if normalize: E = F.normalize(E, dim=1)
+        kmax = max(int(k) for k in ks)
+        oh = F.one_hot(lab, kmax).to(X.dtype)                                    # len(ks)×N×Kmax
+        n = oh.sum(1)
+        C = torch.einsum('bnk,nd->bkd', oh, X) / n.clamp_min(1)[..., None]     # the clusters' centres
+        near = _sqdist(E, C).masked_fill_((n == 0)[:, None], float('inf')).argmin(-1)   # len(ks)×N_ex
+        keep |= (lab[:, :-1, None] == near[:, None]).any(-1)
+    return keep.view(len(ks), *grid).cpu()
 
-def kmeans_masks(img, boxes, grid=None, stride: int = 16, ks=KS, mode: str = 'fast', embedder=None,
+def _dilate(m: torch.Tensor) -> torch.Tensor: return F.max_pool2d(m[:, None].float(), 3, 1, 1)[:, 0] > 0.5
+def _erode(m: torch.Tensor) -> torch.Tensor: return ~_dilate(~m)          # outside the grid counts as inside
+
+def smooth_masks(masks, ops=SMOOTHING) -> torch.Tensor:
+    """Grid operations on masks (h×w or M×h×w bool), in the order of `ops` (names, or one string 'close+fill'):
+    'close' (3×3 closing: bridges gaps of one cell), 'fill' (fills holes: cells the mask encloses), 'dilate'
+    (grows the mask by one cell, 3×3)."""
+    if isinstance(ops, str): ops = tuple(o for o in ops.split('+') if o)
+    m = torch.as_tensor(np.asarray(masks)).bool()
+    shape = m.shape
+    m = m.reshape(-1, *shape[-2:])
+    for op in ops or ():
+        if op == 'dilate': m = _dilate(m)
+        elif op == 'close': m = _erode(_dilate(m))
+        elif op == 'fill':
+            from scipy.ndimage import binary_fill_holes
+            m = torch.from_numpy(np.stack([binary_fill_holes(x) for x in m.numpy()]))
+        else: raise SegcountError(f"unknown mask smoothing {op!r}; choose from {SMOOTHINGS}")
+    return m.reshape(shape)
+
+def kmeans_masks(img, boxes, grid=None, stride: int = 16, ks=SWEEP_KS, mode: str = 'fast', embedder=None,
                  crop: int = EXEMPLAR_SIZE, scale='auto', n_init: int = 4, seed: int = 0, normalize: bool = False,
-                 feat: torch.Tensor | None = None) -> torch.Tensor:
-    """Steps 1–3 of §3.2 for every K in `ks`: patch grid, embeddings (`mode` 'fast' or 'exact'), K-means on the
-    patches plus f_B → masks len(ks)×h×w bool. Needs no dots (the fixed-K baseline of Table 4 uses it as is)."""
+                 feat: torch.Tensor | None = None, patch_scale: float = PATCH_SCALE, clusters: str = CLUSTER_RULE,
+                 smooth=SMOOTHING) -> torch.Tensor:
+    """Steps 1–3 of §3.2 for every K in `ks`: patch grid (patches `patch_scale` × the mean exemplar), embeddings
+    (`mode` 'fast' or 'exact'), K-means on the patches plus f_B → masks len(ks)×h×w bool of f_B's cluster
+    (`clusters='mean'`) or of the union of the exemplars' clusters ('union'), then `smooth_masks(…, smooth)`.
+    Needs no dots (the fixed-K baseline of Table 4 uses it as is)."""
+    if clusters not in CLUSTER_RULES: raise SegcountError(f"unknown cluster rule {clusters!r}; choose one of {CLUSTER_RULES}")
     t = img if isinstance(img, torch.Tensor) else to_tensor(img)
     H, W = t.shape[-2:]
     b = _check_image_boxes((W, H), boxes, stride, max(ks))
     grid = tuple(grid) if grid is not None else (math.ceil(H / stride), math.ceil(W / stride))
     emb = embedder_for(None, embedder)
-    P, fB = patch_embeddings(t, b, grid, stride, mode, emb, crop, scale, feat)
-    return masks_from_embeddings(P, fB, grid, ks, n_init, seed, normalize, device=_device(emb))
+    P, E = patch_embeddings(t, b, grid, stride, mode, emb, crop, scale, feat, patch_scale, each=True)
+    m = masks_from_embeddings(P, E.mean(0), grid, ks, n_init, seed, normalize, device=_device(emb),
+                              exemplars=E if clusters == 'union' else None)
+    return smooth_masks(m, smooth)
 
 # %% ../nbs/20_kmeans_sweep.ipynb #4fef0189
 def two_kind_image(W: int = 384, H: int = 192, size: int = 24, gap: int = 40, seed: int = 0) -> Sample:
@@ -289,7 +339,7 @@ class PseudoLabel:
     gt_count: float          # number of dots
     count_nomask: float      # the counter without a mask
     error_nomask: float      # ||D − D*||² without a mask
-    size: tuple = (0, 0)     # (W, H) of the image the mask belongs to (the counter's input, height 384)
+    size: tuple = (0, 0)     # (W, H) of the image the mask belongs to (the counter's input, see `sweep_height`)
     stride: int = 16
     mode: str = 'fast'
     seconds: float = 0.0
@@ -313,7 +363,15 @@ class PseudoLabel:
                 f"gt={self.gt_count:g}, no mask={self.count_nomask:.1f}, mask {self.mask.shape}, {self.mode})")
 
 # %% ../nbs/20_kmeans_sweep.ipynb #e0ce8aa8
-def prepare_sample(sample: Sample, height: int | None = MODEL_HEIGHT, stride: int = 16, kmax: int = max(KS),
+SWEEP_HEIGHT = MODEL_HEIGHT   # the sweep's image height: the paper's 384 ('counter', the counter's own resize rule, measured no better)
+
+def sweep_height(sample: Sample, counter: Counter | None = None, height=SWEEP_HEIGHT) -> int | None:
+    """The height the sweep resizes `sample` to: `height` itself (an int, or None = as is), or for 'counter' the
+    counter's resize rule (`data.model_height` with `resize_rule(counter.config)`: 384 for a counter without one)."""
+    if height != 'counter': return height
+    return model_height(sample.size, sample.boxes, MODEL_HEIGHT, **resize_rule(getattr(counter, 'config', None) or {}))
+
+def prepare_sample(sample: Sample, height: int | None = MODEL_HEIGHT, stride: int = 16, kmax: int = max(SWEEP_KS),
                    need_dots: bool = True) -> Sample:
     "`sample` resized to the counter's `height` (None: as is), checked for what a sweep needs (clear `SegcountError`s)."
     name = sample.name
@@ -337,18 +395,20 @@ def _target_density(s: Sample) -> np.ndarray:
     return density_from_points(s.points, s.size, boxes=s.boxes)
 
 @torch.no_grad()
-def kmeans_sweep(sample: Sample, counter: Counter, ks=KS, mode: str = 'fast', embedder=None, crop: int = EXEMPLAR_SIZE,
+def kmeans_sweep(sample: Sample, counter: Counter, ks=SWEEP_KS, mode: str = 'fast', embedder=None, crop: int = EXEMPLAR_SIZE,
                  scale='auto', n_init: int = 4, seed: int = 0, delta: float | None = None,
-                 normalize: bool = False, height: int | None = MODEL_HEIGHT, keep: bool = False,
-                 nomask: bool = True) -> PseudoLabel:
-    """Pseudo-label one image (§3.2): K-means masks for every K in `ks`, Eq. 4 with δ (`delta`, default the
-    counter's), the counter's densities in one batch, K* by Eq. 5. `nomask` adds the unmasked counter to the
-    batch (for `count_nomask`); `keep` also stores densities and S."""
+                 normalize: bool = False, height: int | str | None = SWEEP_HEIGHT, keep: bool = False,
+                 nomask: bool = True, patch_scale: float = PATCH_SCALE, clusters: str = CLUSTER_RULE,
+                 smooth=SMOOTHING, masks: torch.Tensor | None = None) -> PseudoLabel:
+    """Pseudo-label one image (§3.2): K-means masks for every K in `ks` (`kmeans_masks`; or the given `masks`,
+    len(ks)×h×w), Eq. 4 with δ (`delta`, default the counter's), the counter's densities in one batch, K* by
+    Eq. 5. The image is resized to `sweep_height(sample, counter, height)`. `nomask` adds the unmasked counter to
+    the batch (for `count_nomask`); `keep` also stores densities and S."""
     t0 = time.perf_counter()
     ks = [int(k) for k in ks]
     counter.eval()
     r = int(counter.stride)
-    s = prepare_sample(sample, height, r, max(ks))
+    s = prepare_sample(sample, sweep_height(sample, counter, height), r, max(ks))
     dev = counter.device
     img = to_tensor(s.image).to(dev)
     H, W = img.shape[-2:]
@@ -361,7 +421,12 @@ def kmeans_sweep(sample: Sample, counter: Counter, ks=KS, mode: str = 'fast', em
     if _device(emb) != torch.device(dev): emb = emb.to(dev)
     same_pass = resolve_scale(scale, patch_size(s.boxes), r) == 1.0 and emb is getattr(counter, 'backbone', None)
     shared = raw if (mode == 'fast' and same_pass) else None          # reuse the counter's backbone pass
-    masks = kmeans_masks(img, s.boxes, (h, w), r, ks, mode, emb, crop, scale, n_init, seed, normalize, feat=shared)
+    if masks is None:
+        masks = kmeans_masks(img, s.boxes, (h, w), r, ks, mode, emb, crop, scale, n_init, seed, normalize, feat=shared,
+                             patch_scale=patch_scale, clusters=clusters, smooth=smooth)
+    masks = torch.as_tensor(masks).bool().cpu()
+    if tuple(masks.shape) != (len(ks), h, w):
+        raise SegcountError(f"{s.name}: masks are {tuple(masks.shape)}, the sweep needs {(len(ks), h, w)}")
     M = torch.cat([masks, torch.ones(int(nomask), h, w, dtype=torch.bool)]).to(dev)[:, None]   # (+ "no mask")
     n, nk = len(M), len(ks)
     Sk = counter.apply_mask(S.expand(n, -1, -1, -1), M, delta)          # Eq. 4
@@ -420,17 +485,17 @@ def dot_box_mask(points, patch_wh, grid, stride: int = 16) -> torch.Tensor:
     return (cy[:, :, None] & cx[:, None, :]).any(0)
 
 def fixed_k_mask(sample: Sample, k: int = 5, counter: Counter | None = None, mode: str = 'fast', embedder=None,
-                 height: int | None = MODEL_HEIGHT, **kw) -> torch.Tensor:
-    "Table 4's baseline: the K-means mask at one fixed `k` (no dots needed) → h×w bool."
+                 height: int | str | None = SWEEP_HEIGHT, **kw) -> torch.Tensor:
+    "Table 4's baseline: the K-means mask at one fixed `k` (no dots needed) → h×w bool (`height`: see `sweep_height`)."
     stride = counter.stride if counter is not None else 16
-    s = prepare_sample(sample, height, stride, k, need_dots=False)
+    s = prepare_sample(sample, sweep_height(sample, counter, height), stride, k, need_dots=False)
     return kmeans_masks(s.image, s.boxes, None, stride, (k,), mode, embedder_for(counter, embedder), **kw)[0]
 
 @torch.no_grad()
 def counts_with_masks(sample: Sample, counter: Counter, masks, delta: float | None = None,
-                      height: int | None = MODEL_HEIGHT) -> torch.Tensor:
+                      height: int | str | None = SWEEP_HEIGHT) -> torch.Tensor:
     "The counter's count with each of `masks` (M×h×w, None rows = no mask not allowed) as one batch → M counts."
-    s = prepare_sample(sample, height, counter.stride, 1, need_dots=False)
+    s = prepare_sample(sample, sweep_height(sample, counter, height), counter.stride, 1, need_dots=False)
     img = to_tensor(s.image).to(counter.device)
     feat = counter.image_features(img[None])
     vec = counter.exemplar_vector(crop_exemplars(img, s.boxes, EXEMPLAR_SIZE)[None])
@@ -443,10 +508,10 @@ def counts_with_masks(sample: Sample, counter: Counter, masks, delta: float | No
     return D.float().sum((1, 2, 3)).cpu()
 
 def ablation_masks(sample: Sample, counter: Counter, ks=KS, thresholds=THRESHOLDS, mode: str = 'fast',
-                   embedder=None, pseudo: PseudoLabel | None = None, height: int | None = MODEL_HEIGHT) -> dict:
+                   embedder=None, pseudo: PseudoLabel | None = None, height: int | str | None = SWEEP_HEIGHT) -> dict:
     """Every pseudo mask of Tables 3–4 for one image → {name: h×w bool}: 'sim@t' (ImageNet similarity
-    thresholds), 'dots', 'K=k' (fixed K), 'K*' (Eq. 5; from `pseudo` if given)."""
-    s = prepare_sample(sample, height, counter.stride, max(ks))
+    thresholds), 'dots', 'K=k' (fixed K, for k in `ks`: the paper's 2..6), 'K*' (Eq. 5 over `ks`; from `pseudo` if given)."""
+    s = prepare_sample(sample, sweep_height(sample, counter, height), counter.stride, max(ks))
     emb = embedder_for(counter, embedder)
     pl = pseudo if pseudo is not None else kmeans_sweep(s, counter, ks, mode, emb, height=None)
     h, w = pl.mask.shape
@@ -492,7 +557,7 @@ def _worker_init(root, split, out, counter, kw):
     _W.update(ds=FSC147(root, split, density=True), out=Path(out), counter=counter.eval(), kw=kw)
 
 def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mode: str = 'fast',
-                      workers: int = 0, resume: bool = True, ks=KS, embedder=None, crop: int = EXEMPLAR_SIZE,
+                      workers: int = 0, resume: bool = True, ks=SWEEP_KS, embedder=None, crop: int = EXEMPLAR_SIZE,
                       scale='auto', n_init: int = 4, seed: int = 0, delta: float | None = None, save_all: bool = False,
                       limit: int | None = None, progress: bool = True, device: str | None = None) -> dict:
     """Pseudo masks (§3.2) for every image of `split` of the FSC-147-layout folder `root`, written under
@@ -542,7 +607,8 @@ def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mo
     ks_done = [r['k'] for r in records.values()]
     manifest = dict(format=MANIFEST_FORMAT, root=str(root), split=split, mode=mode, ks=[int(k) for k in ks],
                     crop=crop if mode == 'exact' else None, scale=scale if mode == 'fast' else None, n_init=n_init, seed=seed,
-                    delta=counter.delta if delta is None else delta, counter=desc,
+                    delta=counter.delta if delta is None else delta, height=SWEEP_HEIGHT, patch_scale=PATCH_SCALE,
+                    clusters=CLUSTER_RULE, smooth=list(SMOOTHING), counter=desc,
                     counter_config=getattr(counter, 'config', None), embedder=getattr(emb, 'name', type(emb).__name__),
                     n_images=len(names), n_done=len(records), n_failed=len(failed), n_skipped=n_skipped,
                     k_histogram={str(k): ks_done.count(k) for k in ks}, seconds=round(time.perf_counter() - t0, 2),
@@ -573,26 +639,28 @@ def _cells_of(points, stride: int, grid) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(points, np.float32).reshape(-1, 2)
     return (np.clip((p[:, 1] // stride).astype(int), 0, grid[0] - 1), np.clip((p[:, 0] // stride).astype(int), 0, grid[1] - 1))
 
-def bench_pseudolabel(root, n_images: int = 4, counter=None, split: str | None = None, ks=KS, crop: int = EXEMPLAR_SIZE,
+def bench_pseudolabel(root, n_images: int = 4, counter=None, split: str | None = None, ks=SWEEP_KS, crop: int = EXEMPLAR_SIZE,
                       n_init: int = 4, seed: int = 0, embedder=None, repeats: int = 3, threads: int | None = None,
-                      verbose: bool = True) -> dict:
-    """Time and compare the embedding modes on the first `n_images` of `root` (resized to height 384):
-    exact_s_per_image / fast_s_per_image (masks for all K: embeddings + K-means), speedup, mask_iou (mean IoU of
-    fast vs exact masks at the same K), mask_iou_reseeded (exact vs exact with another K-means seed),
-    dot_recall_* / mask_area_* (share of dots inside the masks / of cells kept, mean over K), sweep_s_per_image
-    (fast masks + the counter on the 5 masked maps as one batch + Eq. 5) and sweep_s_384x576. Fast timings are
-    the best of `repeats`; `threads` sets torch's CPU threads for the run. Prints a summary to stderr."""
+                      verbose: bool = True, height: int | str | None = SWEEP_HEIGHT) -> dict:
+    """Time and compare the embedding modes on the first `n_images` of `root` (resized as the sweep resizes them,
+    `sweep_height`): exact_s_per_image / fast_s_per_image (masks for all K: embeddings + K-means), speedup,
+    mask_iou (mean IoU of fast vs exact masks at the same K), mask_iou_reseeded (exact vs exact with another
+    K-means seed), dot_recall_* / mask_area_* (share of dots inside the masks / of cells kept, mean over K),
+    kstar_recall_* / kstar_area_* (the same for the mask Eq. 5 picks, K*), sweep_s_per_image (fast masks + the
+    counter on the masked maps, one per K, as one batch + Eq. 5) and sweep_s_384x576. Fast timings are the best of
+    `repeats`; `threads` sets torch's CPU threads for the run. Prints a summary to stderr."""
     old_threads = torch.get_num_threads()
     if threads: torch.set_num_threads(int(threads))
     try:
-        return _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, repeats, verbose)
+        return _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, repeats, verbose, height)
     finally: torch.set_num_threads(old_threads)
 
-def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, repeats, verbose) -> dict:
+def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, repeats, verbose, height) -> dict:
     counter, desc = resolve_counter(counter)
     emb = embedder_for(counter, embedder)
     r = counter.stride
-    samples = [prepare_sample(s, MODEL_HEIGHT, r, max(ks), need_dots=False) for s in _bench_samples(root, n_images, split)]
+    samples = [prepare_sample(s, sweep_height(s, counter, height), r, max(ks), need_dots=False)
+               for s in _bench_samples(root, n_images, split)]
     if not samples: raise SegcountError(f"{root}: no images to benchmark")
     def best_of(f, n):
         ts, out = [], None
@@ -616,6 +684,10 @@ def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, rep
         if len(s.points):
             i, j = _cells_of(s.points, r, grid)
             row.update(recall_exact=me[:, i, j].float().mean().item(), recall_fast=mf[:, i, j].float().mean().item())
+            for mode, M in (('exact', me), ('fast', mf)):   # the mask Eq. 5 picks among these
+                ki = kmeans_sweep(s, counter, ks, mode, emb, height=None, masks=M, nomask=False).k_index
+                row.update({f'kstar_recall_{mode}': M[ki, i, j].float().mean().item(),
+                            f'kstar_area_{mode}': M[ki].float().mean().item()})
             row['sweep_s'] = best_of(lambda: sweep(s), repeats)[0]
         rows.append(row)
     s0 = samples[0]
@@ -633,6 +705,9 @@ def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, rep
                mask_iou_reseeded=round(float(np.mean([x['iou_reseeded'] for x in rows])), 3),
                dot_recall_exact=rnd(mean('recall_exact')), dot_recall_fast=rnd(mean('recall_fast')),
                mask_area_exact=rnd(mean('area_exact')), mask_area_fast=rnd(mean('area_fast')),
+               kstar_recall_exact=rnd(mean('kstar_recall_exact')), kstar_recall_fast=rnd(mean('kstar_recall_fast')),
+               kstar_area_exact=rnd(mean('kstar_area_exact')), kstar_area_fast=rnd(mean('kstar_area_fast')),
+               height=height,
                sweep_s_per_image=rnd(mean('sweep_s'), 4), sweep_s_384x576=round(t576, 4),
                exact_crop=crop, n_init=n_init, ks=list(ks), embedder=getattr(emb, 'name', type(emb).__name__),
                counter=desc, device=str(counter.device), torch_threads=torch.get_num_threads(),
@@ -643,22 +718,26 @@ def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, rep
         print(f"pseudolabel bench on {len(rows)} image(s): exact {ex:.2f} s, fast {fa:.3f} s per image "
               f"(x{ex / fa:.0f}); mask IoU fast vs exact {res['mask_iou']:.2f} (exact vs reseeded exact "
               f"{res['mask_iou_reseeded']:.2f}); whole fast sweep {res['sweep_s_per_image']} s per image, "
-              f"{t576:.3f} s at 384x576", file=sys.stderr)
+              f"{t576:.3f} s at 384x576; K* masks keep {res['kstar_recall_exact']} (exact) / {res['kstar_recall_fast']} "
+              f"(fast) of the dots on {res['kstar_area_exact']} / {res['kstar_area_fast']} of the cells", file=sys.stderr)
     return res
 
 # %% ../nbs/20_kmeans_sweep.ipynb #4c3403bf
-def dots_kept(pl: PseudoLabel, points, mask: np.ndarray | None = None) -> float:
-    "Share of the dots (in the sweep image's pixels) whose similarity-map cell is inside `mask` (default: K*'s)."
+def dots_kept(pl: PseudoLabel, points, mask: np.ndarray | None = None, size=None) -> float:
+    """Share of the dots whose similarity-map cell is inside `mask` (default: K*'s): the dot recall of a mask.
+    `points` are in the pixels of an image of `size` (W, H) (default: the sweep's own, `pl.size`)."""
     m = pl.mask if mask is None else np.asarray(mask)
     p = np.asarray(points, np.float32).reshape(-1, 2)
     if len(p) == 0: return 1.0
+    if size is not None: p = p * np.float32([pl.size[0] / size[0], pl.size[1] / size[1]])
     i = np.clip((p[:, 1] // pl.stride).astype(int), 0, m.shape[0] - 1)
     j = np.clip((p[:, 0] // pl.stride).astype(int), 0, m.shape[1] - 1)
     return float(m[i, j].mean())
 
-def plot_sweep(pl: PseudoLabel, sample: Sample, axs=None, title: str | None = None):
+def plot_sweep(pl: PseudoLabel, sample: Sample, axs=None, title: str | None = None, dots: bool = False):
     """Figure 4 of the paper for one image: input + exemplars, then per K the mask over the density D_k with its
-    count; K* framed in green. `pl` from `kmeans_sweep(..., keep=True)`; `sample` resized like the sweep."""
+    count; K* framed in green. `pl` from `kmeans_sweep(..., keep=True)`; `sample` at any size (drawn at the sweep's).
+    `dots`: also the annotated dots (yellow) and, per K, the share of them in the mask and of the cells it keeps."""
     import matplotlib.pyplot as plt   # plotting only: matplotlib takes ~0.4 s to import, which counting does not need
     from matplotlib.patches import Rectangle
     if pl.densities is None: raise SegcountError(f"{pl.name}: run kmeans_sweep(..., keep=True) to plot densities")
@@ -669,6 +748,9 @@ def plot_sweep(pl: PseudoLabel, sample: Sample, axs=None, title: str | None = No
     axs[0].imshow(img)
     for x1, y1, x2, y2 in np.asarray(sample.boxes) * np.float32([W / sample.size[0], H / sample.size[1]] * 2):
         axs[0].add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec='white', lw=1.5, ls='--'))
+    pts = np.asarray(sample.points, np.float32).reshape(-1, 2)
+    if dots and len(pts):
+        axs[0].scatter(*(pts * np.float32([W / sample.size[0], H / sample.size[1]])).T, s=5, c='yellow', lw=0)
     axs[0].set_title(title or f'{pl.name}: {pl.gt_count:g} dots', fontsize=8)
     vmax = max(float(pl.densities.max()), 1e-6)
     for a, k, m, D, c in zip(axs[1:], pl.ks, pl.masks, pl.densities, pl.counts):
@@ -676,22 +758,20 @@ def plot_sweep(pl: PseudoLabel, sample: Sample, axs=None, title: str | None = No
         a.imshow(img * (0.35 + 0.65 * up[..., None]))
         a.imshow(D, cmap='jet', alpha=0.55, vmin=0, vmax=vmax)
         a.text(3, 3, f'{c:.1f}', color='white', va='top', fontsize=9, bbox=dict(fc='black', alpha=0.6, lw=0))
-        a.set_title(f'K={k}', fontsize=8)
-        if k == pl.k:
-            a.add_patch(Rectangle((0, 0), W - 1, H - 1, fill=False, ec='lime', lw=5))
-            a.set_title(f'K={k} (K*)', fontsize=8, color='green')
+        stats = f'\n{dots_kept(pl, pts, m, sample.size):.0%} of dots, {m.mean():.0%} of cells' if dots else ''
+        a.set_title(f'K={k}' + (' (K*)' if k == pl.k else '') + stats, fontsize=8, color='green' if k == pl.k else 'black')
+        if k == pl.k: a.add_patch(Rectangle((0, 0), W - 1, H - 1, fill=False, ec='lime', lw=5))
     for a in axs: a.set_xticks([]); a.set_yticks([])
     return axs
 
 # %% ../nbs/20_kmeans_sweep.ipynb #8172ed4b
-def oracle_report(samples, counter: Counter, mode: str = 'fast', ks=KS, **kw) -> list[dict]:
+def oracle_report(samples, counter: Counter, mode: str = 'fast', ks=SWEEP_KS, **kw) -> list[dict]:
     """Per sample: K*, dots kept by the K* mask, gt count, count without mask and at K* (the oracle, Eq. 5), their
     errors, and the smallest count error over all K (`err_bestk`: what a count-based choice of K would give)."""
     rows = []
     for s in samples:
         pl = kmeans_sweep(s, counter, ks, mode, **kw)
-        sr = resize_sample(s, MODEL_HEIGHT) if s.size[1] != MODEL_HEIGHT else s
-        kept = dots_kept(pl, sr.points)
+        kept = dots_kept(pl, s.points, size=s.size)
         c_k = pl.counts[pl.k_index]
         rows.append(dict(name=pl.name, gt=pl.gt_count, k=pl.k, dots_kept=round(kept, 3), all_dots_kept=kept >= 1.0,
                          count_nomask=round(pl.count_nomask, 2), count_kstar=round(c_k, 2),

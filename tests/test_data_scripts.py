@@ -467,3 +467,24 @@ def test_exemplar_rule():
     ex = bre.pick_exemplars(boxes, (101, 101))
     # the border box and the overlapping twin are skipped; the huge one is least typical
     assert ex.tolist() == [[20, 20, 30, 30], [60, 60, 69, 69], [40, 40, 52, 52]]
+
+
+# ----------------------------------------------------------------------------- pseudo_mask_choices.py
+
+def test_pseudo_mask_choices_names_and_a_tiny_run(tmp_path):
+    "A choice is a base plus changes; a one-photo run writes a result row with its settings, recall and area."
+    pmc = _load("pseudo_mask_choices")
+    s = pmc.settings_of("paper + union + K 2..8 + close + fill")
+    assert s["ks"] == tuple(range(2, 9)) and s["clusters"] == "union" and s["smooth"] == ("close", "fill")
+    assert s["height"] == 384 and pmc.settings_of("scale")["height"] == "counter"
+    with pytest.raises(KeyError, match="a base of"): pmc.settings_of("paper + blur")
+    out = tmp_path / "choices.json"
+    r = subprocess.run([sys.executable, str(SCRIPTS / "pseudo_mask_choices.py"), "--choices", "paper + union + dilate",
+                        "--sets", "val", "--limit", "1", "--per-image", "--out", str(out)],
+                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["choice"] == "paper + union + dilate" and row["set"] == "val" and row["mode"] == "fast" and row["n"] == 1
+    assert row["settings"]["clusters"] == "union" and row["settings"]["smooth"] == ["dilate"]
+    assert 0 <= row["recall"] <= 1 and 0 < row["area"] <= 1 and len(row["images"]) == 1
+    assert "paper + union + dilate" in r.stdout                                # the printed table

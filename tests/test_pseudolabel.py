@@ -13,8 +13,9 @@ torch.set_num_threads(1)
 from segcount.counter import Counter, apply_mask
 from segcount.metrics import iou
 from segcount.data import Sample, SegcountError, resize_sample, write_fsc147
-from segcount.pseudolabel import (KS, PseudoLabel, dot_box_mask, kmeans, kmeans_masks, kmeans_sweep,
-                                  patch_grid, patch_size, pseudolabel_split, similarity_masks, two_kind_image)
+from segcount.pseudolabel import (KS, PseudoLabel, dot_box_mask, dots_kept, kmeans, kmeans_masks, kmeans_sweep,
+                                  masks_from_embeddings, patch_grid, patch_size, pseudolabel_split, similarity_masks,
+                                  smooth_masks, SWEEP_KS, sweep_height, two_kind_image)
 
 
 # ------------------------------------------------------------------ K-means
@@ -95,6 +96,50 @@ def test_alternative_masks():
     assert torch.equal(sm[1], (S / 11) >= 0.6)
 
 
+def test_union_of_the_exemplars_clusters():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0., 0.], [10., 0.], [0., 10.]])
+    P = centres.repeat_interleave(10, 0) + 0.1 * torch.randn(30, 2, generator=g)      # 3 kinds, 10 cells each
+    E = torch.tensor([[0.2, 0.], [0., 0.3], [9.8, 0.]])                               # 2 exemplars on kind 0, 1 on kind 1
+    one = masks_from_embeddings(P, E.mean(0), (5, 6), ks=(3,))[0].flatten()
+    union = masks_from_embeddings(P, E.mean(0), (5, 6), ks=(3,), exemplars=E)[0].flatten()
+    assert torch.equal(one, torch.arange(30) < 10)                                    # f_B sits with kind 0
+    assert torch.equal(union, torch.arange(30) < 20)                                  # + the third exemplar's kind
+    assert bool((union | ~one).all())                                                 # a union only adds cells
+
+
+def test_smooth_masks():
+    ring = torch.zeros(5, 6, dtype=torch.bool); ring[1:4, 1:4] = True; ring[2, 2] = False
+    assert torch.equal(smooth_masks(ring, ('fill',)), ring | (torch.arange(5)[:, None] == 2) & (torch.arange(6) == 2))
+    gap = torch.ones(3, 7, dtype=torch.bool); gap[:, 3] = False                      # two halves, a one-cell gap
+    assert bool(smooth_masks(gap, 'close').all())                                     # bridged, the border kept
+    dot = torch.zeros(4, 4, dtype=torch.bool); dot[1, 1] = True
+    assert smooth_masks(dot, ('dilate',)).sum().item() == 9
+    stack = torch.stack([ring, ~ring])
+    assert torch.equal(smooth_masks(stack, 'close+fill'), smooth_masks(stack, ('close', 'fill')))
+    assert torch.equal(smooth_masks(stack, ()), stack)
+    with pytest.raises(SegcountError, match='unknown mask smoothing'): smooth_masks(ring, 'blur')
+
+
+def test_sweep_height_follows_the_counters_rule():
+    s = Sample('a.jpg', Image.new('RGB', (400, 300)), np.float32([[0, 0, 12, 12], [20, 20, 32, 32]]), np.float32([[5, 5]]))
+    class C: config = dict(exemplar_side=24.0)                                       # trained with 24-px exemplars
+    assert sweep_height(s, C(), 'counter') == 600                                     # 12 px at height 300 -> 24 px at 600
+    assert sweep_height(s, C()) == 384                                                # the default: the paper's height
+    assert sweep_height(s, C(), 500) == 500 and sweep_height(s, C(), None) is None
+    assert sweep_height(s, None, 'counter') == 384                                    # no rule: the paper's height
+
+
+def test_dots_kept_maps_the_dots_onto_the_grid():
+    pl = PseudoLabel('a', [2], 2, np.array([[True, False]]), np.array([[[True, False]]]), [0.], [0.], 2., 0., 0.,
+                     size=(32, 16), stride=16)
+    pts = np.float32([[10, 10], [40, 10]])                                            # in a 64×32 image: cells (0,0), (0,1)
+    assert dots_kept(pl, pts, size=(64, 32)) == 0.5
+    assert dots_kept(pl, pts / 2) == 0.5                                              # the same dots in the sweep's pixels
+    assert dots_kept(pl, np.float32([[20, 10], [30, 10]]), size=(64, 32)) == 1.0      # both in cell (0,0) once mapped...
+    assert dots_kept(pl, np.float32([[20, 10], [30, 10]])) == 0.0                     # ...in cell (0,1) if read unmapped
+
+
 # ------------------------------------------------------------------ Eq. 5 with a controlled counter
 class StubCounter(torch.nn.Module):
     "A counter whose density is the masked similarity map upsampled (each kept cell adds 1 to the count)."
@@ -130,6 +175,9 @@ def test_eq5_picks_the_closest_density(toy):
     assert pl.errors == pytest.approx(manual, rel=1e-5, abs=1e-8)
     assert pl.counts == pytest.approx([m.sum().item() for m in masks])
     assert pl.k == KS[int(np.argmin(manual))]
+    given = kmeans_sweep(s, c, ks=KS, masks=masks.flip(0))                   # masks from elsewhere: only Eq. 4-5 run
+    assert np.array_equal(given.masks, masks.flip(0).numpy()) and given.k == KS[len(KS) - 1 - k0]
+    with pytest.raises(SegcountError, match='the sweep needs'): kmeans_sweep(s, c, ks=KS, masks=masks[:2])
 
 
 # ------------------------------------------------------------------ whole split
@@ -157,7 +205,8 @@ def test_split_resumes_and_reports_failures(tmp_path, toy):
     m0 = out / man['images']['0.jpg']['mask']
     assert m0.is_file() and np.load(m0).shape == tuple(man['images']['0.jpg']['shape'])
     assert json.loads((out / 'manifest.json').read_text())['n_done'] == 2
-    assert man['images']['0.jpg']['k'] in KS and len(man['images']['0.jpg']['errors']) == len(KS)
+    assert man['images']['0.jpg']['k'] in SWEEP_KS and len(man['images']['0.jpg']['errors']) == len(SWEEP_KS)   # K = 2..8
+    assert man['ks'] == list(SWEEP_KS) and set(man['k_histogram']) == {str(k) for k in SWEEP_KS}
     t0 = m0.stat().st_mtime_ns
     again = pseudolabel_split(root, 'train', out, counter, progress=False)
     assert again['n_skipped'] == 2 and again['n_done'] == 2 and again['n_failed'] == 1
