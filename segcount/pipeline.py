@@ -28,8 +28,8 @@ from .tiles import TILE_ALIGN, TILE_SIDE, TILE_WHEN, pool_factor, pool_sum, tile
 # %% auto #0
 __all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'NEGATIVE_MARGIN', 'SEGMENTER_FILE',
            'TEST_SCALES', 'Prepared', 'model_scale', 'open_image', 'check_exemplar_boxes', 'prepare', 'Prediction',
-           'dilate_mask', 'check_negatives', 'Exemplars', 'kept_by_negatives', 'crop_boxes', 'cut_exemplars',
-           'mean_density', 'Predictor', 'save_density']
+           'check_negatives', 'Exemplars', 'kept_by_negatives', 'crop_boxes', 'cut_exemplars', 'mean_density',
+           'Predictor', 'save_density']
 
 # %% ../nbs/30_seg_then_count.ipynb #0fd516c1
 MAX_MODEL_WIDTH = 2048 # panoramas are scaled down further so the width stays bounded
@@ -117,11 +117,7 @@ class Prediction:
         return self._points
 
 # %% ../nbs/30_seg_then_count.ipynb #2c2c78cc
-def dilate_mask(mask: torch.Tensor, k: int = 1) -> torch.Tensor:
-    "A boolean mask (…×h×w) grown by `k` cells in every direction (8-connected); `k = 0` returns it unchanged."
-    if k <= 0: return mask
-    m = mask.float().reshape(-1, 1, *mask.shape[-2:])
-    return (torch.nn.functional.max_pool2d(m, 2 * k + 1, stride=1, padding=k) > 0).reshape(mask.shape)
+from .pseudolabel import dilate_mask   # one mask dilation for the K sweep's smoothing and seg-then-count's mask
 
 # %% ../nbs/30_seg_then_count.ipynb #18379dcd
 NEGATIVE_OVERLAP = 0.5      # a negative box with more than this share of its area inside a positive one marks the same object

@@ -40,10 +40,10 @@ from .metrics import iou
 __all__ = ['MAX_AUTO_SCALE', 'MODES', 'SWEEP_KS', 'PATCH_SCALE', 'CLUSTER_RULES', 'CLUSTER_RULE', 'SMOOTHINGS', 'SMOOTHING',
            'SWEEP_HEIGHT', 'THRESHOLDS', 'MANIFEST_FORMAT', 'kmeans_plusplus', 'kmeans', 'patch_size', 'patch_grid',
            'build_embedder', 'embedder_for', 'embed_exact', 'resolve_scale', 'image_feature_map', 'embed_fast',
-           'patch_embeddings', 'masks_from_embeddings', 'smooth_masks', 'kmeans_masks', 'two_kind_image', 'PseudoLabel',
-           'sweep_height', 'prepare_sample', 'kmeans_sweep', 'normalise_map', 'similarity_masks', 'imagenet_similarity',
-           'dot_box_mask', 'fixed_k_mask', 'counts_with_masks', 'ablation_masks', 'pseudolabel_split',
-           'bench_pseudolabel', 'dots_kept', 'plot_sweep', 'oracle_report', 'print_oracle']
+           'patch_embeddings', 'masks_from_embeddings', 'dilate_mask', 'smooth_masks', 'kmeans_masks', 'two_kind_image',
+           'PseudoLabel', 'sweep_height', 'prepare_sample', 'kmeans_sweep', 'normalise_map', 'similarity_masks',
+           'imagenet_similarity', 'dot_box_mask', 'fixed_k_mask', 'counts_with_masks', 'ablation_masks',
+           'pseudolabel_split', 'bench_pseudolabel', 'dots_kept', 'plot_sweep', 'oracle_report', 'print_oracle']
 
 # %% ../nbs/20_kmeans_sweep.ipynb #3e3c6044
 def _sqdist(X: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
@@ -263,8 +263,11 @@ def masks_from_embeddings(P: torch.Tensor, fB: torch.Tensor, grid, ks=KS, n_init
         keep |= (lab[:, :-1, None] == near[:, None]).any(-1)
     return keep.view(len(ks), *grid).cpu()
 
-def _dilate(m: torch.Tensor) -> torch.Tensor: return F.max_pool2d(m[:, None].float(), 3, 1, 1)[:, 0] > 0.5
-def _erode(m: torch.Tensor) -> torch.Tensor: return ~_dilate(~m)          # outside the grid counts as inside
+def dilate_mask(mask: torch.Tensor, k: int = 1) -> torch.Tensor:
+    "A boolean mask (…×h×w) grown by `k` cells in every direction (8-connected); `k = 0` returns it unchanged."
+    if k <= 0: return mask
+    m = mask.float().reshape(-1, 1, *mask.shape[-2:])
+    return (F.max_pool2d(m, 2 * k + 1, stride=1, padding=k) > 0).reshape(mask.shape)
 
 def smooth_masks(masks, ops=SMOOTHING) -> torch.Tensor:
     """Grid operations on masks (h×w or M×h×w bool), in the order of `ops` (names, or one string 'close+fill'):
@@ -275,8 +278,8 @@ def smooth_masks(masks, ops=SMOOTHING) -> torch.Tensor:
     shape = m.shape
     m = m.reshape(-1, *shape[-2:])
     for op in ops or ():
-        if op == 'dilate': m = _dilate(m)
-        elif op == 'close': m = _erode(_dilate(m))
+        if op == 'dilate': m = dilate_mask(m)
+        elif op == 'close': m = ~dilate_mask(~dilate_mask(m))   # erosion of the dilation: outside counts as inside
         elif op == 'fill':
             from scipy.ndimage import binary_fill_holes
             m = torch.from_numpy(np.stack([binary_fill_holes(x) for x in m.numpy()]))
