@@ -4,6 +4,7 @@ unrun while each notebook's outputs stay within BUDGET bytes (`make outputs` run
 
     python tools/shrink_outputs.py            # shrink nbs/*.ipynb in place, print each notebook's output bytes
     python tools/shrink_outputs.py --check    # only report; exit 1 if a notebook is over BUDGET
+    python tools/shrink_outputs.py nbs/30_seg_then_count.ipynb   # only the notebooks named
 """
 import argparse
 import base64
@@ -62,9 +63,10 @@ def shrink(nb: dict) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--check', action='store_true', help='report only; exit 1 when a notebook is over the budget')
+    ap.add_argument('notebooks', nargs='*', type=Path, help='the notebooks to shrink (default: nbs/*.ipynb)')
     a = ap.parse_args(argv)
     over = []
-    for p in sorted((ROOT / 'nbs').glob('*.ipynb')):
+    for p in a.notebooks or sorted((ROOT / 'nbs').glob('*.ipynb')):
         nb = json.loads(p.read_text())
         if not a.check:
             nb = shrink(nb)
