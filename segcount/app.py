@@ -39,6 +39,7 @@ from types import SimpleNamespace
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")   # before gradio is imported
 
+from fastcore.basics import patch
 import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw
@@ -48,13 +49,14 @@ import gradio as gr
 from gradio_image_annotation import image_annotator
 
 from .batch import count_batch, read_table
-from .core import KS, MODEL_HEIGHT, THRESHOLD, SegcountError, one_line
+from .core import THRESHOLD, SegcountError, one_line
 from .data import Sample, image_size, load_image
 from .pipeline import Predictor
-from .pseudolabel import counts_with_masks, embedder_for, kmeans_masks, prepare_sample
+from .pseudolabel import (SWEEP_KS, counts_with_masks, embedder_for, kmeans_masks,
+                                  prepare_sample, sweep_height)
 
 # %% ../nbs/60_app.ipynb #ba2edace
-EXAMPLES_DIR = Path(str(resources.files("segcount") / "assets" / "demo"))   # the example photos (and their licences)
+EXAMPLES_DIR = Path(str(resources.files("segcount") / "assets" / "demo"))   # photos, licences
 
 DISPLAY_MAX_SIDE = 1600          # the annotator and the overlays show the photo at most this big
 MODEL_MAX_PIXELS = 16_000_000    # larger photos are reduced (integer factor) before counting
@@ -64,12 +66,12 @@ SEG_MAP_LABEL = "Seg-then-count: density, outside the mask dimmed"
 METHODS = ("count", "seg-then-count")
 QUEUE_MAX_SIZE = 32
 CONCURRENCY = 2
-K_RANGE = f"K = {min(KS)}..{max(KS)}"
+K_RANGE = f"K = {min(SWEEP_KS)}..{max(SWEEP_KS)}"
 NO_PHOTO_YET = "No photo yet: upload one or pick an example below."
 NO_IMAGE = "Upload a photo or pick an example first"
 PRESS_COUNT = "press Count"
-MARK_MODES = ("count this", "not this")   # what a box drawn or clicked marks: an exemplar, or a negative exemplar
-NOT = "not "                               # the annotator label prefix of a negative box ("not 1", "not 2", ...)
+MARK_MODES = ("count this", "not this")   # what a box drawn or clicked marks: exemplar, negative
+NOT = "not "                               # annotator label prefix of a negative box ("not 1", ...)
 POINT_LABELS_MAX = 300                     # points are numbered on the maps up to this many
 
 # Example photos: (file, exemplar boxes in the photo's pixels, caption). Copied from
@@ -89,23 +91,26 @@ EXAMPLES = [
 ]
 
 CSS = """
-.sc-count {text-align:center; padding:6px 4px; border-radius:10px; background:var(--block-background-fill);}
+.sc-count {text-align:center; padding:6px 4px; border-radius:10px;
+  background:var(--block-background-fill);}
 .sc-count .sc-label {font-size:0.95rem; opacity:0.8;}
-.sc-count .sc-num {font-size:3.4rem; font-weight:700; line-height:1.1; font-variant-numeric:tabular-nums;}
+.sc-count .sc-num {font-size:3.4rem; font-weight:700; line-height:1.1;
+  font-variant-numeric:tabular-nums;}
 .sc-count .sc-sub {font-size:0.85rem; opacity:0.75; min-height:1.2em;}
 .sc-count.sc-off .sc-num {font-size:1.4rem; font-weight:600; opacity:0.6; padding:0.9rem 0;}
 """
 
 INTRO = """# segcount: count only what your boxes show
 Draw boxes around **2–3 examples** of the thing you want counted (or switch to *Click objects* and
-click them), then press **Count**. A look-alike you do not want counted? Switch *Boxes mark* to **not this** and
-box one of those too. *Count everything* is the plain exemplar counter; *seg-then-count*
-first segments the region holding objects like your examples and counts only there (the paper's method),
-so other kinds of objects in the photo are left out."""
+click them), then press **Count**. A look-alike you do not want counted? Switch *Boxes mark* to
+**not this** and box one of those too. *Count everything* is the plain exemplar counter;
+*seg-then-count* first segments the region holding objects like your examples and counts only there
+(the paper's method), so other kinds of objects in the photo are left out."""
 
-
+# %% ../nbs/60_app.ipynb #6d93bc30
 def UserError(msg: str) -> gr.Error:
-    """A one-line message for the user (toast in the UI, exception on the API client), no traceback in the log."""
+    """A one-line message for the user (toast in the UI, exception on the API client), no
+    traceback in the log."""
     return gr.Error(msg, print_exception=False)
 
 # %% ../nbs/60_app.ipynb #6d63d60f
@@ -114,6 +119,7 @@ def fingerprint(arr: np.ndarray) -> str:
     a = np.ascontiguousarray(arr[::7, ::7])
     return f"{arr.shape[1]}x{arr.shape[0]}-" + hashlib.md5(a.tobytes()).hexdigest()[:16]
 
+# %% ../nbs/60_app.ipynb #015c6b45
 def parse_boxes(boxes) -> list[list[float]]:
     """Boxes from the API or a text box: a JSON string or a list of [x1, y1, x2, y2] (or dicts
     with xmin/ymin/xmax/ymax). Raises ValueError with a one-line message."""
@@ -123,11 +129,13 @@ def parse_boxes(boxes) -> list[list[float]]:
         try:
             boxes = json.loads(boxes)
         except json.JSONDecodeError as e:
-            raise ValueError(f"boxes: not valid JSON ({e.msg}); expected [[x1, y1, x2, y2], ...]") from None
+            raise ValueError(f"boxes: not valid JSON ({e.msg}); "
+                             "expected [[x1, y1, x2, y2], ...]") from None
     if isinstance(boxes, dict) and "boxes" in boxes:
         boxes = boxes["boxes"]
     if not isinstance(boxes, (list, tuple)):
-        raise ValueError(f"boxes: expected a list [[x1, y1, x2, y2], ...], got {type(boxes).__name__}")
+        raise ValueError("boxes: expected a list [[x1, y1, x2, y2], ...], "
+                         f"got {type(boxes).__name__}")
     if len(boxes) and isinstance(boxes[0], (int, float)) and len(boxes) == 4:
         boxes = [boxes]  # one box given flat
     out = []
@@ -148,42 +156,53 @@ def parse_boxes(boxes) -> list[list[float]]:
         out.append(vals)
     return out
 
+# %% ../nbs/60_app.ipynb #c9631290
 def scale_boxes(boxes, sx: float, sy: float) -> list[list[float]]:
     """Multiply x by sx and y by sy."""
     return [[b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy] for b in boxes]
 
+# %% ../nbs/60_app.ipynb #6ebd4a90
 def annot_boxes(value, negatives: bool = False) -> list[list[float]]:
-    """[[x1, y1, x2, y2], ...] from an annotator value (pixels of the image it shows): the exemplar boxes, or with
-    `negatives` the "not this" boxes (labelled "not N")."""
+    """[[x1, y1, x2, y2], ...] from an annotator value (pixels of the image it shows): the exemplar
+    boxes, or with `negatives` the "not this" boxes (labelled "not N")."""
     if not value:
         return []
     return [[float(b["xmin"]), float(b["ymin"]), float(b["xmax"]), float(b["ymax"])]
-            for b in (value.get("boxes") or []) if str(b.get("label") or "").startswith(NOT) == negatives]
+            for b in (value.get("boxes") or [])
+            if str(b.get("label") or "").startswith(NOT) == negatives]
 
+# %% ../nbs/60_app.ipynb #4967d629
 def _drawn(b: dict) -> bool:
-    "Whether an annotator box was just drawn: no label yet, and not a box still being dragged open (under 4 px)."
-    return not b.get("label") and min(float(b["xmax"]) - float(b["xmin"]), float(b["ymax"]) - float(b["ymin"])) >= 4
+    """Whether an annotator box was just drawn: no label yet, and not a box still being dragged open
+    (under 4 px)."""
+    return not b.get("label") and min(float(b["xmax"]) - float(b["xmin"]),
+                                      float(b["ymax"]) - float(b["ymin"])) >= 4
 
+# %% ../nbs/60_app.ipynb #60218c44
 def unlabelled_boxes(value) -> int:
     """How many of the annotator's boxes were just drawn (see `_drawn`)."""
     return sum(_drawn(b) for b in (value or {}).get("boxes") or [])
 
+# %% ../nbs/60_app.ipynb #594fc779
 def annot_array(value) -> np.ndarray:
     """The annotator's image as shown: its `orientation` counts clockwise quarter turns."""
     arr = np.asarray(value["image"])
     k = int(value.get("orientation") or 0) % 4
     return np.ascontiguousarray(np.rot90(arr, -k)) if k else arr
 
+# %% ../nbs/60_app.ipynb #96a9bb69
 def to_annot_boxes(boxes, negatives=()) -> list[dict]:
-    """Boxes [[x1, y1, x2, y2], ...] as the annotator's numbered box dicts (yellow), then the `negatives` (red,
-    labelled "not N")."""
-    box = lambda b, label, color: dict(xmin=int(round(b[0])), ymin=int(round(b[1])), xmax=int(round(b[2])),
-                                       ymax=int(round(b[3])), label=label, color=color)
+    """Boxes [[x1, y1, x2, y2], ...] as the annotator's numbered box dicts (yellow), then the
+    `negatives` (red, labelled "not N")."""
+    box = lambda b, label, color: dict(xmin=int(round(b[0])), ymin=int(round(b[1])),
+                                       xmax=int(round(b[2])), ymax=int(round(b[3])),
+                                       label=label, color=color)
     return ([box(b, f"{i + 1}", (255, 200, 0)) for i, b in enumerate(boxes)]
             + [box(b, f"{NOT}{i + 1}", (230, 40, 40)) for i, b in enumerate(negatives)])
 
 # %% ../nbs/60_app.ipynb #650c6ce1
-def estimate_box_size(gray: np.ndarray, x: float, y: float, boxes=(), lo: float = 6.0, hi: float | None = None) -> float:
+def estimate_box_size(gray: np.ndarray, x: float, y: float, boxes=(), lo: float = 6.0,
+                      hi: float | None = None) -> float:
     """Side (pixels of `gray`) of an exemplar box for a click at (x, y).
 
     With boxes already drawn, their mean side. Otherwise the characteristic scale of the clicked
@@ -208,6 +227,7 @@ def estimate_box_size(gray: np.ndarray, x: float, y: float, boxes=(), lo: float 
     s = sigmas[int(np.argmax(resp))]
     return float(np.clip(2 * math.sqrt(2) * s, lo, hi))
 
+# %% ../nbs/60_app.ipynb #e60fa181
 def box_at(x: float, y: float, side: float, W: int, H: int) -> list[float]:
     """A side x side box centred on (x, y), shifted to stay inside a W x H image."""
     side = float(min(side, W, H))
@@ -215,19 +235,22 @@ def box_at(x: float, y: float, side: float, W: int, H: int) -> list[float]:
     y1 = min(max(y - side / 2, 0), H - side)
     return [x1, y1, x1 + side, y1 + side]
 
+# %% ../nbs/60_app.ipynb #2bc3d53e
 def colorize(a: np.ndarray, cmap: str = "turbo") -> np.ndarray:
     """HxW in [0, 1] -> HxWx3 uint8 through a matplotlib colour map."""
     return (matplotlib.colormaps[cmap](np.clip(a, 0, 1))[..., :3] * 255).astype(np.uint8)
 
+# %% ../nbs/60_app.ipynb #478d99f7
 def _resize_map(m: np.ndarray, size, resample=Image.BILINEAR) -> np.ndarray:
-    return np.asarray(Image.fromarray(np.asarray(m, dtype=np.float32), mode="F").resize(size, resample))
+    img = Image.fromarray(np.asarray(m, dtype=np.float32), mode="F")
+    return np.asarray(img.resize(size, resample))
 
 # %% ../nbs/60_app.ipynb #e0e3fda3
 def overlay(photo: Image.Image, density=None, mask=None, threshold: float = THRESHOLD,
             opacity: float = 0.6, boxes=(), points=(), negatives=()) -> Image.Image:
     """The photo with a density heat map (transparent where the density is ~0), the region where
-    `mask < threshold` dimmed with its border outlined, the exemplar boxes (yellow) and "not this" boxes (red)
-    drawn, and `points` (photo pixels) as dots, numbered up to POINT_LABELS_MAX."""
+    `mask < threshold` dimmed with its border outlined, the exemplar boxes (yellow) and "not this"
+    boxes (red) drawn, and `points` (photo pixels) as dots, numbered up to POINT_LABELS_MAX."""
     base = np.asarray(photo.convert("RGB"), dtype=np.float32)
     H, W = base.shape[:2]
     out = base.copy()
@@ -262,15 +285,19 @@ def overlay(photo: Image.Image, density=None, mask=None, threshold: float = THRE
     for i, (x, y) in enumerate(points):
         draw.ellipse([x - r, y - r, x + r, y + r], fill=(0, 229, 255), outline=(0, 0, 0))
         if len(points) <= POINT_LABELS_MAX:
-            draw.text((x + r + 1, y - r - 1), str(i + 1), fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+            draw.text((x + r + 1, y - r - 1), str(i + 1), fill=(255, 255, 255), stroke_width=2,
+                      stroke_fill=(0, 0, 0))
     return img
 
-def count_html(title: str, value: float | None = None, sub: str = "", off: str | None = None) -> str:
+# %% ../nbs/60_app.ipynb #1be8c103
+def count_html(title: str, value: float | None = None, sub: str = "",
+               off: str | None = None) -> str:
     """The big number, or a short reason when there is none."""
     t = html.escape(title)
     if off is not None:
         return (f"<div class='sc-count sc-off'><div class='sc-label'>{t}</div>"
-                f"<div class='sc-num'>{html.escape(off)}</div><div class='sc-sub'>{html.escape(sub)}</div></div>")
+                f"<div class='sc-num'>{html.escape(off)}</div>"
+                f"<div class='sc-sub'>{html.escape(sub)}</div></div>")
     if value is None:
         return (f"<div class='sc-count'><div class='sc-label'>{t}</div><div class='sc-num'>–</div>"
                 f"<div class='sc-sub'>{html.escape(sub)}</div></div>")
@@ -283,13 +310,16 @@ def _too_big(name: str, W: int, H: int) -> gr.Error:
     return UserError(f"{name}: the photo is {W}x{H} ({W * H / 1e6:.0f} megapixels); "
                      f"the demo accepts up to {PHOTO_MAX_PIXELS / 1e6:.0f} megapixels")
 
+# %% ../nbs/60_app.ipynb #d154ccf4
 def model_factor(W: int, H: int) -> int:
     """The integer factor a W x H photo is reduced by before counting (1 up to MODEL_MAX_PIXELS)."""
     return max(1, math.ceil(math.sqrt(W * H / MODEL_MAX_PIXELS)))
 
+# %% ../nbs/60_app.ipynb #6a0e30fd
 @dataclass
 class Photo:
-    """A photo registered in the `PhotoStore`: its size, the copy counted on and the copy shown (sizes [w, h])."""
+    """A photo registered in the `PhotoStore`: its size, the copy counted on and the copy shown
+    (sizes [w, h])."""
     key: str
     name: str
     size: list[int]            # the photo's own pixels
@@ -299,7 +329,7 @@ class Photo:
     display_path: str          # that copy, as a PNG
     fp: str                    # fingerprint of the copy shown
     model_reduced: int
-    fp_src: str = ""           # fingerprint of the array the annotator held when the photo was registered
+    fp_src: str = ""           # fingerprint of the array the annotator held when it was registered
 
     def shows(self, arr: np.ndarray) -> bool:
         """Whether the annotator array `arr` is this photo (as uploaded, or its display copy)."""
@@ -330,30 +360,35 @@ class PhotoStore:
             for p in self.dir.glob(meta.stem + ".*"):
                 p.unlink(missing_ok=True)
 
-    def add(self, arr: np.ndarray, name: str = "photo") -> Photo:
-        """Register an RGB photo (HxWx3 uint8 in its own pixels) and return it as a `Photo`."""
-        H, W = arr.shape[:2]
-        if W * H > PHOTO_MAX_PIXELS:
-            raise _too_big(name, W, H)
-        key = hashlib.md5(np.ascontiguousarray(arr[::5, ::5]).tobytes() + f"{W}x{H}".encode()).hexdigest()[:20]
-        img = Image.fromarray(arr)
-        f = model_factor(W, H)
-        model = img.reduce(f) if f > 1 else img
-        d = max(W, H) / DISPLAY_MAX_SIDE
-        disp = model.resize((max(1, round(W / d)), max(1, round(H / d))), Image.LANCZOS) if d > 1 else img
-        with self.lock:
-            mp, dp = self.dir / f"{key}.model.npy", self.dir / f"{key}.display.png"
-            if not mp.exists():
-                np.save(mp, np.asarray(model))
-            if not dp.exists():
-                disp.save(dp, compress_level=1)
-            photo = Photo(key=key, name=name, size=[W, H], model_size=list(model.size), model_path=str(mp),
-                          display_size=list(disp.size), display_path=str(dp),
-                          fp=fingerprint(np.asarray(disp)), model_reduced=f)
-            (self.dir / f"{key}.json").write_text(json.dumps(asdict(photo)))
-            self._prune()
-        return photo
+# %% ../nbs/60_app.ipynb #1d6e4c0d
+@patch
+def add(self: PhotoStore, arr: np.ndarray, name: str = "photo") -> Photo:
+    """Register an RGB photo (HxWx3 uint8 in its own pixels) and return it as a `Photo`."""
+    H, W = arr.shape[:2]
+    if W * H > PHOTO_MAX_PIXELS:
+        raise _too_big(name, W, H)
+    sub = np.ascontiguousarray(arr[::5, ::5]).tobytes()
+    key = hashlib.md5(sub + f"{W}x{H}".encode()).hexdigest()[:20]
+    img = Image.fromarray(arr)
+    f = model_factor(W, H)
+    model = img.reduce(f) if f > 1 else img
+    d = max(W, H) / DISPLAY_MAX_SIDE
+    shown = (max(1, round(W / d)), max(1, round(H / d)))
+    disp = model.resize(shown, Image.LANCZOS) if d > 1 else img
+    with self.lock:
+        mp, dp = self.dir / f"{key}.model.npy", self.dir / f"{key}.display.png"
+        if not mp.exists():
+            np.save(mp, np.asarray(model))
+        if not dp.exists():
+            disp.save(dp, compress_level=1)
+        photo = Photo(key=key, name=name, size=[W, H], model_size=list(model.size),
+                      model_path=str(mp), display_size=list(disp.size), display_path=str(dp),
+                      fp=fingerprint(np.asarray(disp)), model_reduced=f)
+        (self.dir / f"{key}.json").write_text(json.dumps(asdict(photo)))
+        self._prune()
+    return photo
 
+# %% ../nbs/60_app.ipynb #b0bee489
 def check_photo(path, name: str | None = None) -> tuple[int, int]:
     """(W, H) of an image file as shown (EXIF orientation applied), read from its header only;
     a clear error if it is not an image or too big."""
@@ -361,28 +396,32 @@ def check_photo(path, name: str | None = None) -> tuple[int, int]:
     try:
         W, H = image_size(path)
     except SegcountError:
-        raise UserError(f"{name}: not an image this demo can read (PNG, JPEG, WebP, TIFF, BMP, ...)") from None
+        raise UserError(f"{name}: not an image this demo can read "
+                        "(PNG, JPEG, WebP, TIFF, BMP, ...)") from None
     if W * H > PHOTO_MAX_PIXELS:
         raise _too_big(name, W, H)
     return W, H
 
 # %% ../nbs/60_app.ipynb #3643e87a
 def open_for_model(path, name: str | None = None) -> tuple[Image.Image, tuple[int, int], int]:
-    """An uploaded file -> (RGB image to count on, (W, H) of the photo as shown, reduction factor f).
+    """An uploaded file -> (RGB image to count on, (W, H) of the photo as shown, reduction f).
 
-    Read with `segcount.data.load_image` (EXIF orientation, 16-bit, transparency on white); photos
-    over MODEL_MAX_PIXELS come back reduced by f to ceil(W/f) x ceil(H/f), as the photo store
-    reduces what the annotator shows. Clear one-line errors for non-images, damaged files and
-    photos over PHOTO_MAX_PIXELS (that check reads only the header, so no huge photo is decoded)."""
+    Read with `segcount.data.load_image` (EXIF orientation, 16-bit, transparency on white);
+    photos over MODEL_MAX_PIXELS come back reduced by f to ceil(W/f) x ceil(H/f), as the photo
+    store reduces what the annotator shows. Clear one-line errors for non-images, damaged files
+    and photos over PHOTO_MAX_PIXELS (that check reads only the header, so no huge photo is
+    decoded)."""
     name = name or Path(str(path)).name
     W, H = check_photo(path, name)
     try:
         img = load_image(path, max_pixels=PHOTO_MAX_PIXELS)
-    except SegcountError as e:   # its message starts with the (temporary) path: name the file as the user knows it
+    except SegcountError as e:
+        # its message starts with the (temporary) path: name the file as the user knows it
         raise UserError(f"{name}: " + one_line(e).removeprefix(f"{Path(path)}: ")) from None
     f = model_factor(W, H)
     return (img.reduce(f) if f > 1 else img), (W, H), f
 
+# %% ../nbs/60_app.ipynb #8f17d1db
 def read_annotator(annot: image_annotator, payload: dict | None) -> dict | None:
     """The annotator's value from its raw payload: the events that read the annotator run with
     `preprocess=False` and call this, so that the component's own image decoding (which would run
@@ -404,6 +443,7 @@ def load_predictor(weights=None, device="auto"):
     """`Predictor.from_weights(weights)`; `weights=None` is segcount's embedded default model."""
     return Predictor.from_weights(weights, device=device)
 
+# %% ../nbs/60_app.ipynb #420104a6
 @contextmanager
 def user_errors(types=SegcountError):
     """Turn `types` raised inside into a one-line `UserError`."""
@@ -412,27 +452,34 @@ def user_errors(types=SegcountError):
     except types as e:
         raise UserError(one_line(e)) from None
 
+# %% ../nbs/60_app.ipynb #b1c4e17f
 def k_sweep(predictor, image: np.ndarray, boxes) -> dict:
-    """K-means pseudo-label masks for K in `segcount.core.KS` (2..6) on `image` (HxWx3, boxes in its
-    pixels) with `segcount.pseudolabel` (paper §3.2), plus the counter's count with each mask when the
-    predictor exposes its `counter`. Returns dict(ks, masks (len(ks) x h x w bool), counts (list or
-    None), seconds). Raises SegcountError on bad input."""
+    """The K sweep (§3.2) on `image` (H×W×3, boxes in its pixels) without dots: the K-means pseudo
+    mask for every K in `SWEEP_KS` (the sweep's defaults), and the counter's count with each mask
+    when the predictor exposes its `counter`; both at the counter's scale (`sweep_height(...,
+    'counter')`). Returns dict(ks, masks (len(ks)×h×w bool), counts (list or None), seconds).
+    Raises SegcountError on bad input."""
     t0 = time.perf_counter()
     counter = getattr(predictor, "counter", None)
     stride = int(getattr(counter, "stride", 16))
     sample = Sample("photo", Image.fromarray(image), np.asarray(boxes, np.float32).reshape(-1, 4),
                     np.zeros((0, 2), np.float32))
-    s = prepare_sample(sample, MODEL_HEIGHT, stride, max(KS), need_dots=False)
-    masks = kmeans_masks(s.image, s.boxes, None, stride, KS, "fast", embedder_for(counter, None))
+    height = sweep_height(sample, counter, "counter")
+    s = prepare_sample(sample, height, stride, max(SWEEP_KS), need_dots=False)
+    masks = kmeans_masks(s.image, s.boxes, None, stride, SWEEP_KS, "fast",
+                         embedder_for(counter, None))
     counts = None
     if counter is not None:
         counts = [float(c) for c in counts_with_masks(s, counter, masks, height=None)]
-    return dict(ks=list(KS), masks=np.asarray(masks, bool), counts=counts, seconds=time.perf_counter() - t0)
+    return dict(ks=list(SWEEP_KS), masks=np.asarray(masks, bool), counts=counts,
+                seconds=time.perf_counter() - t0)
+
 
 # %% ../nbs/60_app.ipynb #bf7aeffe
 def _f32(a) -> np.ndarray | None:
     return None if a is None else np.asarray(a, dtype=np.float32)
 
+# %% ../nbs/60_app.ipynb #d0a7941c
 @dataclass
 class Result:
     """One method's prediction as the app keeps it (maps float32, at the model's resolution)."""
@@ -446,20 +493,25 @@ class Result:
     note: str
     n_exemplars: int
     threshold_used: float | None = None
-    points: np.ndarray | None = None   # one (x, y) per counted object, in the pixels of the image counted
+    points: np.ndarray | None = None   # one (x, y) per object counted, in the counted image's px
 
     @classmethod
     def of(cls, p, threshold_used: float | None = None) -> "Result":
         """From a `segcount.pipeline.Prediction`."""
-        return cls(count=float(p.count), density=_f32(p.density), similarity=_f32(getattr(p, "similarity", None)),
-                   mask=_f32(getattr(p, "mask", None)), soft_mask=_f32(getattr(p, "soft_mask", None)),
+        return cls(count=float(p.count), density=_f32(p.density),
+                   similarity=_f32(getattr(p, "similarity", None)),
+                   mask=_f32(getattr(p, "mask", None)),
+                   soft_mask=_f32(getattr(p, "soft_mask", None)),
                    method=p.method, seconds=float(getattr(p, "seconds", 0.0) or 0.0),
-                   note=str(getattr(p, "note", "") or ""), n_exemplars=int(getattr(p, "n_exemplars", 0) or 0),
+                   note=str(getattr(p, "note", "") or ""),
+                   n_exemplars=int(getattr(p, "n_exemplars", 0) or 0),
                    threshold_used=threshold_used, points=_f32(getattr(p, "points", None)))
 
+# %% ../nbs/60_app.ipynb #22c9b5fc
 @dataclass
 class Counted:
-    """Both methods' results for one photo and its boxes (display pixels): the sliders re-draw from it."""
+    """Both methods' results for one photo and its boxes (display pixels): the sliders re-draw
+    from it."""
     display_path: str
     fp: str
     boxes_display: list
@@ -467,7 +519,7 @@ class Counted:
     seg: Result | None = None       # None when seg-then-count failed ...
     seg_error: str = ""             # ... and why
     negatives_display: list = None  # the "not this" boxes (display pixels)
-    to_display: tuple = (1.0, 1.0)  # display pixels per pixel of the image counted (points are in the latter)
+    to_display: tuple = (1.0, 1.0)  # display px per px of the image counted (where points are)
 
     def points(self, r: Result | None) -> np.ndarray:
         "The points of `r` in display pixels (N×2; empty without `r` or points)."
@@ -475,16 +527,18 @@ class Counted:
         return r.points * np.asarray(self.to_display, np.float32)
 
 # %% ../nbs/60_app.ipynb #a2e116d1
-def _seg_view(counted: Counted, photo_img: Image.Image, threshold: float, opacity: float, show_points: bool = False):
+def _seg_view(counted: Counted, photo_img: Image.Image, threshold: float, opacity: float,
+              show_points: bool = False):
     """(count HTML, map update) of seg-then-count: its count and mask, or why it is unavailable and
     the counter's similarity map instead."""
-    c, s, boxes, neg = counted.count, counted.seg, counted.boxes_display, counted.negatives_display or []
+    c, s = counted.count, counted.seg
+    boxes, neg = counted.boxes_display, counted.negatives_display or []
     if s is None:
         sim = c.similarity
         return (count_html("Seg-then-count", off="unavailable", sub=counted.seg_error),
                 gr.update(value=None if sim is None else overlay(
-                    photo_img, np.maximum(sim, 0) / max(float(sim.max()), 1e-8), None, threshold, opacity, boxes,
-                    negatives=neg),
+                    photo_img, np.maximum(sim, 0) / max(float(sim.max()), 1e-8), None, threshold,
+                    opacity, boxes, negatives=neg),
                     label="Similarity map S of the counter (seg-then-count unavailable)"))
     sub = f"mask ≥ {s.threshold_used:.2f}, {s.seconds:.2f} s"
     soft, shown_t = s.soft_mask, 0.5
@@ -498,41 +552,49 @@ def _seg_view(counted: Counted, photo_img: Image.Image, threshold: float, opacit
                    f"this mask); press Count for the exact value")
     elif abs(threshold - s.threshold_used) > 1e-6:
         sub += f"; press Count to apply threshold {threshold:.2f}"
-    return (count_html("Seg-then-count", s.count, sub=sub),
-            gr.update(value=overlay(photo_img, s.density, soft if soft is not None else s.mask, shown_t, opacity,
-                                    boxes, counted.points(s) if show_points else (), neg), label=SEG_MAP_LABEL))
+    img = overlay(photo_img, s.density, soft if soft is not None else s.mask, shown_t, opacity,
+                  boxes, counted.points(s) if show_points else (), neg)
+    return count_html("Seg-then-count", s.count, sub=sub), gr.update(value=img, label=SEG_MAP_LABEL)
 
+# %% ../nbs/60_app.ipynb #1f612590
 def render(counted: Counted | None, threshold, opacity, show_points: bool = False):
     """(count-everything HTML, seg-then-count HTML, count-everything map, seg-then-count map update)
-    from cached results: no model call. `show_points`: one numbered dot per counted object on each map."""
+    from cached results: no model call. `show_points`: one numbered dot per counted object on each
+    map."""
     if counted is None:
-        return (count_html("Count everything", sub=PRESS_COUNT), count_html("Seg-then-count", sub=PRESS_COUNT),
-                None, gr.update(value=None, label=SEG_MAP_LABEL))
+        return (count_html("Count everything", sub=PRESS_COUNT),
+                count_html("Seg-then-count", sub=PRESS_COUNT), None,
+                gr.update(value=None, label=SEG_MAP_LABEL))
     photo_img = Image.open(counted.display_path)
     c = counted.count
-    all_html = count_html("Count everything", c.count, sub=f"{c.n_exemplars} exemplar(s), {c.seconds:.2f} s")
+    all_html = count_html("Count everything", c.count,
+                          sub=f"{c.n_exemplars} exemplar(s), {c.seconds:.2f} s")
     img_all = overlay(photo_img, c.density, None, threshold, opacity, counted.boxes_display,
                       counted.points(c) if show_points else (), counted.negatives_display or [])
     seg_html, img_seg = _seg_view(counted, photo_img, threshold, opacity, show_points)
     return all_html, seg_html, img_all, img_seg
 
+# %% ../nbs/60_app.ipynb #36add910
 def count_details(photo: Photo, counted: Counted) -> str:
     """The line under the maps: sizes, exemplars, what the colours mean, the predictor's notes."""
     (W, H), (mw, mh) = photo.size, photo.model_size
-    details = (f"Photo {W}×{H}; counted at {mw}×{mh}; "
-               f"{len(counted.boxes_display)} exemplar(s). Maps: colour = predicted density (objects per pixel)"
+    details = (f"Photo {W}×{H}; counted at {mw}×{mh}; {len(counted.boxes_display)} exemplar(s). "
+               "Maps: colour = predicted density (objects per pixel)"
                + ("." if counted.seg is None else "; dimmed = outside the segmenter's mask."))
     notes = [r.note for r in (counted.count, counted.seg) if r is not None and r.note]
     return details + (" " + " ".join(notes) if notes else "")
 
+# %% ../nbs/60_app.ipynb #d1b13bab
 def status_message(photo: Photo, boxes, negatives=()) -> str:
     """The status line under the photo."""
     W, H = photo.size
     msg = f"**{W}×{H}** photo, {len(boxes)} exemplar box{'es' if len(boxes) != 1 else ''}"
-    msg += f", {len(negatives)} 'not this' box{'es' if len(negatives) != 1 else ''}." if len(negatives) else "."
+    msg += (f", {len(negatives)} 'not this' box{'es' if len(negatives) != 1 else ''}."
+            if len(negatives) else ".")
     if photo.model_reduced > 1:
         mw, mh = photo.model_size
-        msg += f" It is large, so it is counted at {mw}×{mh} (the model resizes it again so that your exemplars measure about as many pixels as it was trained on)."
+        msg += (f" It is large, so it is counted at {mw}×{mh} (the model resizes it again so that "
+                "your exemplars measure about as many pixels as it was trained on).")
     if not boxes:
         msg += " Draw a box around one object you want counted (two or three is better)."
     if len(boxes) > MAX_BOXES:
@@ -542,13 +604,16 @@ def status_message(photo: Photo, boxes, negatives=()) -> str:
 # %% ../nbs/60_app.ipynb #0b96c07a
 def box_choices(photo: Photo, boxes_disp) -> list[tuple[str, int]]:
     """The exemplar list's entries: each box in the photo's own pixels."""
-    return [(f"#{i + 1}: x {b[0]:.0f}–{b[2]:.0f}, y {b[1]:.0f}–{b[3]:.0f} ({b[2] - b[0]:.0f}×{b[3] - b[1]:.0f} px)", i)
+    return [(f"#{i + 1}: x {b[0]:.0f}–{b[2]:.0f}, y {b[1]:.0f}–{b[3]:.0f} "
+             f"({b[2] - b[0]:.0f}×{b[3] - b[1]:.0f} px)", i)
             for i, b in enumerate(photo.display_to_photo(boxes_disp))]
 
+# %% ../nbs/60_app.ipynb #fa5a0863
 def annot_value(photo: Photo, boxes_disp, negatives_disp=()) -> dict:
     """The annotator's value: the photo's display copy with these boxes (and "not this" boxes)."""
     return {"image": photo.display_path, "boxes": to_annot_boxes(boxes_disp, negatives_disp)}
 
+# %% ../nbs/60_app.ipynb #89f6e225
 def ksweep_gallery(photo: Photo, boxes_disp, res: dict, opacity) -> list[tuple[Image.Image, str]]:
     """One picture per K: the photo with what K-means keeps undimmed, captioned."""
     photo_img = Image.open(photo.display_path)
@@ -557,220 +622,290 @@ def ksweep_gallery(photo: Photo, boxes_disp, res: dict, opacity) -> list[tuple[I
         cap = f"K = {k}: keeps {100 * m.mean():.0f}% of the photo"
         if res["counts"] is not None:
             cap += f", count {res['counts'][i]:.1f}"
-        gallery.append((overlay(photo_img, None, m.astype(np.float32), 0.5, max(opacity, 0.5), boxes_disp), cap))
+        img = overlay(photo_img, None, m.astype(np.float32), 0.5, max(opacity, 0.5), boxes_disp)
+        gallery.append((img, cap))
     return gallery
 
+# %% ../nbs/60_app.ipynb #4190393e
 def _has_image(value) -> bool:
     return bool(value) and value.get("image") is not None
 
 # %% ../nbs/60_app.ipynb #fa5a6562
 class Handlers:
-    """What all sessions share: the photo store, the annotator component and the predictor (`weights`
-    loaded on first use when `predictor` is None). The methods `on_*` and `api_count` are the app's
-    event handlers; the `on_*` get the annotator's raw `payload` (see `read_annotator`)."""
+    """What all sessions share: the photo store, the annotator component and the predictor
+    (`weights` loaded on first use when `predictor` is None). The methods `on_*` and `api_count`
+    are the app's event handlers; the `on_*` get the annotator's raw `payload` (see
+    `read_annotator`)."""
 
     def __init__(self, store: PhotoStore, annotator: image_annotator, predictor=None, weights=None):
-        self.store, self.annotator, self.predictor, self.weights = store, annotator, predictor, weights
+        self.store, self.annotator = store, annotator
+        self.predictor, self.weights = predictor, weights
         self.lock = threading.Lock()
 
-    def get_predictor(self):
-        with self.lock:
-            if self.predictor is None:
-                try:
-                    self.predictor = load_predictor(self.weights)
-                except Exception as e:
-                    raise gr.Error(f"could not load the model: {e}") from e
-            return self.predictor
+# %% ../nbs/60_app.ipynb #2087d1a0
+@patch
+def get_predictor(self: Handlers):
+    with self.lock:
+        if self.predictor is None:
+            try:
+                self.predictor = load_predictor(self.weights)
+            except Exception as e:
+                raise gr.Error(f"could not load the model: {e}") from e
+        return self.predictor
 
-    def predict(self, photo: Photo, boxes_model, method: str, threshold=None, negatives_model=None):
-        """One prediction on the photo's model copy (boxes and "not this" boxes in its pixels)."""
-        kw = dict(negative_boxes=negatives_model) if negatives_model else {}
-        return self.get_predictor().predict(np.load(photo.model_path), boxes_model, method=method, threshold=threshold, **kw)
+# %% ../nbs/60_app.ipynb #f9f145e3
+@patch
+def predict(self: Handlers, photo: Photo, boxes_model, method: str, threshold=None,
+            negatives_model=None):
+    """One prediction on the photo's model copy (boxes and "not this" boxes in its pixels)."""
+    kw = dict(negative_boxes=negatives_model) if negatives_model else {}
+    return self.get_predictor().predict(np.load(photo.model_path), boxes_model, method=method,
+                                        threshold=threshold, **kw)
 
-    def photo_from_annot(self, value, photo: Photo | None, negatives: bool = False):
-        """(photo, boxes in display px) for an annotator value, and with `negatives` its "not this" boxes too;
-        registers new photos."""
-        if not _has_image(value):
-            raise UserError(NO_IMAGE)
-        arr = annot_array(value)
-        if photo is None or not photo.shows(arr):
-            photo = replace(self.store.add(arr), fp_src=fingerprint(arr))
-        # boxes are in the pixels of the array the annotator holds
-        sx, sy = photo.display_size[0] / arr.shape[1], photo.display_size[1] / arr.shape[0]
-        boxes = scale_boxes(annot_boxes(value), sx, sy)
-        return (photo, boxes, scale_boxes(annot_boxes(value, negatives=True), sx, sy)) if negatives else (photo, boxes)
+# %% ../nbs/60_app.ipynb #8201a404
+@patch
+def photo_from_annot(self: Handlers, value, photo: Photo | None, negatives: bool = False):
+    """(photo, boxes in display px) for an annotator value, and with `negatives` its "not this"
+    boxes too; registers new photos."""
+    if not _has_image(value):
+        raise UserError(NO_IMAGE)
+    arr = annot_array(value)
+    if photo is None or not photo.shows(arr):
+        photo = replace(self.store.add(arr), fp_src=fingerprint(arr))
+    # boxes are in the pixels of the array the annotator holds
+    sx, sy = photo.display_size[0] / arr.shape[1], photo.display_size[1] / arr.shape[0]
+    boxes = scale_boxes(annot_boxes(value), sx, sy)
+    if not negatives:
+        return photo, boxes
+    return photo, boxes, scale_boxes(annot_boxes(value, negatives=True), sx, sy)
 
-    def on_annot_change(self, payload, photo: Photo | None, mode: str = MARK_MODES[0]):
-        """A new photo or new boxes: register it, update the click view, the box list and the status;
-        a new photo also clears the results. In "not this" mode a box just drawn becomes a negative."""
-        value = read_annotator(self.annotator, payload)
-        if not _has_image(value):
-            return (None, gr.update(), None, gr.update(choices=[], value=None), NO_PHOTO_YET, None,
-                    *render(None, 0, 0))
-        arr = annot_array(value)
-        new = photo is None or not photo.shows(arr)
-        drawn = unlabelled_boxes(value) if mode == MARK_MODES[1] else 0
-        photo, boxes, neg = self.photo_from_annot(value, photo, negatives=True)
-        if drawn:   # the boxes just drawn (the last ones, unlabelled so far) are "not this" boxes
-            k = [i for i, b in enumerate(value["boxes"]) if not str(b.get("label") or "").startswith(NOT)]
-            fresh = {i for i in k if _drawn(value["boxes"][i])}
-            neg = neg + [boxes[j] for j, i in enumerate(k) if i in fresh]
-            boxes = [boxes[j] for j, i in enumerate(k) if i not in fresh]
-        annot_update = gr.update()
-        if drawn or (new and (tuple(photo.display_size) != (arr.shape[1], arr.shape[0]) or value.get("orientation"))):
-            # show the reduced display copy instead of the full photo (boxes rescaled to it), boxes relabelled
-            annot_update = annot_value(photo, boxes, neg)
-        choices = box_choices(photo, boxes)
-        return (photo, annot_update, overlay(Image.open(photo.display_path), boxes=boxes, negatives=neg),
-                gr.update(choices=choices, value=choices[-1][1] if choices else None), status_message(photo, boxes, neg),
-                *((None, *render(None, 0, 0)) if new else (gr.update(),) * 5))
+# %% ../nbs/60_app.ipynb #0f49ea46
+def _drawn_to_negatives(value, boxes, neg) -> tuple[list, list]:
+    """(exemplar boxes, "not this" boxes) once the boxes of `value` just drawn (`_drawn`:
+    unlabelled so far) are moved from the first to the second; `boxes` and `neg` are `value`'s,
+    in the same order."""
+    k = [i for i, b in enumerate(value["boxes"]) if not str(b.get("label") or "").startswith(NOT)]
+    fresh = {i for i in k if _drawn(value["boxes"][i])}
+    return ([boxes[j] for j, i in enumerate(k) if i not in fresh],
+            neg + [boxes[j] for j, i in enumerate(k) if i in fresh])
 
-    def on_click(self, payload, photo: Photo | None, side, mode: str, evt: gr.SelectData):
-        """A click on the click view adds a box around it (its size: the slider's, else estimated): an exemplar,
-        or a "not this" box in that mode."""
-        value = read_annotator(self.annotator, payload)
-        if photo is None or not _has_image(value):
-            raise UserError(NO_IMAGE)
-        photo, boxes, neg = self.photo_from_annot(value, photo, negatives=True)
-        x, y = float(evt.index[0]), float(evt.index[1])
-        dw, dh = photo.display_size
-        if side and side > 0:
-            s = side / (photo.size[0] / dw)   # photo px -> display px
-        else:
-            gray = np.asarray(Image.open(photo.display_path).convert("L"), dtype=np.float32)
-            s = estimate_box_size(gray, x, y, boxes)
-        b = box_at(x, y, s, dw, dh)
-        return annot_value(photo, boxes, neg + [b]) if mode == MARK_MODES[1] else annot_value(photo, boxes + [b], neg)
+# %% ../nbs/60_app.ipynb #442dd25b
+@patch
+def on_annot_change(self: Handlers, payload, photo: Photo | None, mode: str = MARK_MODES[0]):
+    """A new photo or new boxes: register it, update the click view, the box list and the status;
+    a new photo also clears the results. In "not this" mode a box just drawn becomes a negative."""
+    value = read_annotator(self.annotator, payload)
+    if not _has_image(value):
+        return (None, gr.update(), None, gr.update(choices=[], value=None), NO_PHOTO_YET, None,
+                *render(None, 0, 0))
+    arr = annot_array(value)
+    new = photo is None or not photo.shows(arr)
+    drawn = unlabelled_boxes(value) if mode == MARK_MODES[1] else 0
+    photo, boxes, neg = self.photo_from_annot(value, photo, negatives=True)
+    if drawn:   # the boxes just drawn (the last ones, unlabelled so far) are "not this" boxes
+        boxes, neg = _drawn_to_negatives(value, boxes, neg)
+    annot_update = gr.update()
+    resized = tuple(photo.display_size) != (arr.shape[1], arr.shape[0])
+    if drawn or (new and (resized or value.get("orientation"))):
+        # show the reduced display copy instead of the full photo (boxes rescaled, relabelled)
+        annot_update = annot_value(photo, boxes, neg)
+    choices = box_choices(photo, boxes)
+    click_view = overlay(Image.open(photo.display_path), boxes=boxes, negatives=neg)
+    results = (None, *render(None, 0, 0)) if new else (gr.update(),) * 5
+    return (photo, annot_update, click_view,
+            gr.update(choices=choices, value=choices[-1][1] if choices else None),
+            status_message(photo, boxes, neg), *results)
 
-    def on_remove(self, payload, photo: Photo | None, idx):
-        """Remove the box picked in the list."""
-        value = read_annotator(self.annotator, payload)
-        if photo is None or not _has_image(value):
-            raise UserError(NO_IMAGE)
-        photo, boxes, neg = self.photo_from_annot(value, photo, negatives=True)
-        if idx is None or not (0 <= int(idx) < len(boxes)):
-            raise UserError("Pick a box to remove in the list first")
-        boxes.pop(int(idx))
-        return annot_value(photo, boxes, neg)
+# %% ../nbs/60_app.ipynb #9e9a1880
+@patch
+def on_click(self: Handlers, payload, photo: Photo | None, side, mode: str, evt: gr.SelectData):
+    """A click on the click view adds a box around it (its size: the slider's, else estimated): an
+    exemplar, or a "not this" box in that mode."""
+    value = read_annotator(self.annotator, payload)
+    if photo is None or not _has_image(value):
+        raise UserError(NO_IMAGE)
+    photo, boxes, neg = self.photo_from_annot(value, photo, negatives=True)
+    x, y = float(evt.index[0]), float(evt.index[1])
+    dw, dh = photo.display_size
+    if side and side > 0:
+        s = side / (photo.size[0] / dw)   # photo px -> display px
+    else:
+        gray = np.asarray(Image.open(photo.display_path).convert("L"), dtype=np.float32)
+        s = estimate_box_size(gray, x, y, boxes)
+    b = box_at(x, y, s, dw, dh)
+    if mode == MARK_MODES[1]:
+        return annot_value(photo, boxes, neg + [b])
+    return annot_value(photo, boxes + [b], neg)
 
-    def on_clear(self, payload, photo: Photo | None):
-        """Remove every box."""
-        if photo is None or not _has_image(read_annotator(self.annotator, payload)):
-            return gr.update()
-        return annot_value(photo, [])
+# %% ../nbs/60_app.ipynb #e8720e40
+@patch
+def on_remove(self: Handlers, payload, photo: Photo | None, idx):
+    """Remove the box picked in the list."""
+    value = read_annotator(self.annotator, payload)
+    if photo is None or not _has_image(value):
+        raise UserError(NO_IMAGE)
+    photo, boxes, neg = self.photo_from_annot(value, photo, negatives=True)
+    if idx is None or not (0 <= int(idx) < len(boxes)):
+        raise UserError("Pick a box to remove in the list first")
+    boxes.pop(int(idx))
+    return annot_value(photo, boxes, neg)
 
-    def count_both(self, photo: Photo, boxes_disp, threshold: float, progress, negatives_disp=()) -> Counted:
-        """Count everything, then seg-then-count (whose failure is kept as its reason)."""
-        boxes_model, neg_model = photo.display_to_model(boxes_disp), photo.display_to_model(negatives_disp)
-        progress(0.1, desc="Counting everything like the exemplars")
+# %% ../nbs/60_app.ipynb #418f70b8
+@patch
+def on_clear(self: Handlers, payload, photo: Photo | None):
+    """Remove every box."""
+    if photo is None or not _has_image(read_annotator(self.annotator, payload)):
+        return gr.update()
+    return annot_value(photo, [])
+
+# %% ../nbs/60_app.ipynb #0aff3318
+@patch
+def count_both(self: Handlers, photo: Photo, boxes_disp, threshold: float, progress,
+               negatives_disp=()) -> Counted:
+    """Count everything, then seg-then-count (whose failure is kept as its reason)."""
+    boxes_model = photo.display_to_model(boxes_disp)
+    neg_model = photo.display_to_model(negatives_disp)
+    progress(0.1, desc="Counting everything like the exemplars")
+    with user_errors():
+        everything = Result.of(self.predict(photo, boxes_model, "count", negatives_model=neg_model))
+    (dw, dh), (mw, mh) = photo.display_size, photo.model_size
+    counted = Counted(photo.display_path, photo.fp, boxes_disp, everything,
+                      negatives_display=list(negatives_disp), to_display=(dw / mw, dh / mh))
+    progress(0.55, desc="Seg-then-count: segmenting, then counting inside the mask")
+    try:
+        p = self.predict(photo, boxes_model, "seg-then-count", threshold=threshold,
+                         negatives_model=neg_model)
+        counted.seg = Result.of(p, threshold)
+    except Exception as e:  # degrade gracefully: show why and keep count-everything
+        counted.seg_error = f"{e}"
+    return counted
+
+# %% ../nbs/60_app.ipynb #e3a3c9c6
+@patch
+def downloads(self: Handlers, photo: Photo, counted: Counted, threshold, opacity,
+              shown=None) -> list[str]:
+    """Files to take home: each map as PNG (points drawn) and the result as JSON (counts, points,
+    boxes in the photo's own pixels). `shown`: what `render` drew with points on, reused instead
+    of drawn again."""
+    size, disp = np.asarray(photo.size), np.asarray(photo.display_size)
+    to_photo = lambda pts: (np.asarray(pts, np.float32).reshape(-1, 2) * size / disp
+                            ).round(1).tolist()
+    _, _, img_all, img_seg = shown or render(counted, threshold, opacity, True)
+    tag = hashlib.md5((photo.key + json.dumps(counted.boxes_display)).encode()).hexdigest()[:8]
+    stem = self.store.dir / f"segcount-{tag}"
+    files = [Path(f"{stem}-count-everything.png")]
+    img_all.save(files[0])
+    seg_img = img_seg.get("value") if isinstance(img_seg, dict) else None
+    if counted.seg is not None and seg_img is not None:
+        files.append(Path(f"{stem}-seg-then-count.png")); seg_img.save(files[-1])
+    res = lambda r: None if r is None else dict(count=r.count, method=r.method,
+                                                points=to_photo(counted.points(r)), note=r.note)
+    doc = dict(photo=photo.name, image_size=photo.size,
+               boxes=photo.display_to_photo(counted.boxes_display),
+               negative_boxes=photo.display_to_photo(counted.negatives_display or []),
+               results=[x for x in (res(counted.count), res(counted.seg)) if x is not None])
+    files.append(Path(f"{stem}-result.json")); files[-1].write_text(json.dumps(doc, indent=1))
+    return [str(f) for f in files]
+
+# %% ../nbs/60_app.ipynb #62a893b6
+@patch
+def on_count(self: Handlers, payload, photo: Photo | None, threshold, opacity, show_points=False,
+             progress=gr.Progress()):
+    """The Count button: both methods, then their maps and the files to download."""
+    progress(0.0, desc="Reading the photo and boxes")
+    photo, boxes_disp, neg = self.photo_from_annot(read_annotator(self.annotator, payload), photo,
+                                                   negatives=True)
+    if not boxes_disp:
+        raise UserError("No exemplar boxes: draw a box around one object you want counted "
+                        "(or click objects in the 'Click objects' tab)")
+    counted = self.count_both(photo, boxes_disp[:MAX_BOXES], float(threshold), progress,
+                              neg[:MAX_BOXES])
+    progress(0.9, desc="Drawing the maps")
+    shown = render(counted, threshold, opacity, show_points)
+    return (counted, *shown, count_details(photo, counted),
+            self.downloads(photo, counted, threshold, opacity, shown if show_points else None))
+
+# %% ../nbs/60_app.ipynb #12d296c5
+@patch
+def on_batch(self: Handlers, payload, photo: Photo | None, files, progress=gr.Progress()):
+    """Several photos, the current exemplars: count each (`segcount.batch`), a table and its CSV."""
+    photo, boxes_disp, neg = self.photo_from_annot(read_annotator(self.annotator, payload), photo,
+                                                   negatives=True)
+    if not boxes_disp:
+        raise UserError("No exemplar boxes: draw boxes on the photo above first, "
+                        "then count the other photos with them")
+    paths = [f if isinstance(f, str) else getattr(f, "path", None) or f.get("path")
+             for f in files or []]
+    if not paths:
+        raise UserError("No photos to count: drop one or more photos in the box first")
+    progress(0.05, desc="Cutting the exemplars once")
+    pred = self.get_predictor()
+    with user_errors():
+        ex = pred.exemplars(np.load(photo.model_path),
+                            photo.display_to_model(boxes_disp[:MAX_BOXES]),
+                            photo.display_to_model(neg[:MAX_BOXES]) or None)
+    # sizes in the photo's pixels
+    ex.boxes = np.asarray(photo.display_to_photo(boxes_disp[:MAX_BOXES]), np.float32)
+    out = self.store.dir / f"batch-{hashlib.md5(''.join(paths).encode()).hexdigest()[:10]}.csv"
+    out.unlink(missing_ok=True)
+    progress(0.1, desc=f"Counting {len(paths)} photos")
+    summary = count_batch(pred, [Path(p) for p in paths], ex, out, progress=False)
+    rows = [[Path(r["image"]).name, r["count"], r["error"]] for r in read_table(out).values()]
+    return rows, str(out), (f"{summary['counted']} counted, {summary['failed']} could not be read, "
+                            f"{summary['seconds']:.1f} s "
+                            f"({summary['images_per_second'] or 0:.1f} photos/s)")
+
+# %% ../nbs/60_app.ipynb #be65a6a1
+@patch
+def on_ksweep(self: Handlers, payload, photo: Photo | None, opacity, progress=gr.Progress()):
+    """The K sweep tab: one masked picture per K."""
+    progress(0.0, desc="Reading the photo and boxes")
+    photo, boxes_disp = self.photo_from_annot(read_annotator(self.annotator, payload), photo)
+    if not boxes_disp:
+        raise UserError("No exemplar boxes: draw at least one box first")
+    progress(0.1, desc=f"K-means over patch embeddings for {K_RANGE}, then counting with each mask")
+    try:
         with user_errors():
-            everything = Result.of(self.predict(photo, boxes_model, "count", negatives_model=neg_model))
-        (dw, dh), (mw, mh) = photo.display_size, photo.model_size
-        counted = Counted(photo.display_path, photo.fp, boxes_disp, everything, negatives_display=list(negatives_disp),
-                          to_display=(dw / mw, dh / mh))
-        progress(0.55, desc="Seg-then-count: segmenting, then counting inside the mask")
-        try:
-            counted.seg = Result.of(self.predict(photo, boxes_model, "seg-then-count", threshold=threshold,
-                                                 negatives_model=neg_model), threshold)
-        except Exception as e:  # degrade gracefully: show why and keep count-everything
-            counted.seg_error = f"{e}"
-        return counted
+            res = k_sweep(self.get_predictor(), np.load(photo.model_path),
+                          photo.display_to_model(boxes_disp[:MAX_BOXES]))
+    except RuntimeError as e:
+        return [], f"**K sweep unavailable:** {e}"
+    return ksweep_gallery(photo, boxes_disp, res, opacity), (
+        f"K sweep in {res['seconds']:.1f} s. Each picture keeps (undimmed) the patches K-means "
+        "puts in the exemplars' cluster. Small K keeps too much (other kinds get counted), large K "
+        "too little; in training the K whose count best matches the dots is kept (the paper's "
+        "Eq. 5), and the segmenter learns to predict that mask without dots.")
 
-    def downloads(self, photo: Photo, counted: Counted, threshold, opacity, shown=None) -> list[str]:
-        """Files to take home: each map as PNG (points drawn) and the result as JSON (counts, points, boxes in the
-        photo's own pixels). `shown`: what `render` drew with points on, reused instead of drawn again."""
-        to_photo = lambda pts: (np.asarray(pts, np.float32).reshape(-1, 2) * np.asarray(photo.size) / np.asarray(photo.display_size)).round(1).tolist()
-        _, _, img_all, img_seg = shown or render(counted, threshold, opacity, True)
-        stem = self.store.dir / f"segcount-{hashlib.md5((photo.key + json.dumps(counted.boxes_display)).encode()).hexdigest()[:8]}"
-        files = [Path(f"{stem}-count-everything.png")]
-        img_all.save(files[0])
-        seg_img = img_seg.get("value") if isinstance(img_seg, dict) else None
-        if counted.seg is not None and seg_img is not None:
-            files.append(Path(f"{stem}-seg-then-count.png")); seg_img.save(files[-1])
-        res = lambda r: None if r is None else dict(count=r.count, method=r.method, points=to_photo(counted.points(r)), note=r.note)
-        doc = dict(photo=photo.name, image_size=photo.size, boxes=photo.display_to_photo(counted.boxes_display),
-                   negative_boxes=photo.display_to_photo(counted.negatives_display or []),
-                   results=[x for x in (res(counted.count), res(counted.seg)) if x is not None])
-        files.append(Path(f"{stem}-result.json")); files[-1].write_text(json.dumps(doc, indent=1))
-        return [str(f) for f in files]
-
-    def on_count(self, payload, photo: Photo | None, threshold, opacity, show_points=False, progress=gr.Progress()):
-        """The Count button: both methods, then their maps and the files to download."""
-        progress(0.0, desc="Reading the photo and boxes")
-        photo, boxes_disp, neg = self.photo_from_annot(read_annotator(self.annotator, payload), photo, negatives=True)
-        if not boxes_disp:
-            raise UserError("No exemplar boxes: draw a box around one object you want counted "
-                            "(or click objects in the 'Click objects' tab)")
-        counted = self.count_both(photo, boxes_disp[:MAX_BOXES], float(threshold), progress, neg[:MAX_BOXES])
-        progress(0.9, desc="Drawing the maps")
-        shown = render(counted, threshold, opacity, show_points)
-        return (counted, *shown, count_details(photo, counted),
-                self.downloads(photo, counted, threshold, opacity, shown if show_points else None))
-
-    def on_batch(self, payload, photo: Photo | None, files, progress=gr.Progress()):
-        """Several photos, the current exemplars: count each (`segcount.batch`), a table and its CSV."""
-        photo, boxes_disp, neg = self.photo_from_annot(read_annotator(self.annotator, payload), photo, negatives=True)
-        if not boxes_disp:
-            raise UserError("No exemplar boxes: draw boxes on the photo above first, then count the other photos with them")
-        paths = [f if isinstance(f, str) else getattr(f, "path", None) or f.get("path") for f in files or []]
-        if not paths:
-            raise UserError("No photos to count: drop one or more photos in the box first")
-        progress(0.05, desc="Cutting the exemplars once")
-        pred = self.get_predictor()
-        with user_errors():
-            ex = pred.exemplars(np.load(photo.model_path), photo.display_to_model(boxes_disp[:MAX_BOXES]),
-                                photo.display_to_model(neg[:MAX_BOXES]) or None)
-        ex.boxes = np.asarray(photo.display_to_photo(boxes_disp[:MAX_BOXES]), np.float32)   # sizes in the photo's pixels
-        out = self.store.dir / f"batch-{hashlib.md5(''.join(paths).encode()).hexdigest()[:10]}.csv"
-        out.unlink(missing_ok=True)
-        progress(0.1, desc=f"Counting {len(paths)} photos")
-        summary = count_batch(pred, [Path(p) for p in paths], ex, out, progress=False)
-        rows = [[Path(r["image"]).name, r["count"], r["error"]] for r in read_table(out).values()]
-        return rows, str(out), (f"{summary['counted']} counted, {summary['failed']} could not be read, "
-                                f"{summary['seconds']:.1f} s ({summary['images_per_second'] or 0:.1f} photos/s)")
-
-    def on_ksweep(self, payload, photo: Photo | None, opacity, progress=gr.Progress()):
-        """The K sweep tab: one masked picture per K."""
-        progress(0.0, desc="Reading the photo and boxes")
-        photo, boxes_disp = self.photo_from_annot(read_annotator(self.annotator, payload), photo)
-        if not boxes_disp:
-            raise UserError("No exemplar boxes: draw at least one box first")
-        progress(0.1, desc=f"K-means over patch embeddings for {K_RANGE}, then counting with each mask")
-        try:
-            with user_errors():
-                res = k_sweep(self.get_predictor(), np.load(photo.model_path),
-                              photo.display_to_model(boxes_disp[:MAX_BOXES]))
-        except RuntimeError as e:
-            return [], f"**K sweep unavailable:** {e}"
-        return ksweep_gallery(photo, boxes_disp, res, opacity), (
-            f"K sweep in {res['seconds']:.1f} s. Each picture keeps (undimmed) the patches K-means "
-            "puts in the exemplars' cluster. Small K keeps too much (other kinds get counted), large K "
-            "too little; in training the K whose count best matches the dots is kept (the paper's "
-            "Eq. 5), and the segmenter learns to predict that mask without dots.")
-
-    def api_count(self, image_file, boxes, method):
-        """API: (image file, boxes [[x1,y1,x2,y2],...] in the image's pixels, method) -> dict."""
-        method = (method or "count").strip()
-        if method not in METHODS:
-            raise UserError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
-        if image_file is None:
-            raise UserError("image: no file given")
-        path = image_file if isinstance(image_file, str) else getattr(image_file, "path", None) or image_file.get("path")
-        img, (W, H), f = open_for_model(path, Path(str(path)).name)
-        with user_errors(ValueError):
-            boxes_px = parse_boxes(boxes)
-        if not boxes_px:
-            raise UserError("boxes: no exemplar boxes given; expected [[x1, y1, x2, y2], ...] in image pixels")
-        mw, mh = img.size
-        with user_errors():
-            p = self.get_predictor().predict(np.asarray(img), scale_boxes(boxes_px, mw / W, mh / H), method=method)
-        pts = np.asarray(getattr(p, "points", np.zeros((0, 2))), np.float64).reshape(-1, 2) * [W / mw, H / mh]
-        out = dict(count=float(p.count), method=p.method, n_exemplars=int(getattr(p, "n_exemplars", len(boxes_px))),
-                   image_size=[W, H], seconds=float(getattr(p, "seconds", 0.0) or 0.0),
-                   note=str(getattr(p, "note", "") or ""), points=pts.round(1).tolist())
-        if f > 1:
-            out["counted_at"] = [mw, mh]
-        return out
+# %% ../nbs/60_app.ipynb #0a96a6f5
+@patch
+def api_count(self: Handlers, image_file, boxes, method):
+    """API: (image file, boxes [[x1,y1,x2,y2],...] in the image's pixels, method) -> dict."""
+    method = (method or "count").strip()
+    if method not in METHODS:
+        raise UserError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if image_file is None:
+        raise UserError("image: no file given")
+    path = (image_file if isinstance(image_file, str)
+            else getattr(image_file, "path", None) or image_file.get("path"))
+    img, (W, H), f = open_for_model(path, Path(str(path)).name)
+    with user_errors(ValueError):
+        boxes_px = parse_boxes(boxes)
+    if not boxes_px:
+        raise UserError("boxes: no exemplar boxes given; "
+                        "expected [[x1, y1, x2, y2], ...] in image pixels")
+    mw, mh = img.size
+    with user_errors():
+        p = self.get_predictor().predict(np.asarray(img), scale_boxes(boxes_px, mw / W, mh / H),
+                                         method=method)
+    pts = np.asarray(getattr(p, "points", np.zeros((0, 2))), np.float64).reshape(-1, 2)
+    pts = pts * [W / mw, H / mh]
+    out = dict(count=float(p.count), method=p.method,
+               n_exemplars=int(getattr(p, "n_exemplars", len(boxes_px))),
+               image_size=[W, H], seconds=float(getattr(p, "seconds", 0.0) or 0.0),
+               note=str(getattr(p, "note", "") or ""), points=pts.round(1).tolist())
+    if f > 1:
+        out["counted_at"] = [mw, mh]
+    return out
 
 # %% ../nbs/60_app.ipynb #1a535752
 def _photo_tabs(ui: SimpleNamespace):
@@ -784,22 +919,27 @@ def _photo_tabs(ui: SimpleNamespace):
         with gr.Tab("Click objects", id="click"):
             ui.click_img = gr.Image(label="Click an object to add it as an exemplar", type="pil",
                                     interactive=False, elem_id="click-view", height=520, buttons=[])
-            ui.box_size = gr.Slider(0, 400, value=0, step=2, label="Box size for clicks (photo px; 0 = estimate from the image)")
+            ui.box_size = gr.Slider(
+                0, 400, value=0, step=2,
+                label="Box size for clicks (photo px; 0 = estimate from the image)")
 
+# %% ../nbs/60_app.ipynb #5dfef975
 def _examples(ui: SimpleNamespace):
     present = [(f, b, c) for f, b, c in EXAMPLES if (EXAMPLES_DIR / f).exists()]
     if not present:
         return
-    gr.Examples([[{"image": str(EXAMPLES_DIR / f), "boxes": to_annot_boxes(b)}] for f, b, _ in present],
-                inputs=[ui.annot], label="Examples (exemplar boxes included: pick one, press Count)",
-                examples_per_page=8)
+    gr.Examples([[{"image": str(EXAMPLES_DIR / f), "boxes": to_annot_boxes(b)}]
+                 for f, b, _ in present], inputs=[ui.annot], examples_per_page=8,
+                label="Examples (exemplar boxes included: pick one, press Count)")
     gr.Markdown("\n".join(f"{i + 1}. {c}" for i, (_, _, c) in enumerate(present)) +
-                "\n\nPhoto sources and licences: `segcount/assets/demo/LICENSES.md`.", elem_id="example-notes")
+                "\n\nPhoto sources and licences: `segcount/assets/demo/LICENSES.md`.",
+                elem_id="example-notes")
 
+# %% ../nbs/60_app.ipynb #d42327d9
 def _photo_column(ui: SimpleNamespace, examples: bool):
     _photo_tabs(ui)
-    ui.mark = gr.Radio(list(MARK_MODES), value=MARK_MODES[0], label="Boxes you draw or click mark", elem_id="mark-mode",
-                       info="'not this': a look-alike to leave out (red box)")
+    ui.mark = gr.Radio(list(MARK_MODES), value=MARK_MODES[0], label="Boxes you draw or click mark",
+                       elem_id="mark-mode", info="'not this': a look-alike to leave out (red box)")
     with gr.Row():
         ui.box_list = gr.Dropdown(choices=[], value=None, label="Exemplar boxes (photo pixels)",
                                   scale=3, elem_id="box-list", interactive=True)
@@ -810,39 +950,59 @@ def _photo_column(ui: SimpleNamespace, examples: bool):
     if examples:
         _examples(ui)
 
+# %% ../nbs/60_app.ipynb #58e8b043
+def _counts_tab(ui: SimpleNamespace):
+    with gr.Tab("Counts", id="counts"):
+        with gr.Row():
+            ui.all_html = gr.HTML(count_html("Count everything", sub=PRESS_COUNT),
+                                  elem_id="count-everything")
+            ui.seg_html = gr.HTML(count_html("Seg-then-count", sub=PRESS_COUNT),
+                                  elem_id="count-seg")
+        with gr.Row():
+            ui.img_all = gr.Image(label="Count everything: density", type="pil", interactive=False,
+                                  elem_id="map-everything", format="jpeg")
+            ui.img_seg = gr.Image(label=SEG_MAP_LABEL, type="pil", interactive=False,
+                                  elem_id="map-seg", format="jpeg")
+        with gr.Row():
+            ui.opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity",
+                                   elem_id="opacity")
+            ui.threshold = gr.Slider(0.05, 0.95, value=THRESHOLD, step=0.05, elem_id="threshold",
+                                     label="Mask threshold (re-draws from cached results)")
+        ui.show_points = gr.Checkbox(False, label="Show one numbered point per counted object",
+                                     elem_id="show-points")
+        ui.details = gr.Markdown("", elem_id="details")
+        ui.downloads = gr.File(label="Take the result home: the maps (PNG) and the result (JSON)",
+                               file_count="multiple", interactive=False, elem_id="downloads")
+
+# %% ../nbs/60_app.ipynb #3277ec1b
+def _ksweep_tab(ui: SimpleNamespace):
+    with gr.Tab("K sweep", id="ksweep"):
+        gr.Markdown(f"Pseudo-label masks from K-means over patch embeddings, {K_RANGE}, for "
+                    "the current photo and boxes (how the segmenter's training masks are made).")
+        ui.ksweep_btn = gr.Button("Run the K sweep")
+        ui.ksweep_gallery = gr.Gallery(label=K_RANGE, columns=3, height=420, elem_id="ksweep")
+        ui.ksweep_md = gr.Markdown("")
+
+# %% ../nbs/60_app.ipynb #caaf51ac
+def _batch_tab(ui: SimpleNamespace):
+    with gr.Tab("Many photos", id="batch"):
+        gr.Markdown("Count other photos with the exemplars drawn on the photo on the left (the "
+                    "same kind of object, photographed at about the same scale): one row per "
+                    "photo, and the table as CSV.")
+        ui.batch_files = gr.File(label="Photos to count", file_count="multiple",
+                                 file_types=["image"], elem_id="batch-files")
+        ui.batch_btn = gr.Button("Count them all", elem_id="batch-btn")
+        ui.batch_table = gr.Dataframe(headers=["photo", "count", "error"], interactive=False,
+                                      elem_id="batch-table")
+        ui.batch_csv = gr.File(label="The table (CSV)", interactive=False, elem_id="batch-csv")
+        ui.batch_md = gr.Markdown("", elem_id="batch-summary")
+
+# %% ../nbs/60_app.ipynb #92061435
 def _results_column(ui: SimpleNamespace):
     with gr.Tabs():
-        with gr.Tab("Counts", id="counts"):
-            with gr.Row():
-                ui.all_html = gr.HTML(count_html("Count everything", sub=PRESS_COUNT), elem_id="count-everything")
-                ui.seg_html = gr.HTML(count_html("Seg-then-count", sub=PRESS_COUNT), elem_id="count-seg")
-            with gr.Row():
-                ui.img_all = gr.Image(label="Count everything: density", type="pil", interactive=False,
-                                      elem_id="map-everything", format="jpeg")
-                ui.img_seg = gr.Image(label=SEG_MAP_LABEL, type="pil", interactive=False, elem_id="map-seg",
-                                      format="jpeg")
-            with gr.Row():
-                ui.opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity", elem_id="opacity")
-                ui.threshold = gr.Slider(0.05, 0.95, value=THRESHOLD, step=0.05,
-                                         label="Mask threshold (re-draws from cached results)", elem_id="threshold")
-            ui.show_points = gr.Checkbox(False, label="Show one numbered point per counted object", elem_id="show-points")
-            ui.details = gr.Markdown("", elem_id="details")
-            ui.downloads = gr.File(label="Take the result home: the maps (PNG) and the result (JSON)", file_count="multiple",
-                                   interactive=False, elem_id="downloads")
-        with gr.Tab("K sweep", id="ksweep"):
-            gr.Markdown(f"Pseudo-label masks from K-means over patch embeddings, {K_RANGE}, for "
-                        "the current photo and boxes (how the segmenter's training masks are made).")
-            ui.ksweep_btn = gr.Button("Run the K sweep")
-            ui.ksweep_gallery = gr.Gallery(label=K_RANGE, columns=3, height=420, elem_id="ksweep")
-            ui.ksweep_md = gr.Markdown("")
-        with gr.Tab("Many photos", id="batch"):
-            gr.Markdown("Count other photos with the exemplars drawn on the photo on the left (the same kind of object, "
-                        "photographed at about the same scale): one row per photo, and the table as CSV.")
-            ui.batch_files = gr.File(label="Photos to count", file_count="multiple", file_types=["image"], elem_id="batch-files")
-            ui.batch_btn = gr.Button("Count them all", elem_id="batch-btn")
-            ui.batch_table = gr.Dataframe(headers=["photo", "count", "error"], interactive=False, elem_id="batch-table")
-            ui.batch_csv = gr.File(label="The table (CSV)", interactive=False, elem_id="batch-csv")
-            ui.batch_md = gr.Markdown("", elem_id="batch-summary")
+        _counts_tab(ui)
+        _ksweep_tab(ui)
+        _batch_tab(ui)
 
 # %% ../nbs/60_app.ipynb #27ee1636
 def _api_row(ui: SimpleNamespace):
@@ -854,14 +1014,15 @@ def _api_row(ui: SimpleNamespace):
         ui.api_out = gr.JSON(label="result")
         ui.api_btn = gr.Button("api")
 
+# %% ../nbs/60_app.ipynb #98ef6f99
 def _wire(ui: SimpleNamespace, h: Handlers):
     private = dict(api_visibility="private")
     raw = dict(private, preprocess=False)   # events that read the annotator: see read_annotator
     model = dict(concurrency_limit=CONCURRENCY, concurrency_id="model")
     maps = [ui.all_html, ui.seg_html, ui.img_all, ui.img_seg]
     ui.annot.change(h.on_annot_change, [ui.annot, ui.photo, ui.mark],
-                    [ui.photo, ui.annot, ui.click_img, ui.box_list, ui.status, ui.counted, *maps], **raw,
-                    show_progress="hidden", trigger_mode="always_last")
+                    [ui.photo, ui.annot, ui.click_img, ui.box_list, ui.status, ui.counted, *maps],
+                    **raw, show_progress="hidden", trigger_mode="always_last")
     ui.click_img.select(h.on_click, [ui.annot, ui.photo, ui.box_size, ui.mark], [ui.annot], **raw)
     ui.remove_btn.click(h.on_remove, [ui.annot, ui.photo, ui.box_list], [ui.annot], **raw)
     ui.clear_btn.click(h.on_clear, [ui.annot, ui.photo], [ui.annot], **raw)
@@ -870,17 +1031,21 @@ def _wire(ui: SimpleNamespace, h: Handlers):
     for s in (ui.threshold, ui.opacity, ui.show_points):
         s.change(render, [ui.counted, ui.threshold, ui.opacity, ui.show_points], maps,
                  show_progress="hidden", trigger_mode="always_last", **private)
-    ui.batch_btn.click(h.on_batch, [ui.annot, ui.photo, ui.batch_files], [ui.batch_table, ui.batch_csv, ui.batch_md],
-                       **model, **raw)
-    ui.ksweep_btn.click(h.on_ksweep, [ui.annot, ui.photo, ui.opacity], [ui.ksweep_gallery, ui.ksweep_md],
-                        **model, **raw)
-    ui.api_btn.click(h.api_count, [ui.api_image, ui.api_boxes, ui.api_method], [ui.api_out], api_name="count", **model)
+    ui.batch_btn.click(h.on_batch, [ui.annot, ui.photo, ui.batch_files],
+                       [ui.batch_table, ui.batch_csv, ui.batch_md], **model, **raw)
+    ui.ksweep_btn.click(h.on_ksweep, [ui.annot, ui.photo, ui.opacity],
+                        [ui.ksweep_gallery, ui.ksweep_md], **model, **raw)
+    ui.api_btn.click(h.api_count, [ui.api_image, ui.api_boxes, ui.api_method], [ui.api_out],
+                     api_name="count", **model)
 
+# %% ../nbs/60_app.ipynb #52c22d8e
 def build_app(predictor=None, weights=None, examples: bool = True) -> gr.Blocks:
-    """The Gradio Blocks app. `predictor`: a `segcount.pipeline.Predictor` (or anything with the same
-    `predict`); None loads `Predictor.from_weights(weights)` on first use (weights None = embedded)."""
+    """The Gradio Blocks app. `predictor`: a `segcount.pipeline.Predictor` (or anything with the
+    same `predict`); None loads `Predictor.from_weights(weights)` on first use (weights None =
+    embedded)."""
     with gr.Blocks(title="segcount: count only what your boxes show") as demo:
-        ui = SimpleNamespace(photo=gr.State(None), counted=gr.State(None))   # per session: Photo, Counted
+        # per session: its Photo and its Counted
+        ui = SimpleNamespace(photo=gr.State(None), counted=gr.State(None))
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
@@ -892,15 +1057,17 @@ def build_app(predictor=None, weights=None, examples: bool = True) -> gr.Blocks:
         _wire(ui, handlers)
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=CONCURRENCY)
     # handles for tests and for embedding the app elsewhere
-    demo.segcount_ui = SimpleNamespace(render=render, store=handlers.store, get_predictor=handlers.get_predictor)
+    demo.segcount_ui = SimpleNamespace(render=render, store=handlers.store,
+                                       get_predictor=handlers.get_predictor)
     return demo
 
+# %% ../nbs/60_app.ipynb #d0f8e705
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, **kw):
     """`demo.launch` with this app's CSS, example folder and error display."""
     kw.setdefault("show_error", True)
     kw.setdefault("max_file_size", "200mb")
-    return demo.launch(server_name=host, server_port=port, css=CSS, allowed_paths=[str(EXAMPLES_DIR)],
-                       footer_links=["api", "gradio"], **kw)
+    return demo.launch(server_name=host, server_port=port, css=CSS,
+                       allowed_paths=[str(EXAMPLES_DIR)], footer_links=["api", "gradio"], **kw)
 
 # %% ../nbs/60_app.ipynb #64abad17
 def main(host: str = "127.0.0.1", port: int = 7860, weights: str | None = None, share: bool = False,
@@ -925,11 +1092,14 @@ def main(host: str = "127.0.0.1", port: int = 7860, weights: str | None = None, 
     finally:
         demo.close()
 
+# %% ../nbs/60_app.ipynb #be1bf61b
 def parse_args(argv=None) -> argparse.Namespace:
-    "The flags of `python app.py` (host, port, weights), with the environment's defaults (Spaces set GRADIO_SERVER_*)."
+    """The flags of `python app.py` (host, port, weights), with the environment's defaults
+    (Spaces set GRADIO_SERVER_*)."""
     ap = argparse.ArgumentParser(description="segcount's web demo")
     ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     ap.add_argument("--weights", default=os.environ.get("SEGCOUNT_WEIGHTS") or None,
-                    help="a segcount .safetensors model file or hf://OWNER/REPO/FILE (default: $SEGCOUNT_WEIGHTS, else the embedded model)")
+                    help="a segcount .safetensors model file or hf://OWNER/REPO/FILE "
+                         "(default: $SEGCOUNT_WEIGHTS, else the embedded model)")
     return ap.parse_args(argv)

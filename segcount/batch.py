@@ -28,15 +28,18 @@ __all__ = ['IMAGE_SUFFIXES', 'BATCH_COLUMNS', 'list_images', 'read_table', 'coun
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif')
 
 def list_images(paths) -> list[Path]:
-    """The photos to count: each path that is a file, and the image files (by suffix, sorted) of each folder. A path
-    that does not exist, an empty folder or a folder without images → `SegcountError`."""
+    """The photos to count: each path that is a file, and the image files (by suffix, sorted) of
+    each folder. A path that does not exist, an empty folder or a folder without images →
+    `SegcountError`."""
     out = []
     for p in map(Path, paths):
         if p.is_dir():
             files = sorted(f for f in p.iterdir() if f.is_file())
             if not files: raise SegcountError(f"{p}: the folder is empty")
             imgs = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
-            if not imgs: raise SegcountError(f"{p}: no image files in this folder (looked for {', '.join(IMAGE_SUFFIXES)})")
+            if not imgs:
+                raise SegcountError(f"{p}: no image files in this folder "
+                                    f"(looked for {', '.join(IMAGE_SUFFIXES)})")
             out += imgs
         elif p.is_file(): out.append(p)
         else: raise SegcountError(f"{p}: no such file or folder")
@@ -47,25 +50,38 @@ def list_images(paths) -> list[Path]:
 BATCH_COLUMNS = ('image', 'count', 'method', 'seconds', 'error')
 
 def read_table(path) -> dict[str, dict]:
-    """The rows of the batch table at `path` by image (empty if there is no file); a file that is not a batch table →
-    `SegcountError`, and nothing is written to it. A last row cut short by a crash is dropped."""
+    """The rows of the batch table at `path` by image (empty if there is no file); a file that is
+    not a batch table → `SegcountError`, and nothing is written to it. A last row cut short by a
+    crash is dropped."""
     path = Path(path)
     if not path.exists(): return {}
     if path.is_dir(): raise SegcountError(f"{path}: is a folder; --out must name a .csv file")
     try:
         with path.open(newline='') as f: rows = list(csv.reader(f))
     except (UnicodeDecodeError, csv.Error) as e:
-        raise SegcountError(f"{path}: not a segcount batch table ({one_line(e)}); choose another --out") from None
+        raise SegcountError(f"{path}: not a segcount batch table ({one_line(e)}); "
+                            "choose another --out") from None
     if not rows: return {}
     if tuple(rows[0]) != BATCH_COLUMNS:
-        raise SegcountError(f"{path}: not a segcount batch table (its header is {','.join(rows[0])[:80]!r}); choose another --out")
+        raise SegcountError(f"{path}: not a segcount batch table "
+                            f"(its header is {','.join(rows[0])[:80]!r}); choose another --out")
     return {r[0]: dict(zip(BATCH_COLUMNS, r)) for r in rows[1:] if len(r) == len(BATCH_COLUMNS)}
 
+# %% ../nbs/35_batch.ipynb #4ccb448c
+def _drop_partial_row(path: Path):
+    """Rewrite `path` without a last line cut short (no newline at its end), so appended rows
+    start on their own line."""
+    raw = path.read_bytes()
+    if raw.endswith(b'\n'): return
+    path.write_bytes(raw[:raw.rfind(b'\n') + 1])
+
+# %% ../nbs/35_batch.ipynb #38baa625
 def count_batch(predictor: Predictor, images, exemplars: Exemplars, out, method: str = 'count',
                 progress: bool = True) -> dict:
-    """Count every image of `images` (paths) with `exemplars` (cut once, `Predictor.exemplars`) and append one row per
-    image to the CSV `out` (`BATCH_COLUMNS`); images already in it are skipped. A photo that cannot be counted gets
-    its row with the error and the batch goes on. Returns a summary (counts, failures, images per second)."""
+    """Count every image of `images` (paths) with `exemplars` (cut once, `Predictor.exemplars`)
+    and append one row per image to the CSV `out` (`BATCH_COLUMNS`); images already in it are
+    skipped. A photo that cannot be counted gets its row with the error and the batch goes on.
+    Returns a summary (counts, failures, images per second)."""
     out = Path(out)
     done = read_table(out)
     todo = [p for p in images if str(p) not in done]
@@ -76,20 +92,16 @@ def count_batch(predictor: Predictor, images, exemplars: Exemplars, out, method:
     with out.open('a', newline='') as f:
         w = csv.writer(f)
         if fresh: w.writerow(BATCH_COLUMNS)
-        for p in tqdm(todo, desc=f'batch ({method})', unit='img', disable=not progress, file=sys.stderr):
+        for p in tqdm(todo, desc=f'batch ({method})', unit='img', disable=not progress,
+                      file=sys.stderr):
             t = time.perf_counter()
             try:
                 r = predictor.predict(p, method=method, exemplars=exemplars)
-                row, counted = [str(p), f'{r.count:.3f}', method, f'{time.perf_counter() - t:.3f}', ''], counted + 1
+                count, error, counted = f'{r.count:.3f}', '', counted + 1
             except SegcountError as e:
-                row, failed = [str(p), '', method, f'{time.perf_counter() - t:.3f}', one_line(e)], failed + 1
-            w.writerow(row); f.flush()
+                count, error, failed = '', one_line(e), failed + 1
+            w.writerow([str(p), count, method, f'{time.perf_counter() - t:.3f}', error]); f.flush()
     secs = time.perf_counter() - t0
-    return dict(out=str(out), images=len(images), counted=counted, failed=failed, already_done=len(images) - len(todo),
-                seconds=round(secs, 3), images_per_second=round(len(todo) / secs, 2) if todo and secs > 0 else None)
-
-def _drop_partial_row(path: Path):
-    "Rewrite `path` without a last line cut short (no newline at its end), so appended rows start on their own line."
-    raw = path.read_bytes()
-    if raw.endswith(b'\n'): return
-    path.write_bytes(raw[:raw.rfind(b'\n') + 1])
+    return dict(out=str(out), images=len(images), counted=counted, failed=failed,
+                already_done=len(images) - len(todo), seconds=round(secs, 3),
+                images_per_second=round(len(todo) / secs, 2) if todo and secs > 0 else None)

@@ -17,7 +17,8 @@ from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, one_line
 from .counter import load_weights
 from .batch import count_batch, list_images, read_table
 from .data import read_groups
-from .evaluate import bench_batch, bench_tiles, bench_infer, evaluate_samples, load_samples, paper_table, render_table
+from .evaluate import (bench_batch, bench_tiles, bench_infer, evaluate_samples,
+                               load_samples, paper_table, render_table)
 from .model_files import hub_model_card
 from .pipeline import Predictor, save_density
 from .pseudolabel import bench_pseudolabel, pseudolabel_split
@@ -26,49 +27,62 @@ from .synthetic import generate_scenes, make_synthetic_set
 from .training import CounterTraining, export_weights, train_counter
 
 # %% auto #0
-__all__ = ['WEIGHTS_HELP', 'config_flags', 'config_from', 'cmd_count', 'cmd_batch', 'cmd_evaluate', 'cmd_make_synthetic',
-           'cmd_generate', 'cmd_train_counter', 'cmd_train_segmenter', 'cmd_export_weights', 'cmd_model_card',
+__all__ = ['WEIGHTS_HELP', 'config_flags', 'config_from', 'cmd_count', 'cmd_batch', 'cmd_evaluate', 'cmd_generate',
+           'cmd_make_synthetic', 'cmd_train_counter', 'cmd_train_segmenter', 'cmd_export_weights', 'cmd_model_card',
            'cmd_pseudolabel', 'cmd_bench', 'cmd_table', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/50_cli.ipynb #6eb9bfcc
-WEIGHTS_HELP = "a .safetensors model file or a Hub reference hf://OWNER/REPO[@REVISION]/FILE (default: the embedded model)"
+WEIGHTS_HELP = ("a .safetensors model file or a Hub reference hf://OWNER/REPO[@REVISION]/FILE "
+                "(default: the embedded model)")
+_DILATE_HELP = ("seg-then-count: grow the mask by N cells (0 = the paper; default: what the "
+                "segmenter file recommends)")
 
+# %% ../nbs/50_cli.ipynb #972e60b5
 def _emit(obj: dict, as_json: bool, human: str | None = None):
     "Print `obj` as one JSON object on stdout (`--json`) or a human line."
     if as_json: print(json.dumps(obj), flush=True)
     else: print(human if human is not None else json.dumps(obj, indent=2), flush=True)
 
+# %% ../nbs/50_cli.ipynb #076dd148
 def config_flags(parser: argparse.ArgumentParser, cls):
-    """One flag per field of the config dataclass `cls` (`--name-with-dashes`, or the field's `flag` metadata), typed
-    and defaulted as the field is: each default is written once, in the dataclass. `invert`: the flag sets False."""
+    """One flag per field of the config dataclass `cls` (`--name-with-dashes`, or the field's `flag`
+    metadata), typed and defaulted as the field is: each default is written once, in the dataclass.
+    `invert`: the flag sets False."""
     for f in fields(cls):
         meta = f.metadata
         if not meta.get('cli', True): continue
         flag, default = meta.get('flag', '--' + f.name.replace('_', '-')), f.default
         helps = meta.get('help', '')
         if 'bool' in str(f.type):
-            parser.add_argument(flag, dest=f.name, action='store_false' if meta.get('invert') else 'store_true',
-                                default=default, help=helps)
+            action = 'store_false' if meta.get('invert') else 'store_true'
+            parser.add_argument(flag, dest=f.name, action=action, default=default, help=helps)
             continue
-        typ = int if str(f.type).startswith('int') else float if str(f.type).startswith('float') else str
-        parser.add_argument(flag, dest=f.name, type=typ, default=default, choices=meta.get('choices'),
-                            help=f"{helps} (default: {default})".lstrip())
+        ft = str(f.type)
+        typ = int if ft.startswith('int') else float if ft.startswith('float') else str
+        helps = f"{helps} (default: {default})".lstrip()
+        parser.add_argument(flag, dest=f.name, type=typ, default=default,
+                            choices=meta.get('choices'), help=helps)
 
+# %% ../nbs/50_cli.ipynb #53c66dbc
 def config_from(cls, args: argparse.Namespace):
-    "The config dataclass `cls` filled from the parsed flags that `config_flags` made (other fields keep their defaults)."
-    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.metadata.get('cli', True)})
+    """The config dataclass `cls` filled from the parsed flags of `config_flags` (other fields keep
+    their defaults)."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)
+                  if f.metadata.get('cli', True)})
 
 # %% ../nbs/50_cli.ipynb #cd9a0f62
 def cmd_count(args):
     t0 = time.perf_counter()
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
-    res = pred.predict(args.image, [list(b) for b in (args.box or [])], method=args.method, threshold=args.threshold,
-                       dilate=args.dilate, negative_boxes=[list(b) for b in args.negative_box or []] or None)
+    res = pred.predict(args.image, [list(b) for b in (args.box or [])], method=args.method,
+                       threshold=args.threshold, dilate=args.dilate,
+                       negative_boxes=[list(b) for b in args.negative_box or []] or None)
     out = {"count": float(res.count), "method": res.method, "weights": pred.weights_name,
            "seconds": round(time.perf_counter() - t0, 4), "image": str(args.image),
-           "image_size": list(res.image_size), "n_exemplars": int(res.n_exemplars), "n_negatives": int(res.n_negatives),
-           "tiles": int(res.tiles)}
-    if args.json: out["points"] = [[round(float(x), 1), round(float(y), 1)] for x, y in res.points]   # only shown there
+           "image_size": list(res.image_size), "n_exemplars": int(res.n_exemplars),
+           "n_negatives": int(res.n_negatives), "tiles": int(res.tiles)}
+    if args.json:   # only shown there
+        out["points"] = [[round(float(x), 1), round(float(y), 1)] for x, y in res.points]
     if res.mask is not None: out["mask_fraction"] = float(res.mask.mean())
     if res.note: out["note"] = res.note
     if args.density_out:
@@ -79,58 +93,70 @@ def cmd_count(args):
 # %% ../nbs/50_cli.ipynb #12187ffd
 def cmd_batch(args):
     images = list_images(args.images)
-    read_table(args.out)                                   # a file that is not ours is refused before any work
+    read_table(args.out)                       # a file that is not ours is refused before any work
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
     ex = pred.exemplars(args.exemplars_from, [list(b) for b in (args.box or [])],
                         [list(b) for b in args.negative_box or []] or None)
     res = count_batch(pred, images, ex, args.out, method=args.method, progress=not args.json)
-    _emit(res, args.json, f"{res['counted']} counted, {res['failed']} failed, {res['already_done']} already in {res['out']}")
+    _emit(res, args.json, f"{res['counted']} counted, {res['failed']} failed, "
+                          f"{res['already_done']} already in {res['out']}")
     return 0
 
+# %% ../nbs/50_cli.ipynb #8f495248
 def cmd_evaluate(args):
     if bool(args.root) == bool(args.groups):
         raise SegcountError("give exactly one of --root DIR or --groups FILE")
     samples = load_samples(root=args.root, split=args.split, groups=args.groups)
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
     if args.dilate is not None: pred.dilate = max(0, args.dilate)
-    res = evaluate_samples(pred, samples, method=args.method, limit=args.limit, progress=not args.quiet,
-                           negatives=args.negatives)
+    res = evaluate_samples(pred, samples, method=args.method, limit=args.limit,
+                           progress=not args.quiet, negatives=args.negatives)
     res["weights"] = pred.weights_name
     summary = {k: res[k] for k in ("n", "MAE", "RMSE", "NAE", "SRE", "box_mass")}
     _emit(res, args.json, json.dumps(summary))
+    return 0
+
+# %% ../nbs/50_cli.ipynb #035d36ef
+def cmd_generate(args):
+    height = args.height[0] if len(args.height) == 1 else tuple(args.height[:2])
+    out = generate_scenes(args.out, args.n, seed=args.seed, sprites=args.sprites,
+                          workers=args.workers, height=height, count_range=tuple(args.count_range),
+                          photometric=args.photometric, packed_prob=args.packed)
+    _emit({"root": str(out), "n": args.n, "seed": args.seed}, args.json,
+          f"wrote {args.n} scenes to {out}")
     return 0
 
 # %% ../nbs/50_cli.ipynb #0c317b22
 def cmd_make_synthetic(args):
     path = make_synthetic_set(args.root, args.split, args.out, seed=args.seed, n=args.n)
     n = len(read_groups(path))
-    _emit({"groups": str(path), "n": n, "split": args.split, "seed": args.seed}, args.json, f"wrote {n} entries to {path}")
-    return 0
-
-def cmd_generate(args):
-    height = args.height[0] if len(args.height) == 1 else tuple(args.height[:2])
-    out = generate_scenes(args.out, args.n, seed=args.seed, sprites=args.sprites, workers=args.workers, height=height,
-                          count_range=tuple(args.count_range), photometric=args.photometric, packed_prob=args.packed)
-    _emit({"root": str(out), "n": args.n, "seed": args.seed}, args.json, f"wrote {args.n} scenes to {out}")
+    _emit({"groups": str(path), "n": n, "split": args.split, "seed": args.seed}, args.json,
+          f"wrote {n} entries to {path}")
     return 0
 
 # %% ../nbs/50_cli.ipynb #0915947d
 def cmd_train_counter(args):
-    res = train_counter(args.root, args.out, config_from(CounterTraining, args), progress=not args.quiet)
+    cfg = config_from(CounterTraining, args)
+    res = train_counter(args.root, args.out, cfg, progress=not args.quiet)
     _emit(res, args.json)
     return 0
 
+# %% ../nbs/50_cli.ipynb #6a48d18d
 def cmd_train_segmenter(args):
-    res = train_segmenter(args.root, args.out, config_from(SegmenterTraining, args), progress=not args.quiet)
+    cfg = config_from(SegmenterTraining, args)
+    res = train_segmenter(args.root, args.out, cfg, progress=not args.quiet)
     if args.export: res["exported"] = str(export_segmenter(res["best"], args.export))
-    _emit({k: (v if isinstance(v, (int, float, str, list, dict, type(None))) else str(v)) for k, v in res.items()}, args.json)
+    plain = (int, float, str, list, dict, type(None))
+    _emit({k: (v if isinstance(v, plain) else str(v)) for k, v in res.items()}, args.json)
     return 0
 
+# %% ../nbs/50_cli.ipynb #5c054b8d
 def cmd_export_weights(args):
     path = export_weights(args.checkpoint, args.out, include_backbone=args.include_trunk)
     _emit({"weights": str(path), "bytes": Path(path).stat().st_size}, args.json, f"wrote {path}")
     return 0
 
+# %% ../nbs/50_cli.ipynb #b6948c88
 def cmd_model_card(args):
     print(hub_model_card(args.weights, repo=args.repo, license=args.license), end='')
     return 0
@@ -138,8 +164,10 @@ def cmd_model_card(args):
 # %% ../nbs/50_cli.ipynb #637c49e5
 def cmd_pseudolabel(args):
     man = pseudolabel_split(args.root, args.split, args.out, counter=args.weights, mode=args.mode,
-                            workers=args.workers, resume=not args.no_resume, limit=args.limit, progress=not args.json)
-    summary = {k: man[k] for k in ("n_images", "n_done", "n_failed", "n_skipped", "k_histogram", "seconds") if k in man}
+                            workers=args.workers, resume=not args.no_resume, limit=args.limit,
+                            progress=not args.json)
+    keys = ("n_images", "n_done", "n_failed", "n_skipped", "k_histogram", "seconds")
+    summary = {k: man[k] for k in keys if k in man}
     summary.update(out=str(args.out), mode=args.mode)
     _emit(summary, args.json)
     return 0
@@ -153,9 +181,11 @@ def cmd_bench(args):
     elif args.what == "tiles":
         res = bench_tiles(*args.size, device=args.device)
     elif args.what == "pseudolabel":
-        if args.root is None: raise SegcountError("bench pseudolabel needs --root DIR (FSC-147 layout or a groups file)")
-        res = bench_pseudolabel(args.root, n_images=args.n_images, counter=args.weights, repeats=args.repeats,
-                                verbose=not args.json)
+        if args.root is None:
+            raise SegcountError("bench pseudolabel needs --root DIR "
+                                "(FSC-147 layout or a groups file)")
+        res = bench_pseudolabel(args.root, n_images=args.n_images, counter=args.weights,
+                                repeats=args.repeats, verbose=not args.json)
     _emit(res, args.json)
     return 0
 
@@ -169,13 +199,16 @@ def cmd_table(args):
     if args.split and args.root is None: raise SegcountError("--split needs --root DIR")
     for sp in (args.split or (["test"] if args.root is not None else [])):
         sets[sp] = load_samples(root=args.root, split=sp)
-    if not sets: raise SegcountError("give the sets to measure: --groups FILE and/or --root DIR [--split S]")
+    if not sets:
+        raise SegcountError("give the sets to measure: --groups FILE and/or --root DIR [--split S]")
     pred = Predictor.from_weights(args.weights, device=args.device, segmenter=args.segmenter)
     finetuned = load_weights(args.finetuned, device=pred.device) if args.finetuned else None
     if args.number in (3, 4) and pred.segmenter is None:
-        raise SegcountError(f"table {args.number} compares masks with the segmenter's; {pred.weights_name} has none (--segmenter FILE)")
-    t = paper_table(args.number, sets, pred.counter, pred.segmenter, finetuned, threshold=args.threshold, dilate=args.dilate,
-                    mode=args.mode, limit=args.limit, progress=not args.json)
+        raise SegcountError(f"table {args.number} compares masks with the segmenter's; "
+                            f"{pred.weights_name} has none (--segmenter FILE)")
+    t = paper_table(args.number, sets, pred.counter, pred.segmenter, finetuned,
+                    threshold=args.threshold, dilate=args.dilate, mode=args.mode, limit=args.limit,
+                    progress=not args.json)
     t.pop('mask_benchmark', None)
     t.update(weights=pred.weights_name, finetuned=str(args.finetuned) if args.finetuned else None)
     _emit(t, args.json, render_table(t) + "\n\n" + render_table(t['paper']))
@@ -183,80 +216,104 @@ def cmd_table(args):
 
 # %% ../nbs/50_cli.ipynb #797f0f73
 def cmd_demo(args):
-    try: from segcount.app import main as serve   # here: the demo extra (Gradio) is optional, the rest of the CLI needs none
+    # imported here: the demo extra (Gradio) is optional, the rest of the CLI needs none
+    try: from segcount.app import main as serve
     except ImportError as e:
-        raise SegcountError(f"the demo needs its extra ({one_line(e)}): pip install 'seg-then-count[demo]'") from None
+        raise SegcountError(f"the demo needs its extra ({one_line(e)}): "
+                            "pip install 'seg-then-count[demo]'") from None
     serve(host=args.host, port=args.port, weights=args.weights)
     return 0
 
-# %% ../nbs/50_cli.ipynb #e703d26f
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="segcount", description="Class-agnostic counting with seg-then-count.")
-    p.add_argument("--version", action="version", version=f"segcount {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# %% ../nbs/50_cli.ipynb #7931f6b6
+def _common_flags(sp, weights=True):
+    "--json and --device; with `weights`, also --weights and --segmenter."
+    sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    if weights:
+        sp.add_argument("--weights", default=None, help=WEIGHTS_HELP)
+        sp.add_argument("--segmenter", default=None,
+                        help="a segmenter .safetensors file or hf://OWNER/REPO/FILE "
+                             "(default: the one beside the weights)")
 
-    def common(sp, weights=True):
-        sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-        if weights:
-            sp.add_argument("--weights", default=None, help=WEIGHTS_HELP)
-            sp.add_argument("--segmenter", default=None,
-                            help="a segmenter .safetensors file or hf://OWNER/REPO/FILE (default: the one beside the weights)")
+# %% ../nbs/50_cli.ipynb #4b896105
+def _box_flags(sp, where):
+    "--box, --negative-box (in the pixels of `where`) and --method."
+    xyxy = dict(nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"))
+    sp.add_argument("--box", **xyxy,
+                    help=f"an exemplar box in {where}'s own pixels (repeat for more)")
+    sp.add_argument("--negative-box", **xyxy,
+                    help=f"a box on a look-alike NOT to count, in {where} (repeat for more)")
+    sp.add_argument("--method", choices=["count", "seg-then-count"], default="count")
 
-    def boxes(sp, where):
-        "--box, --negative-box (in the pixels of `where`) and --method."
-        xyxy = dict(nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"))
-        sp.add_argument("--box", **xyxy, help=f"an exemplar box in {where}'s own pixels (repeat for more)")
-        sp.add_argument("--negative-box", **xyxy, help=f"a box on a look-alike NOT to count, in {where} (repeat for more)")
-        sp.add_argument("--method", choices=["count", "seg-then-count"], default="count")
-
+# %% ../nbs/50_cli.ipynb #0a028a51
+def _count_commands(sub):
+    "The `count`, `evaluate` and `batch` sub-commands."
     c = sub.add_parser("count", help="count the objects like the exemplar boxes in one image")
     c.add_argument("image", type=Path)
-    boxes(c, "the image")
-    c.add_argument("--threshold", type=float, default=THRESHOLD, help="seg-then-count: mask threshold (paper: 0.6)")
-    c.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
-    c.add_argument("--density-out", type=Path, default=None, help="save the density map (.npy or .png)")
-    common(c); c.set_defaults(func=cmd_count)
+    _box_flags(c, "the image")
+    c.add_argument("--threshold", type=float, default=THRESHOLD,
+                   help="seg-then-count: mask threshold (paper: 0.6)")
+    c.add_argument("--dilate", type=int, default=None, help=_DILATE_HELP)
+    c.add_argument("--density-out", type=Path, default=None,
+                   help="save the density map (.npy or .png)")
+    _common_flags(c); c.set_defaults(func=cmd_count)
 
     e = sub.add_parser("evaluate", help="MAE/RMSE/NAE/SRE over an FSC-147 split or a groups file")
     e.add_argument("--root", type=Path); e.add_argument("--split", default="test")
     e.add_argument("--groups", type=Path)
     e.add_argument("--method", choices=["count", "seg-then-count"], default="count")
-    e.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
+    e.add_argument("--dilate", type=int, default=None, help=_DILATE_HELP)
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N entries")
-    e.add_argument("--negatives", action="store_true", help="use the entries' negative_boxes (ignored without this flag)")
+    e.add_argument("--negatives", action="store_true",
+                   help="use the entries' negative_boxes (ignored without this flag)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
-    common(e); e.set_defaults(func=cmd_evaluate)
+    _common_flags(e); e.set_defaults(func=cmd_evaluate)
 
-    bt = sub.add_parser("batch", help="count many photos with exemplars drawn once on one photo: a CSV row per photo")
+    bt = sub.add_parser("batch", help="count many photos with exemplars drawn once on one photo: "
+                                      "a CSV row per photo")
     bt.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
-    bt.add_argument("--exemplars-from", type=Path, required=True, help="the photo the boxes are drawn on")
-    boxes(bt, "that photo")
-    bt.add_argument("--out", type=Path, required=True, help="the CSV table (rows already in it are skipped: resumable)")
-    common(bt); bt.set_defaults(func=cmd_batch)
+    bt.add_argument("--exemplars-from", type=Path, required=True,
+                    help="the photo the boxes are drawn on")
+    _box_flags(bt, "that photo")
+    bt.add_argument("--out", type=Path, required=True,
+                    help="the CSV table (rows already in it are skipped: resumable)")
+    _common_flags(bt); bt.set_defaults(func=cmd_batch)
 
-    s = sub.add_parser("make-synthetic", help="the paper's two-class concatenation benchmark (§4.1)")
+# %% ../nbs/50_cli.ipynb #cfffc26c
+def _data_commands(sub):
+    "The `make-synthetic` and `generate` sub-commands."
+    s = sub.add_parser("make-synthetic",
+                       help="the paper's two-class concatenation benchmark (§4.1)")
     s.add_argument("--root", type=Path, required=True); s.add_argument("--split", default="test")
     s.add_argument("--out", type=Path, required=True); s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--n", type=int, default=None, help="number of images (default: one per image of the split)")
+    s.add_argument("--n", type=int, default=None,
+                   help="number of images (default: one per image of the split)")
     s.add_argument("--json", action="store_true"); s.set_defaults(func=cmd_make_synthetic)
 
     g = sub.add_parser("generate", help="generate training scenes in the FSC-147 layout")
     g.add_argument("--out", type=Path, required=True); g.add_argument("--n", type=int, default=1000)
     g.add_argument("--seed", type=int, default=0); g.add_argument("--json", action="store_true")
     g.add_argument("--sprites", type=Path, default=None,
-                   help="folder of RGBA object pictures (PNG) to use as object kinds too (data_scripts/fetch_sprites.py)")
-    g.add_argument("--workers", type=int, default=1, help="worker processes (the files are the same for any number)")
+                   help="folder of RGBA object pictures (PNG) to use as object kinds too "
+                        "(data_scripts/fetch_sprites.py)")
+    g.add_argument("--workers", type=int, default=1,
+                   help="worker processes (the files are the same for any number)")
     g.add_argument("--height", type=int, nargs="+", default=[MODEL_HEIGHT],
-                   help="canvas height, or a range LO HI drawn log-uniformly (objects and width scale with it)")
+                   help="canvas height, or a range LO HI drawn log-uniformly "
+                        "(objects and width scale with it)")
     g.add_argument("--count-range", type=int, nargs=2, default=[5, 600], metavar=("LO", "HI"),
                    help="objects of the target kind per scene")
     g.add_argument("--photometric", type=float, default=0.0,
-                   help="strength of camera and staining looks: low contrast, gamma, dark, grey, defocus (0 = none)")
+                   help="strength of camera and staining looks: low contrast, gamma, dark, grey, "
+                        "defocus (0 = none)")
     g.add_argument("--packed", type=float, default=0.0,
-                   help="share of packed scenes: touching objects covering most of the canvas (0 = none)")
+                   help="share of packed scenes: touching objects covering most of the canvas "
+                        "(0 = none)")
     g.set_defaults(func=cmd_generate)
 
+# %% ../nbs/50_cli.ipynb #7fa9ee2e
+def _train_commands(sub):
+    "The `train-counter`, `train-segmenter`, `export-weights` and `model-card` sub-commands."
     t = sub.add_parser("train-counter", help="train the base counter (§3.1)")
     t.add_argument("--root", type=Path, required=True, help="FSC-147-layout directory")
     t.add_argument("--out", type=Path, required=True, help="run directory for checkpoints")
@@ -264,60 +321,91 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.add_argument("--json", action="store_true"); t.set_defaults(func=cmd_train_counter)
 
-    ts = sub.add_parser("train-segmenter", help="train the exemplar segmenter on K-means pseudo masks (§3.3)")
-    ts.add_argument("--root", type=Path, required=True, help="FSC-147-layout directory (its train split is used)")
-    ts.add_argument("--out", type=Path, required=True, help="run directory for checkpoints (last.pt, best.pt)")
+    ts = sub.add_parser("train-segmenter",
+                        help="train the exemplar segmenter on K-means pseudo masks (§3.3)")
+    ts.add_argument("--root", type=Path, required=True,
+                    help="FSC-147-layout directory (its train split is used)")
+    ts.add_argument("--out", type=Path, required=True,
+                    help="run directory for checkpoints (last.pt, best.pt)")
     config_flags(ts, SegmenterTraining)
-    ts.add_argument("--export", type=Path, default=None, help="also write best.pt as this .safetensors file")
+    ts.add_argument("--export", type=Path, default=None,
+                    help="also write best.pt as this .safetensors file")
     ts.add_argument("--quiet", action="store_true"); ts.add_argument("--json", action="store_true")
     ts.set_defaults(func=cmd_train_segmenter)
 
-    x = sub.add_parser("export-weights", help="turn a training checkpoint into a shippable .safetensors file")
+    x = sub.add_parser("export-weights",
+                       help="turn a training checkpoint into a shippable .safetensors file")
     x.add_argument("checkpoint", type=Path); x.add_argument("out", type=Path)
     x.add_argument("--include-trunk", action="store_true",
-                   help="store the backbone's tensors too: the file then needs no ImageNet weights at run time")
+                   help="store the backbone's tensors too: the file then needs no ImageNet weights "
+                        "at run time")
     x.add_argument("--json", action="store_true"); x.set_defaults(func=cmd_export_weights)
 
-    mc = sub.add_parser("model-card", help="print a Hugging Face Hub model card (README.md) for a weight file")
-    mc.add_argument("weights", type=Path); mc.add_argument("--repo", default="OWNER/REPO", help="the Hub repository it goes to")
+    mc = sub.add_parser("model-card",
+                        help="print a Hugging Face Hub model card (README.md) for a weight file")
+    mc.add_argument("weights", type=Path)
+    mc.add_argument("--repo", default="OWNER/REPO", help="the Hub repository it goes to")
     mc.add_argument("--license", default="apache-2.0"); mc.set_defaults(func=cmd_model_card)
 
-    q = sub.add_parser("pseudolabel", help="pseudo masks by the per-image K sweep (§3.2) over a split")
+# %% ../nbs/50_cli.ipynb #7cda63ce
+def _tool_commands(sub):
+    "The `pseudolabel`, `bench`, `table` and `demo` sub-commands."
+    q = sub.add_parser("pseudolabel",
+                       help="pseudo masks by the per-image K sweep (§3.2) over a split")
     q.add_argument("--root", type=Path, required=True); q.add_argument("--split", default="train")
     q.add_argument("--out", type=Path, required=True)
     q.add_argument("--mode", choices=["fast", "exact"], default="fast",
-                   help="fast: pool patches from one feature map; exact: crop and embed every patch (the literal method)")
-    q.add_argument("--workers", type=int, default=0); q.add_argument("--limit", type=int, default=None)
+                   help="fast: pool patches from one feature map; exact: crop and embed every "
+                        "patch (the literal method)")
+    q.add_argument("--workers", type=int, default=0)
+    q.add_argument("--limit", type=int, default=None)
     q.add_argument("--no-resume", action="store_true", help="redo images that already have a mask")
     q.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     q.add_argument("--json", action="store_true"); q.set_defaults(func=cmd_pseudolabel)
 
     b = sub.add_parser("bench", help="speed benchmarks that print numbers")
     b.add_argument("what", choices=["infer", "pseudolabel", "batch", "tiles"])
-    b.add_argument("--size", type=int, nargs=2, default=[12000, 9000], metavar=("W", "H"), help="the photo of `bench tiles`")
+    b.add_argument("--size", type=int, nargs=2, default=[12000, 9000], metavar=("W", "H"),
+                   help="the photo of `bench tiles`")
     b.add_argument("--root", type=Path, default=None, help="data for `bench pseudolabel`")
-    b.add_argument("--n-images", type=int, default=4, help="images of `bench pseudolabel` (4) or `bench batch` (try 100)")
+    b.add_argument("--n-images", type=int, default=4,
+                   help="images of `bench pseudolabel` (4) or `bench batch` (try 100)")
     b.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     b.add_argument("--repeats", type=int, default=5)
     b.add_argument("--json", action="store_true"); b.add_argument("--device", default="cpu")
     b.set_defaults(func=cmd_bench)
-    t = sub.add_parser("table", help="measure one of the paper's tables (1, 3, 4, 5) beside the paper's numbers")
+    t = sub.add_parser("table", help="measure one of the paper's tables (1, 3, 4, 5) "
+                                     "beside the paper's numbers")
     t.add_argument("number", type=int, choices=[1, 3, 4, 5])
-    t.add_argument("--groups", type=Path, action="append", default=[], help="a groups file (repeatable)")
+    t.add_argument("--groups", type=Path, action="append", default=[],
+                   help="a groups file (repeatable)")
     t.add_argument("--root", type=Path, default=None, help="an FSC-147-layout folder")
-    t.add_argument("--split", action="append", default=[], help="a split of --root (repeatable; default test)")
+    t.add_argument("--split", action="append", default=[],
+                   help="a split of --root (repeatable; default test)")
     t.add_argument("--weights", default=None, help=WEIGHTS_HELP)
-    t.add_argument("--segmenter", default=None, help="segmenter weights (default: beside the counter's)")
-    t.add_argument("--finetuned", default=None, help="a counter fine-tuned on two-class images (Tables 1 and 5)")
-    t.add_argument("--threshold", type=float, default=THRESHOLD, help="seg-then-count's mask threshold (§4.1: 0.6)")
-    t.add_argument("--dilate", type=int, default=None, help="seg-then-count: grow the mask by N cells (0 = the paper; default: what the segmenter file recommends)")
-    t.add_argument("--mode", choices=["fast", "exact"], default="fast", help="patch embeddings of the K sweep")
+    t.add_argument("--segmenter", default=None,
+                   help="segmenter weights (default: beside the counter's)")
+    t.add_argument("--finetuned", default=None,
+                   help="a counter fine-tuned on two-class images (Tables 1 and 5)")
+    t.add_argument("--threshold", type=float, default=THRESHOLD,
+                   help="seg-then-count's mask threshold (§4.1: 0.6)")
+    t.add_argument("--dilate", type=int, default=None, help=_DILATE_HELP)
+    t.add_argument("--mode", choices=["fast", "exact"], default="fast",
+                   help="patch embeddings of the K sweep")
     t.add_argument("--limit", type=int, default=None); t.add_argument("--device", default="auto")
     t.add_argument("--json", action="store_true"); t.set_defaults(func=cmd_table)
     d = sub.add_parser("demo", help="serve the web demo (Gradio) on the embedded model")
     d.add_argument("--host", default="127.0.0.1"); d.add_argument("--port", type=int, default=7860)
     d.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     d.set_defaults(func=cmd_demo)
+
+# %% ../nbs/50_cli.ipynb #e703d26f
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="segcount",
+                                description="Class-agnostic counting with seg-then-count.")
+    p.add_argument("--version", action="version", version=f"segcount {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _count_commands(sub); _data_commands(sub); _train_commands(sub); _tool_commands(sub)
     return p
 
 # %% ../nbs/50_cli.ipynb #ab97e2ef

@@ -29,7 +29,7 @@ __all__ = ['MODEL_HEIGHT', 'EXEMPLAR_SIZE', 'N_EXEMPLARS', 'KS', 'THRESHOLD', 'L
 
 # %% ../nbs/00_core.ipynb #55f8d330
 MODEL_HEIGHT = 384      # §4.1: every query image is resized to height 384, keeping its aspect ratio
-EXEMPLAR_SIZE = 128     # §4.1: each exemplar crop is resized to 128×128 before the feature extractor
+EXEMPLAR_SIZE = 128     # §4.1: each exemplar crop is resized to 128×128 for the feature extractor
 N_EXEMPLARS = 3         # §4.1 (FSC-147): three exemplar boxes per image
 KS = (2, 3, 4, 5, 6)    # §3.2, §4.1: the K sweep clusters the patch embeddings with K = 2..6
 THRESHOLD = 0.6         # §3.4, §4.1: the segmenter's mask is binarised at 0.6
@@ -39,14 +39,15 @@ COUNTER_EPOCHS = 300    # §4.1: the base counter trains for 300 epochs
 SEGMENTER_EPOCHS = 20   # §4.1: the segmenter trains for 20 epochs
 WEIGHT_DECAY = 1e-2     # AdamW's usual weight decay (the paper names none)
 
-# %% ../nbs/00_core.ipynb #0322f7fc
+# %% ../nbs/00_core.ipynb #7acd60f1
 class SegcountError(ValueError):
     "A user error (bad file, bad box, bad argument): one line naming the file and the problem."
     pass
 
+# %% ../nbs/00_core.ipynb #0322f7fc
 def one_line(e:BaseException, with_type:bool=False) -> str:
-    """The message of exception `e` squeezed onto one line; `with_type` prefixes the exception's type, except for a
-    `SegcountError` (whose message already says what is wrong)."""
+    """The message of exception `e` squeezed onto one line; `with_type` prefixes the exception's
+    type, except for a `SegcountError` (whose message already says what is wrong)."""
     msg = " ".join(str(e).split())
     if not msg: return type(e).__name__
     return f"{type(e).__name__}: {msg}" if with_type and not isinstance(e, SegcountError) else msg
@@ -54,8 +55,10 @@ def one_line(e:BaseException, with_type:bool=False) -> str:
 # %% ../nbs/00_core.ipynb #74354a34
 @contextmanager
 def atomic_write(path, mode:str='w', encoding:str|None=None):
-    "Open `path.tmp-XXXX` beside `path` for writing; on success `os.replace` it onto `path`, on error delete it."
-    if mode not in ('w', 'wb'): raise ValueError(f"atomic_write: mode must be 'w' or 'wb', not {mode!r}")
+    """Open `path.tmp-XXXX` beside `path` for writing; on success `os.replace` it onto `path`, on
+    error delete it."""
+    if mode not in ('w', 'wb'):
+        raise ValueError(f"atomic_write: mode must be 'w' or 'wb', not {mode!r}")
     path = Path(path)
     if not path.parent.is_dir():
         raise SegcountError(f"{path}: cannot write, folder {path.parent} does not exist")
@@ -74,29 +77,38 @@ def atomic_write(path, mode:str='w', encoding:str|None=None):
 
 # %% ../nbs/00_core.ipynb #5db89336
 def safe_name(name:str) -> str:
-    "`name` as a safe file name: letters, digits, `-_.` kept, anything else `_`, no leading or trailing dot."
+    """`name` as a safe file name: letters, digits, `-_.` kept, anything else `_`, no leading or
+    trailing dot."""
     keep = "".join(c if (c.isalnum() or c in '-_.') else '_' for c in str(name)).strip('.')
     return keep or 'image'
 
 # %% ../nbs/00_core.ipynb #79c11a2c
 def configured(cls, config=None, **overrides):
-    "`config` (an instance of dataclass `cls`; None: its defaults) with `overrides`; an unknown name → `SegcountError`."
+    """`config` (an instance of dataclass `cls`; None: its defaults) with `overrides`; an unknown
+    name → `SegcountError`."""
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(overrides) - names)
-    if unknown: raise SegcountError(f"unknown {cls.__name__} settings {unknown}; known: {sorted(names)}")
+    if unknown:
+        raise SegcountError(f"unknown {cls.__name__} settings {unknown}; known: {sorted(names)}")
     return replace(config if config is not None else cls(), **overrides)
 
+# %% ../nbs/00_core.ipynb #0feec41b
 def check_optimisation(config) -> None:
-    "A training config's `epochs` ≥ 0, `batch_size` ≥ 1 and `lr` > 0, or a `SegcountError` saying so."
+    """A training config's `epochs` ≥ 0, `batch_size` ≥ 1 and `lr` > 0, or a `SegcountError` saying
+    so."""
     if config.epochs < 0 or config.batch_size < 1 or config.lr <= 0:
-        raise SegcountError(f"epochs must be >= 0, batch_size >= 1 and lr > 0 (got {config.epochs}, {config.batch_size}, {config.lr})")
+        raise SegcountError(f"epochs must be >= 0, batch_size >= 1 and lr > 0 "
+                            f"(got {config.epochs}, {config.batch_size}, {config.lr})")
 
+# %% ../nbs/00_core.ipynb #6c8c1853
 def seed_everything(seed:int) -> None:
     "Seed Python's, NumPy's and torch's global generators (a training run's start)."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
+# %% ../nbs/00_core.ipynb #7528ea90
 def run_record(root, out_dir, config) -> dict:
-    "The JSON-able record of a training run's inputs (`root`, `out_dir` and every field of `config`) kept in its checkpoints."
+    """The JSON-able record of a training run's inputs (`root`, `out_dir` and every field of
+    `config`) kept in its checkpoints."""
     plain = lambda v: v if isinstance(v, (str, int, float, bool)) or v is None else \
         [plain(x) for x in v] if isinstance(v, (list, tuple)) else \
         {str(k): plain(x) for k, x in v.items()} if isinstance(v, dict) else str(v)
@@ -107,6 +119,7 @@ def log(msg:str):
     "Print `msg` on standard error at once (progress and summaries; results go to standard output)."
     print(msg, file=sys.stderr, flush=True)
 
+# %% ../nbs/00_core.ipynb #7b906ba1
 def pick_device(device=None):
     "`'auto'` (or None) → CUDA if available, else MPS, else CPU; otherwise `torch.device(device)`."
     if isinstance(device, torch.device): return device
@@ -116,4 +129,6 @@ def pick_device(device=None):
         if mps is not None and mps.is_available(): return torch.device('mps')
         return torch.device('cpu')
     try: return torch.device(device)
-    except (RuntimeError, TypeError): raise SegcountError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    except (RuntimeError, TypeError):
+        raise SegcountError(f"unknown device {device!r} "
+                            "(use auto, cpu, cuda, cuda:N or mps)") from None

@@ -19,11 +19,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from .backbones import Backbone, TrunkModel, build_backbone
 from .core import SegcountError
 from .metrics import masked_mse
-from .model_files import build_model, load_model, model_from_checkpoint, model_path, save_model
+from .model_files import (build_model, load_model, model_from_checkpoint, model_path,
+                                  save_model)
 
 # %% auto #0
 __all__ = ['DELTA', 'DENSITY_SCALE', 'COUNTER_FORMAT', 'counter_registry', 'DEFAULT_COUNTER_FILE', 'DensityRegressor',
@@ -31,14 +33,14 @@ __all__ = ['DELTA', 'DENSITY_SCALE', 'COUNTER_FORMAT', 'counter_registry', 'DEFA
            'default_weights_path', 'counter_from_checkpoint', 'resolve_counter']
 
 # %% ../nbs/11_counter.ipynb #680280cc
-DELTA = 0.0            # Eq. 4's δ: similarity value written where the mask is 0 (S is clamped to be >= 0)
+DELTA = 0.0            # Eq. 4's δ: the similarity written where the mask is 0 (S is always >= 0)
 DENSITY_SCALE = 100.0  # the regressor predicts density × DENSITY_SCALE (targets of order 1)
 COUNTER_FORMAT = 'segcount-counter/1'
 
 # %% ../nbs/11_counter.ipynb #c75179ee
 class DensityRegressor(nn.Module):
-    """The counter C: B×(d+1)×h×w (features ‖ S) → B×1×16h×16w in *scaled* density units (ReLU'd unless
-    `activate=False`)."""
+    """The counter C: B×(d+1)×h×w (features ‖ S) → B×1×16h×16w in *scaled* density units (ReLU'd
+    unless `activate=False`)."""
     def __init__(self, in_channels: int = 257, widths: tuple = (128, 64, 32, 16)):
         super().__init__()
         w1, w2, w3, w4 = widths
@@ -69,9 +71,11 @@ def _mask_like(mask: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     m = m.float()
     if tuple(m.shape[-2:]) != (h, w):
         larger = m.shape[-2] >= h and m.shape[-1] >= w
-        m = F.adaptive_avg_pool2d(m, (h, w)) if larger else F.interpolate(m, size=(h, w), mode='nearest')
+        m = (F.adaptive_avg_pool2d(m, (h, w)) if larger
+             else F.interpolate(m, size=(h, w), mode='nearest'))
     return (m >= 0.5).expand(S.shape[0], 1, h, w)
 
+# %% ../nbs/11_counter.ipynb #b6be4faf
 def apply_mask(S: torch.Tensor, mask: torch.Tensor | None, delta: float = DELTA) -> torch.Tensor:
     "Eq. 4: S (B×1×h×w) where `mask` is 1, `delta` where it is 0. `mask=None` returns S unchanged."
     if mask is None: return S
@@ -92,84 +96,110 @@ class Counter(TrunkModel):
 
     forward(image B×3×H×W in [0,1], exemplars B×N×3×128×128 in [0,1], mask=None B×1×h×w)
       → dict(density B×1×H×W, similarity B×1×h×w, count B[, masked_similarity B×1×h×w])
-    with h = ⌈H/16⌉, w = ⌈W/16⌉. `config` (JSON-able) rebuilds the same architecture via `build_counter`."""
-    KIND, FORMAT = 'counter', COUNTER_FORMAT   # what its weight files and checkpoints say they hold (`model_files`)
-    def __init__(self, backbone_name: str = 'mobilenet_v2', backbone_weights: str | None = 'imagenet',
-                 freeze_backbone: bool = True, proj_dim: int = 256, regressor_widths: tuple = (128, 64, 32, 16),
-                 delta: float = DELTA, density_scale: float = DENSITY_SCALE, gate_density: bool = True,
-                 min_exemplar_side: float | None = None, exemplar_side: float | None = None):
+    with h = ⌈H/16⌉, w = ⌈W/16⌉. `config` (JSON-able) rebuilds the same architecture via
+    `build_counter`."""
+    KIND, FORMAT = 'counter', COUNTER_FORMAT   # what its weight files and checkpoints say they hold
+    def __init__(self, backbone_name: str = 'mobilenet_v2',
+                 backbone_weights: str | None = 'imagenet', freeze_backbone: bool = True,
+                 proj_dim: int = 256, regressor_widths: tuple = (128, 64, 32, 16),
+                 delta: float = DELTA, density_scale: float = DENSITY_SCALE,
+                 gate_density: bool = True, min_exemplar_side: float | None = None,
+                 exemplar_side: float | None = None):
         super().__init__()
-        self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights, freeze=freeze_backbone)
+        self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights,
+                                                 freeze=freeze_backbone)
         c = self.backbone.out_channels
         self.proj = nn.Conv2d(c, proj_dim, 1)          # image features → d (1×1 conv)
         self.exemplar_proj = nn.Linear(c, proj_dim)    # pooled exemplar features → d
         self.regressor = DensityRegressor(proj_dim + 1, tuple(regressor_widths))
-        self.delta, self.density_scale, self.gate_density = float(delta), float(density_scale), bool(gate_density)
+        self.delta, self.density_scale = float(delta), float(density_scale)
+        self.gate_density = bool(gate_density)
+        opt_float = lambda v: None if v is None else float(v)
         self.config = dict(format=COUNTER_FORMAT, backbone_name=backbone_name,
-                           backbone_weights=backbone_weights if backbone_weights is None else str(backbone_weights),
+                           backbone_weights=backbone_weights if backbone_weights is None
+                           else str(backbone_weights),
                            freeze_backbone=bool(freeze_backbone), proj_dim=int(proj_dim),
                            regressor_widths=[int(x) for x in regressor_widths], delta=float(delta),
                            density_scale=float(density_scale), gate_density=bool(gate_density),
-                           min_exemplar_side=None if min_exemplar_side is None else float(min_exemplar_side),
-                           exemplar_side=None if exemplar_side is None else float(exemplar_side))
-        # exemplar_side: every image is resized so that its exemplars measure this many pixels (scale normalisation);
-        # min_exemplar_side (older models): only images with smaller exemplars are upscaled. Both act in training and
-        # inference alike (`segcount.data.model_height`, `segcount.data.resize_rule`)
+                           min_exemplar_side=opt_float(min_exemplar_side),
+                           exemplar_side=opt_float(exemplar_side))
+        # exemplar_side: every image is resized so that its exemplars measure this many pixels
+        # (scale normalisation); min_exemplar_side (older models): only images with smaller
+        # exemplars are upscaled. Both act in training and inference alike
+        # (`segcount.data.model_height`, `segcount.data.resize_rule`)
 
-    # -- the model ---------------------------------------------------------------------------------------------
-    def image_features(self, image: torch.Tensor | None = None, *, raw: torch.Tensor | None = None) -> torch.Tensor:
-        "B×3×H×W image (or cached `raw` = `backbone_image(image)`) → projected features B×d×h×w."
-        return self.proj(self.backbone_image(image) if raw is None else raw)
+# %% ../nbs/11_counter.ipynb #4ae4b618
+@patch
+def image_features(self: Counter, image: torch.Tensor | None = None, *,
+                   raw: torch.Tensor | None = None) -> torch.Tensor:
+    "B×3×H×W image (or cached `raw` = `backbone_image(image)`) → projected features B×d×h×w."
+    return self.proj(self.backbone_image(image) if raw is None else raw)
 
-    def exemplar_vector(self, exemplars: torch.Tensor | None = None, *, raw: torch.Tensor | None = None) -> torch.Tensor:
-        "B×N×3×128×128 exemplars (or cached `raw` = `backbone_exemplars(exemplars)`) → B×N×d vectors b."
-        return self.exemplar_proj(self.backbone_exemplars(exemplars) if raw is None else raw)
+# %% ../nbs/11_counter.ipynb #f698026d
+@patch
+def exemplar_vector(self: Counter, exemplars: torch.Tensor | None = None, *,
+                    raw: torch.Tensor | None = None) -> torch.Tensor:
+    "B×N×3×128×128 exemplars (or cached `raw` = `backbone_exemplars(exemplars)`) → B×N×d vectors b."
+    return self.exemplar_proj(self.backbone_exemplars(exemplars) if raw is None else raw)
 
-    def similarity(self, feat: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
-        """Eq. 1 averaged over exemplars: feat B×d×h×w, vec B×N×d (or B×d) → S B×1×h×w,
-        S = max(0, mean_n(w_ij·b_n)/√d)."""
-        if vec.ndim == 3: vec = vec.mean(1)
-        S = torch.einsum('bdhw,bd->bhw', feat, vec)[:, None] / math.sqrt(feat.shape[1])
-        return S.clamp_min(0)
+# %% ../nbs/11_counter.ipynb #3e9f8bb8
+@patch
+def similarity(self: Counter, feat: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+    """Eq. 1 averaged over exemplars: feat B×d×h×w, vec B×N×d (or B×d) → S B×1×h×w,
+    S = max(0, mean_n(w_ij·b_n)/√d)."""
+    if vec.ndim == 3: vec = vec.mean(1)
+    S = torch.einsum('bdhw,bd->bhw', feat, vec)[:, None] / math.sqrt(feat.shape[1])
+    return S.clamp_min(0)
 
-    def apply_mask(self, S: torch.Tensor, mask: torch.Tensor | None, delta: float | None = None) -> torch.Tensor:
-        "Eq. 4 with this model's δ (see `apply_mask`)."
-        return apply_mask(S, mask, self.delta if delta is None else delta)
+# %% ../nbs/11_counter.ipynb #42b34693
+@patch
+def apply_mask(self: Counter, S: torch.Tensor, mask: torch.Tensor | None,
+               delta: float | None = None) -> torch.Tensor:
+    "Eq. 4 with this model's δ (see `apply_mask`)."
+    return apply_mask(S, mask, self.delta if delta is None else delta)
 
-    def regress(self, feat: torch.Tensor, S: torch.Tensor, size: tuple[int, int] | None = None,
-                mask: torch.Tensor | None = None, raw: bool = False) -> torch.Tensor:
-        """Density (count units): feat B×d×h×w, S B×1×h×w → B×1×H×W, cropped to `size`=(H, W)
-        (default 16h×16w). `mask` given and `gate_density`: density × nearest-upsampled mask.
-        `raw=True` (training): the regressor's output before its ReLU, in scaled units, ungated."""
-        if raw:
-            y = self.regressor(torch.cat([feat, S.to(feat.dtype)], 1), activate=False)
-            return y if size is None else y[..., :size[0], :size[1]]
-        D = self.regressor(torch.cat([feat, S.to(feat.dtype)], 1)) / self.density_scale
-        if mask is not None and self.gate_density:
-            m = _mask_like(mask, S).to(D.dtype)
-            D = D * F.interpolate(m, size=D.shape[-2:], mode='nearest')
-        if size is not None: D = D[..., :size[0], :size[1]]
-        return D
+# %% ../nbs/11_counter.ipynb #352f427f
+@patch
+def regress(self: Counter, feat: torch.Tensor, S: torch.Tensor, size: tuple[int, int] | None = None,
+            mask: torch.Tensor | None = None, raw: bool = False) -> torch.Tensor:
+    """Density (count units): feat B×d×h×w, S B×1×h×w → B×1×H×W, cropped to `size`=(H, W)
+    (default 16h×16w). `mask` given and `gate_density`: density × nearest-upsampled mask.
+    `raw=True` (training): the regressor's output before its ReLU, in scaled units, ungated."""
+    if raw:
+        y = self.regressor(torch.cat([feat, S.to(feat.dtype)], 1), activate=False)
+        return y if size is None else y[..., :size[0], :size[1]]
+    D = self.regressor(torch.cat([feat, S.to(feat.dtype)], 1)) / self.density_scale
+    if mask is not None and self.gate_density:
+        m = _mask_like(mask, S).to(D.dtype)
+        D = D * F.interpolate(m, size=D.shape[-2:], mode='nearest')
+    if size is not None: D = D[..., :size[0], :size[1]]
+    return D
 
-    def from_features(self, feat: torch.Tensor, vec: torch.Tensor, mask: torch.Tensor | None = None,
-                      size: tuple[int, int] | None = None) -> dict:
-        "Everything after the backbone: (feat B×d×h×w, vec B×N×d, mask) → the dict `forward` returns."
-        S = self.similarity(feat, vec)
-        out = dict(similarity=S)
-        Sm = self.apply_mask(S, mask)
-        if mask is not None: out['masked_similarity'] = Sm
-        D = self.regress(feat, Sm, size=size, mask=mask)
-        out.update(density=D, count=D.float().sum(dim=(1, 2, 3)))
-        return out
+# %% ../nbs/11_counter.ipynb #75755d32
+@patch
+def from_features(self: Counter, feat: torch.Tensor, vec: torch.Tensor,
+                  mask: torch.Tensor | None = None, size: tuple[int, int] | None = None) -> dict:
+    "Everything after the backbone: (feat B×d×h×w, vec B×N×d, mask) → the dict `forward` returns."
+    S = self.similarity(feat, vec)
+    out = dict(similarity=S)
+    Sm = self.apply_mask(S, mask)
+    if mask is not None: out['masked_similarity'] = Sm
+    D = self.regress(feat, Sm, size=size, mask=mask)
+    out.update(density=D, count=D.float().sum(dim=(1, 2, 3)))
+    return out
 
-    def forward(self, image: torch.Tensor, exemplars: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
-        "image B×3×H×W, exemplars B×N×3×128×128, mask B×1×h×w → dict(density, similarity, count)."
-        return self.from_features(self.image_features(image), self.exemplar_vector(exemplars), mask,
-                                  size=tuple(image.shape[-2:]))
+# %% ../nbs/11_counter.ipynb #3f80b220
+@patch
+def forward(self: Counter, image: torch.Tensor, exemplars: torch.Tensor,
+            mask: torch.Tensor | None = None) -> dict:
+    "image B×3×H×W, exemplars B×N×3×128×128, mask B×1×h×w → dict(density, similarity, count)."
+    return self.from_features(self.image_features(image), self.exemplar_vector(exemplars), mask,
+                              size=tuple(image.shape[-2:]))
 
 # %% ../nbs/11_counter.ipynb #c74dfd3b
 def build_counter(config: dict | None = None, **overrides) -> Counter:
-    "A `Counter` from a config dict (as in `counter.config`), with keyword overrides (e.g. `backbone_weights=None`)."
+    """A `Counter` from a config dict (as in `counter.config`), with keyword overrides (e.g.
+    `backbone_weights=None`)."""
     return build_model(Counter, config, **overrides)
 
 counter_registry = {  # SAM-style named builders
@@ -180,39 +210,49 @@ counter_registry = {  # SAM-style named builders
 # %% ../nbs/11_counter.ipynb #d46c2d58
 def save_weights(model: Counter, path: str | os.PathLike, include_backbone: bool | None = None,
                  metadata: dict | None = None) -> Path:
-    """Write `model` as a safetensors weight file (atomically): kind 'counter', format, config, segcount version,
-    whether the trunk is inside and a checksum in the metadata (`segcount.model_files.save_model`)."""
+    """Write `model` as a safetensors weight file (atomically): kind 'counter', format, config,
+    segcount version, whether the trunk is inside and a checksum in the metadata
+    (`segcount.model_files.save_model`)."""
     return save_model(model, path, include_backbone, metadata)
 
+# %% ../nbs/11_counter.ipynb #197a693e
 def load_weights(path: str | os.PathLike, device: str | torch.device = 'cpu',
                  backbone_weights: str | os.PathLike | None = None) -> Counter:
     """A `Counter` (eval mode) from a file written by `save_weights`, after the checks of
-    `segcount.model_files.read_model_file`; `path` may be a Hub reference (`hf://OWNER/REPO/FILE`). If the file has
-    no trunk tensors, the trunk's ImageNet weights are resolved as the config says (or from `backbone_weights`)."""
+    `segcount.model_files.read_model_file`; `path` may be a Hub reference (`hf://OWNER/REPO/FILE`).
+    If the file has no trunk tensors, the trunk's ImageNet weights are resolved as the config says
+    (or from `backbone_weights`)."""
     return load_model(model_path(path), 'counter', build_counter, device, backbone_weights)
 
-DEFAULT_COUNTER_FILE = 'default.safetensors'   # the embedded default counter, shipped in segcount/weights/
+# %% ../nbs/11_counter.ipynb #e4940926
+DEFAULT_COUNTER_FILE = 'default.safetensors'   # the embedded default counter, in segcount/weights/
 
 def default_weights_path() -> Path:
-    "Path of the embedded default counter file (`segcount/weights/default.safetensors`); missing → `SegcountError`."
+    """Path of the embedded default counter file (`segcount/weights/default.safetensors`); missing →
+    `SegcountError`."""
     p = Path(str(resources.files('segcount') / 'weights' / DEFAULT_COUNTER_FILE))
     if not p.is_file():
         raise SegcountError(f"the embedded default model is missing from this install ({p}); "
                             "reinstall segcount or pass --weights PATH")
     return p
 
+# %% ../nbs/11_counter.ipynb #2f394822
 def counter_from_checkpoint(ckpt: dict | str | os.PathLike, device: str | torch.device = 'cpu',
                             backbone_weights=None) -> Counter:
-    "Rebuild the `Counter` of a training checkpoint (a dict or a path), eval mode; the ImageNet trunk re-resolved when it is not inside."
+    """Rebuild the `Counter` of a training checkpoint (a dict or a path), eval mode; the ImageNet
+    trunk re-resolved when it is not inside."""
     return model_from_checkpoint(ckpt, 'counter', build_counter, device, backbone_weights)
 
+# %% ../nbs/11_counter.ipynb #f2126036
 def resolve_counter(counter=None, device: str | torch.device = 'cpu') -> tuple[Counter, str]:
-    """(counter in eval mode on `device`, description) from a `Counter`, a weight file (`.safetensors`), a training
-    Hub reference (`hf://...`), a training checkpoint (`.pt`) or None, the embedded default (a given `Counter` is moved to `device`). It never falls back to
-    an untrained counter."""
+    """(counter in eval mode on `device`, description) from a `Counter`, a weight file
+    (`.safetensors`), a Hub reference (`hf://...`), a training checkpoint (`.pt`) or None, the
+    embedded default (a given `Counter` is moved to `device`). It never falls back to an untrained
+    counter."""
     if isinstance(counter, Counter): return counter.to(device).eval(), 'given'
     if counter is None:
         p = default_weights_path()
         return load_weights(p, device), f'embedded {p.name}'
     p = model_path(counter)
-    return (counter_from_checkpoint(p, device) if p.suffix == '.pt' else load_weights(p, device)), str(p)
+    if p.suffix == '.pt': return counter_from_checkpoint(p, device), str(p)
+    return load_weights(p, device), str(p)

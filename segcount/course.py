@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastcore.basics import patch
+
 from .core import COUNTER_EPOCHS, SEGMENTER_EPOCHS, SegcountError
 from .data import FSC147_FILES
 from .synthetic import generate_scenes
@@ -22,37 +24,24 @@ from .synthetic import generate_scenes
 __all__ = ['FSC147_DEFAULT_ROOT', 'DRIVE', 'CourseMode', 'course_mode']
 
 # %% ../nbs/03_course.ipynb #9e61c31f
-FSC147_DEFAULT_ROOT = 'data/FSC-147'   # where data_scripts/download_fsc147.py puts it, relative to the repository
-DRIVE = Path('/content/drive')         # where Colab mounts Google Drive; full-mode runs go to DRIVE/MyDrive/segcount-runs
+# where data_scripts/download_fsc147.py puts it, relative to the repository
+FSC147_DEFAULT_ROOT = 'data/FSC-147'
+# where Colab mounts Google Drive; full-mode runs go to DRIVE/MyDrive/segcount-runs
+DRIVE = Path('/content/drive')
 
+# %% ../nbs/03_course.ipynb #484294a4
 @dataclass(frozen=True)
 class CourseMode:
     "The settings a chapter reads from its `FULL` flag (see `course_mode`)."
     full: bool
     backbone: str               # 'resnet50' (the paper) or 'mobilenet_v2' (ships offline)
     device: str                 # 'auto' picks CUDA when there is one
-    root: Path|None             # the FSC-147 folder in full mode; None = generate scenes (fast mode)
+    root: Path|None             # the FSC-147 folder in full mode; None = generated scenes (fast)
     limit: int|None             # images per experiment: None = all of them
     counter_epochs: int         # the paper: COUNTER_EPOCHS (300)
     segmenter_epochs: int       # the paper: SEGMENTER_EPOCHS (20)
 
-    def data(self, fast_dir, n_images:int=40, seed:int=0) -> Path:
-        "The experiment's FSC-147-layout folder: FSC-147 itself (full) or `n_images` generated scenes in `fast_dir`."
-        if self.full: return self.root
-        return generate_scenes(Path(fast_dir), n_images, seed=seed, progress=False)
-
-    def run_dir(self, name:str, fast_dir) -> Path:
-        """Where a chapter's training run `name` keeps its checkpoints: `fast_dir` in fast mode (minutes of work, a
-        temporary folder will do); in full mode (hours) a folder that outlives the session, so that running the cell
-        again resumes: Google Drive on Colab (mounted on first use), else `runs/NAME` in the repository."""
-        if not self.full: return Path(fast_dir)
-        if 'google.colab' in sys.modules:
-            if not (DRIVE / 'MyDrive').is_dir():
-                from google.colab import drive
-                drive.mount(str(DRIVE))
-            return DRIVE / 'MyDrive' / 'segcount-runs' / name
-        return _find_up('runs') / name
-
+# %% ../nbs/03_course.ipynb #55f075d4
 def _find_up(rel:str) -> Path:
     "`rel` under the working directory or the nearest parent that has it (notebooks run from nbs/)."
     here = Path.cwd().resolve()
@@ -60,17 +49,45 @@ def _find_up(rel:str) -> Path:
         if (d / rel).exists(): return d / rel
     return here.parent / rel if here.name == 'nbs' else here / rel
 
+# %% ../nbs/03_course.ipynb #38d3c5ec
 def course_mode(full:bool|None=None, root=None) -> CourseMode:
-    """Fast mode (generated data, MobileNetV2; the GPU when there is one, else the CPU) or full mode (FSC-147, ResNet-50, GPU: the paper's setting).
-    `SEGCOUNT_FULL` (1/0), when set, overrides `full`, so a chapter runs in either mode without editing it;
-    `root` (or `SEGCOUNT_FSC147`) says where FSC-147 is; `SEGCOUNT_MAX_EPOCHS` caps full mode's epochs (a smoke run)."""
+    """Fast mode (generated data, MobileNetV2; the GPU when there is one, else the CPU) or full
+    mode (FSC-147, ResNet-50, GPU: the paper's setting). `SEGCOUNT_FULL` (1/0), when set, overrides
+    `full`, so a chapter runs in either mode without editing it; `root` (or `SEGCOUNT_FSC147`) says
+    where FSC-147 is; `SEGCOUNT_MAX_EPOCHS` caps full mode's epochs (a smoke run)."""
     env = os.environ.get('SEGCOUNT_FULL', '').strip().lower()
     if env: full = env in ('1', 'true', 'yes', 'on')
-    if not full: return CourseMode(False, 'mobilenet_v2', 'auto', None, 40, 2, 2)   # a GPU when there is one (Colab)
+    if not full:   # a GPU when there is one (Colab)
+        return CourseMode(False, 'mobilenet_v2', 'auto', None, 40, 2, 2)
     r = Path(root or os.environ.get('SEGCOUNT_FSC147') or _find_up(FSC147_DEFAULT_ROOT))
     missing = [f for k, f in FSC147_FILES.items() if k != 'densities' and not (r / f).exists()]
     if missing:
         raise SegcountError(f"full mode needs FSC-147 at {r} (no {missing[0]}): run "
-                            f"`python data_scripts/download_fsc147.py --out {r}` or set FULL = False")
+                            f"`python data_scripts/download_fsc147.py --out {r}` "
+                            "or set FULL = False")
     cap = int(os.environ.get('SEGCOUNT_MAX_EPOCHS') or 10 ** 9)
-    return CourseMode(True, 'resnet50', 'auto', r, None, min(COUNTER_EPOCHS, cap), min(SEGMENTER_EPOCHS, cap))
+    return CourseMode(True, 'resnet50', 'auto', r, None, min(COUNTER_EPOCHS, cap),
+                      min(SEGMENTER_EPOCHS, cap))
+
+# %% ../nbs/03_course.ipynb #a473d02b
+@patch
+def data(self:CourseMode, fast_dir, n_images:int=40, seed:int=0) -> Path:
+    """The experiment's FSC-147-layout folder: FSC-147 itself (full) or `n_images` generated scenes
+    in `fast_dir`."""
+    if self.full: return self.root
+    return generate_scenes(Path(fast_dir), n_images, seed=seed, progress=False)
+
+# %% ../nbs/03_course.ipynb #bdba4aa1
+@patch
+def run_dir(self:CourseMode, name:str, fast_dir) -> Path:
+    """Where a chapter's training run `name` keeps its checkpoints: `fast_dir` in fast mode (minutes
+    of work, a temporary folder will do); in full mode (hours) a folder that outlives the session,
+    so that running the cell again resumes: Google Drive on Colab (mounted on first use), else
+    `runs/NAME` in the repository."""
+    if not self.full: return Path(fast_dir)
+    if 'google.colab' in sys.modules:
+        if not (DRIVE / 'MyDrive').is_dir():
+            from google.colab import drive
+            drive.mount(str(DRIVE))
+        return DRIVE / 'MyDrive' / 'segcount-runs' / name
+    return _find_up('runs') / name

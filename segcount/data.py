@@ -23,17 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from PIL import Image, ImageFile, ImageOps
 from torchvision.ops import roi_align
 
-from .core import EXEMPLAR_SIZE, MODEL_HEIGHT, N_EXEMPLARS, SegcountError, atomic_write, one_line, safe_name
+from .core import (EXEMPLAR_SIZE, MODEL_HEIGHT, N_EXEMPLARS, SegcountError, atomic_write,
+                           one_line, safe_name)
 
 # %% auto #0
 __all__ = ['MAX_BOXES', 'MAX_UPSCALE', 'MAX_MODEL_PIXELS', 'MIN_MODEL_HEIGHT', 'SIGMA_MIN', 'SIGMA_MAX', 'SIGMA_DEFAULT',
            'FSC147_FILES', 'GROUPS_FORMAT', 'image_size', 'load_image', 'to_tensor', 'validate_boxes',
-           'validate_points', 'validate_region', 'Sample', 'show_sample', 'mean_box_side', 'model_height',
-           'resize_rule', 'resize_sample', 'crop_exemplars', 'sigma_rule', 'density_from_points', 'read_json',
-           'read_classes', 'FSC147', 'write_fsc147', 'Groups', 'read_groups', 'write_groups', 'CountingDataset',
+           'validate_points', 'validate_region', 'Sample', 'show_sample', 'mean_box_side', 'resize_sample',
+           'model_height', 'resize_rule', 'crop_exemplars', 'sigma_rule', 'density_from_points', 'read_json',
+           'read_classes', 'write_fsc147', 'FSC147', 'Groups', 'read_groups', 'write_groups', 'CountingDataset',
            'pad_stack', 'collate_counting', 'samples_to_batch']
 
 # %% ../nbs/00_data.ipynb #17ddacbf
@@ -43,7 +45,6 @@ def _src(source) -> str:
 
 # %% ../nbs/00_data.ipynb #17b9186c
 _OPEN_LOCK = threading.Lock()
-_EXIF_ORIENTATION = 0x0112
 
 def _open_image(path):
     "`Image.open` without Pillow's decompression-bomb check (`load_image` applies its own limit)."
@@ -53,25 +54,34 @@ def _open_image(path):
         try: return Image.open(path)
         finally: Image.MAX_IMAGE_PIXELS = old
 
+# %% ../nbs/00_data.ipynb #c6f8a259
+_EXIF_ORIENTATION = 0x0112
+
 def _orientation(im) -> int:
+    "The EXIF orientation of the open image `im` (1 when it has none or it cannot be read)."
     try: return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     except Exception: return 1
 
+# %% ../nbs/00_data.ipynb #af0defa3
 def _check_file(path):
+    "`path` as a `Path` to an existing file, or a `SegcountError` saying what it is instead."
     path = Path(path)
     if not path.exists(): raise SegcountError(f"{path}: no such file")
     if path.is_dir(): raise SegcountError(f"{path}: is a folder, not an image file")
     return path
 
+# %% ../nbs/00_data.ipynb #85ae3143
 def image_size(path) -> tuple[int, int]:
-    "`(W, H)` of the image file at `path` as `load_image` shows it (EXIF orientation applied), read from its header only."
+    """`(W, H)` of the image file at `path` as `load_image` shows it (EXIF orientation applied),
+    read from its header only."""
     path = _check_file(path)
     try:
         with _open_image(path) as im:
             w, h = im.size
             return (h, w) if _orientation(im) in (5, 6, 7, 8) else (w, h)
     except SegcountError: raise
-    except Exception as e: raise SegcountError(f"{path}: not a readable image ({one_line(e)})") from None
+    except Exception as e:
+        raise SegcountError(f"{path}: not a readable image ({one_line(e)})") from None
 
 # %% ../nbs/00_data.ipynb #2928f228
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -92,7 +102,8 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         a *= np.float32(255.0 / scale)
         g = np.clip(np.rint(a), 0, 255).astype(np.uint8)
         return Image.fromarray(g, 'L').convert('RGB')
-    if mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or (mode in ('P', 'L', 'RGB') and 'transparency' in im.info):
+    if (mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La')
+            or (mode in ('P', 'L', 'RGB') and 'transparency' in im.info)):
         rgba = im.convert('RGBA')
         white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert('RGB')
@@ -100,7 +111,8 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 # %% ../nbs/00_data.ipynb #67f6281c
 def load_image(path, max_pixels:int|None=50_000_000, return_scale:bool=False):
-    "Read `path` as an upright 8-bit RGB `PIL.Image` (see above); with `return_scale` also `(sx, sy)` from file pixels."
+    """Read `path` as an upright 8-bit RGB `PIL.Image` (see above); with `return_scale` also
+    `(sx, sy)` from file pixels."""
     if isinstance(path, Image.Image):
         im = _to_rgb(ImageOps.exif_transpose(path) or path)
         return (im, (1.0, 1.0)) if return_scale else im
@@ -117,22 +129,28 @@ def load_image(path, max_pixels:int|None=50_000_000, return_scale:bool=False):
                     im.draft(im.mode, (math.ceil(w0 / k), math.ceil(h0 / k)))
                 n = math.ceil(w0 / k) * math.ceil(h0 / k)
                 if n > 3 * max_pixels:
-                    raise SegcountError(f"{path}: image too large to read ({w0}x{h0} = {w0*h0/1e6:.0f} megapixels; "
-                                        f"the limit for {im.format} files is {3*max_pixels*k*k/1e6:.0f}); downscale it first")
+                    raise SegcountError(
+                        f"{path}: image too large to read ({w0}x{h0} = {w0*h0/1e6:.0f} megapixels; "
+                        f"the limit for {im.format} files is {3*max_pixels*k*k/1e6:.0f}); "
+                        "downscale it first")
             im.load()
         if orient != 1: im = ImageOps.exif_transpose(im)
         im = _to_rgb(im)
     except SegcountError: raise
-    except MemoryError: raise SegcountError(f"{path}: not enough memory to decode this {w0}x{h0} image; lower max_pixels") from None
+    except MemoryError:
+        raise SegcountError(f"{path}: not enough memory to decode this {w0}x{h0} image; "
+                            "lower max_pixels") from None
     except Exception as e:
         msg = one_line(e)
-        if isinstance(e, Image.UnidentifiedImageError): msg = 'not an image file (format not recognised)'
+        if isinstance(e, Image.UnidentifiedImageError):
+            msg = 'not an image file (format not recognised)'
         elif 'truncated' in msg.lower(): msg = f'truncated or corrupt image ({msg})'
         raise SegcountError(f"{path}: cannot read image: {msg}") from None
     wo, ho = (h0, w0) if orient in (5, 6, 7, 8) else (w0, h0)
     if max_pixels and im.width * im.height > max_pixels:
         s = math.sqrt(max_pixels / (wo * ho))
-        im = im.resize((max(1, int(wo * s)), max(1, int(ho * s))), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        im = im.resize((max(1, int(wo * s)), max(1, int(ho * s))), Image.Resampling.BILINEAR,
+                       reducing_gap=2.0)
     return (im, (im.width / wo, im.height / ho)) if return_scale else im
 
 # %% ../nbs/00_data.ipynb #3a55f49f
@@ -144,60 +162,83 @@ def to_tensor(img) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
     return t.float().div_(255) if a.dtype == np.uint8 else t.float()
 
-# %% ../nbs/00_data.ipynb #39313e08
-MAX_BOXES = 32
-
+# %% ../nbs/00_data.ipynb #6f01a744
 def _fmt(v) -> str:
+    "A box or a dot as error messages show it: `[10, 5, 10, 20]`."
     return "[" + ", ".join(f"{float(x):g}" for x in np.ravel(v)) + "]"
 
+# %% ../nbs/00_data.ipynb #34b42b65
 def _as_array(a, ncol, what, source):
+    "`a` as a float64 `N×ncol` array (a single row may come unwrapped), or a `SegcountError`."
     try: a = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError): raise SegcountError(f"{_src(source)}{what} must be numbers, got {a!r}"[:300]) from None
+    except (TypeError, ValueError):
+        raise SegcountError(f"{_src(source)}{what} must be numbers, got {a!r}"[:300]) from None
     if a.size == 0: return np.zeros((0, ncol))
     if a.ndim == 1 and a.shape[0] == ncol: a = a[None]
     if a.ndim != 2 or a.shape[1] != ncol:
-        raise SegcountError(f"{_src(source)}{what} must be a list of [{', '.join(['x1','y1','x2','y2'] if ncol == 4 else ['x','y'])}], got shape {list(a.shape)}")
+        cols = ', '.join(['x1', 'y1', 'x2', 'y2'] if ncol == 4 else ['x', 'y'])
+        raise SegcountError(f"{_src(source)}{what} must be a list of [{cols}], "
+                            f"got shape {list(a.shape)}")
     return a
 
-def validate_boxes(boxes, size, source:str='', tol:float=1.0, max_boxes:int=MAX_BOXES, min_size:float=1.0) -> np.ndarray:
-    "Check exemplar `boxes` `[N,4]` against image `size=(W,H)`; return them clipped to the image as `float32`."
+# %% ../nbs/00_data.ipynb #39313e08
+MAX_BOXES = 32
+
+def validate_boxes(boxes, size, source:str='', tol:float=1.0, max_boxes:int=MAX_BOXES,
+                   min_size:float=1.0) -> np.ndarray:
+    """Check exemplar `boxes` `[N,4]` against image `size=(W,H)`; return them clipped to the image
+    as `float32`."""
     W, H = size
     b = _as_array(boxes, 4, 'boxes', source)
     if len(b) == 0: raise SegcountError(f"{_src(source)}no exemplar boxes (at least 1 is needed)")
-    if len(b) > max_boxes: raise SegcountError(f"{_src(source)}{len(b)} exemplar boxes, at most {max_boxes} are accepted")
+    if len(b) > max_boxes:
+        raise SegcountError(f"{_src(source)}{len(b)} exemplar boxes, "
+                            f"at most {max_boxes} are accepted")
     for i, (x1, y1, x2, y2) in enumerate(b, 1):
-        if not np.all(np.isfinite([x1, y1, x2, y2])): raise SegcountError(f"{_src(source)}box {i} is not finite ({_fmt(b[i-1])})")
+        if not np.all(np.isfinite([x1, y1, x2, y2])):
+            raise SegcountError(f"{_src(source)}box {i} is not finite ({_fmt(b[i-1])})")
         if x2 <= x1: raise SegcountError(f"{_src(source)}box {i} has x2 <= x1 ({_fmt(b[i-1])})")
         if y2 <= y1: raise SegcountError(f"{_src(source)}box {i} has y2 <= y1 ({_fmt(b[i-1])})")
         if x1 < -tol or y1 < -tol or x2 > W + tol or y2 > H + tol:
-            raise SegcountError(f"{_src(source)}box {i} {_fmt(b[i-1])} lies outside the {W}x{H} image")
-    b = np.stack([b[:, 0].clip(0, W), b[:, 1].clip(0, H), b[:, 2].clip(0, W), b[:, 3].clip(0, H)], 1)
+            raise SegcountError(f"{_src(source)}box {i} {_fmt(b[i-1])} "
+                                f"lies outside the {W}x{H} image")
+    b = np.stack([b[:, 0].clip(0, W), b[:, 1].clip(0, H),
+                  b[:, 2].clip(0, W), b[:, 3].clip(0, H)], 1)
     for i, (x1, y1, x2, y2) in enumerate(b, 1):
         if x2 - x1 < min_size or y2 - y1 < min_size:
-            raise SegcountError(f"{_src(source)}box {i} is smaller than {min_size:g} pixel inside the image ({_fmt(b[i-1])})")
+            raise SegcountError(f"{_src(source)}box {i} is smaller than {min_size:g} pixel "
+                                f"inside the image ({_fmt(b[i-1])})")
     return b.astype(np.float32)
 
+# %% ../nbs/00_data.ipynb #f20f721e
 def validate_points(points, size, source:str='', tol:float=1.0) -> np.ndarray:
-    "Check dots `[M,2]` against image `size=(W,H)` (may be empty); return them clipped to the image as `float32`."
+    """Check dots `[M,2]` against image `size=(W,H)` (may be empty); return them clipped to the
+    image as `float32`."""
     W, H = size
     p = _as_array(points, 2, 'points', source)
     for i, (x, y) in enumerate(p, 1):
-        if not (np.isfinite(x) and np.isfinite(y)): raise SegcountError(f"{_src(source)}point {i} is not finite ({_fmt(p[i-1])})")
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise SegcountError(f"{_src(source)}point {i} is not finite ({_fmt(p[i-1])})")
         if x < -tol or y < -tol or x > W + tol or y > H + tol:
-            raise SegcountError(f"{_src(source)}point {i} {_fmt(p[i-1])} lies outside the {W}x{H} image")
+            raise SegcountError(f"{_src(source)}point {i} {_fmt(p[i-1])} "
+                                f"lies outside the {W}x{H} image")
     if len(p): p = np.stack([p[:, 0].clip(0, W), p[:, 1].clip(0, H)], 1)
     return p.astype(np.float32).reshape(-1, 2)
 
+# %% ../nbs/00_data.ipynb #2ec74db7
 def validate_region(region, size, source:str='', tol:float=1.0) -> tuple:
-    "Check a region `(x1, y1, x2, y2)` against image `size=(W,H)`; return it clipped, as a tuple of floats."
-    b = validate_boxes([region], size, source, tol=tol, min_size=0.0) if region is not None else None
+    """Check a region `(x1, y1, x2, y2)` against image `size=(W,H)`; return it clipped, as a tuple
+    of floats."""
+    b = (validate_boxes([region], size, source, tol=tol, min_size=0.0)
+         if region is not None else None)
     if b is None: return None
     return tuple(float(v) for v in b[0])
 
 # %% ../nbs/00_data.ipynb #d7540fce
 @dataclass
 class Sample:
-    "One countable group: an image, its exemplar boxes `[N,4]` and dots `[M,2]`, in that image's pixels."
+    """One countable group: an image, its exemplar boxes `[N,4]` and dots `[M,2]`, in that image's
+    pixels."""
     name: str
     image: Image.Image
     boxes: np.ndarray
@@ -206,22 +247,26 @@ class Sample:
     region: tuple|None = None
     density: np.ndarray|None = None
     meta: dict = field(default_factory=dict)
-    negative_boxes: np.ndarray|None = None   # [M,4] boxes on look-alikes not to count (a groups entry may carry them)
+    # [M,4] boxes on look-alikes not to count (a groups entry may carry them)
+    negative_boxes: np.ndarray|None = None
 
     @property
     def size(self) -> tuple[int, int]: return self.image.size
     @property
     def count(self) -> int: return len(self.points)
     def __repr__(self):
-        return (f"Sample({self.name!r}, size={self.size}, boxes={len(self.boxes)}, count={self.count}, "
-                f"klass={self.klass!r}" + (f", region={self.region}" if self.region is not None else "")
+        return (f"Sample({self.name!r}, size={self.size}, boxes={len(self.boxes)}, "
+                f"count={self.count}, klass={self.klass!r}"
+                + (f", region={self.region}" if self.region is not None else "")
                 + (", density" if self.density is not None else "")
-                + (f", negative_boxes={len(self.negative_boxes)}" if self.negative_boxes is not None else "") + ")")
+                + (f", negative_boxes={len(self.negative_boxes)}" if self.negative_boxes is not None
+                   else "") + ")")
 
 # %% ../nbs/00_data.ipynb #7eab9939
 def show_sample(s:Sample, ax=None, density=None, title:str|None=None):
     "Draw `s` on `ax`: exemplar boxes in yellow, dots in red, the region (if any) dashed in cyan."
-    import matplotlib.pyplot as plt   # plotting only: matplotlib takes ~0.4 s to import, which counting does not need
+    # plotting only: matplotlib takes ~0.4 s to import, which counting does not need
+    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
     if ax is None: _, ax = plt.subplots(figsize=(5, 5 * s.size[1] / max(s.size[0], 1)))
     ax.imshow(s.image)
@@ -232,37 +277,61 @@ def show_sample(s:Sample, ax=None, density=None, title:str|None=None):
     if s.region is not None:
         x1, y1, x2, y2 = s.region
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec='cyan', lw=2, ls='--'))
-    ax.set_title(title if title is not None else f"{s.name}: {s.count} dots, {len(s.boxes)} exemplars")
+    ax.set_title(title if title is not None
+                 else f"{s.name}: {s.count} dots, {len(s.boxes)} exemplars")
     ax.axis('off')
     return ax
 
-# %% ../nbs/00_data.ipynb #91336a37
+# %% ../nbs/00_data.ipynb #163f55ce
 def _resize_density(d:np.ndarray, W:int, H:int) -> np.ndarray:
     "Bilinear resize of density `d` to `H×W`, rescaled to keep its sum."
     d = np.asarray(d, dtype=np.float32)
     if d.shape == (H, W): return d.copy()
     t = torch.from_numpy(np.ascontiguousarray(d))[None, None]
-    r = F.interpolate(t, size=(H, W), mode='bilinear', align_corners=False, antialias=H < d.shape[0] or W < d.shape[1])[0, 0]
+    r = F.interpolate(t, size=(H, W), mode='bilinear', align_corners=False,
+                      antialias=H < d.shape[0] or W < d.shape[1])[0, 0]
     r = r.clamp_min_(0).double().numpy()
     total, new = float(d.sum(dtype=np.float64)), float(r.sum())
     return (r * (total / new) if new > 0 else r).astype(np.float32)
 
-MAX_UPSCALE = 4.0          # an image is never enlarged more than this past height 384 ...
-MAX_MODEL_PIXELS = 4_000_000  # ... nor beyond this many pixels (dense photos: tiny objects stay tinier)
-MIN_MODEL_HEIGHT = 64      # a photo of a few huge objects still keeps a few feature cells
-
+# %% ../nbs/00_data.ipynb #721289a0
 def mean_box_side(boxes) -> float:
-    "The mean side of exemplar `boxes` `[N,4]`: the average over boxes of (width + height) / 2, in their pixels."
+    """The mean side of exemplar `boxes` `[N,4]`: the average over boxes of (width + height) / 2, in
+    their pixels."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     return float(np.mean(((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2))
 
-def model_height(size, boxes, height:int=MODEL_HEIGHT, min_exemplar_side:float|None=None, max_upscale:float=MAX_UPSCALE,
-                 max_pixels:int=MAX_MODEL_PIXELS, exemplar_side:float|None=None, min_height:int=MIN_MODEL_HEIGHT) -> int:
-    """Height to resize an image of `size` (W, H) to before counting. Default: the paper's `height` (384).
-    `exemplar_side` (scale normalisation, as LOCA and GeCo do): the height at which the mean exemplar side is
-    `exemplar_side` px, down as well as up, so every photo reaches the model at the object size it was trained on.
-    `min_exemplar_side` (older models): upscale only, when exemplars would be under that size at `height`.
-    Either way: at least `min_height`, at most `max_upscale` × `height` and W×H ≤ `max_pixels`."""
+# %% ../nbs/00_data.ipynb #20f7cfd6
+def resize_sample(s:Sample, height:int=MODEL_HEIGHT) -> Sample:
+    "`s` resized to `height` keeping the aspect ratio; boxes, dots, region and density follow."
+    W, H = s.size
+    nw = max(1, round(W * height / H))
+    if (nw, height) == (W, H): return replace(s, boxes=s.boxes.copy(), points=s.points.copy())
+    sx, sy = nw / W, height / H
+    f4 = np.array([sx, sy, sx, sy], np.float32)
+    neg = None if s.negative_boxes is None else (s.negative_boxes * f4).astype(np.float32)
+    points = (np.asarray(s.points, np.float32).reshape(-1, 2) * f4[:2]).astype(np.float32)
+    region = None if s.region is None else tuple(float(v) for v in np.asarray(s.region) * f4)
+    return replace(s, image=s.image.resize((nw, height), Image.Resampling.BILINEAR),
+                   boxes=(np.asarray(s.boxes, np.float32) * f4).astype(np.float32),
+                   points=points, region=region,
+                   density=None if s.density is None else _resize_density(s.density, nw, height),
+                   meta=dict(s.meta), negative_boxes=neg)
+
+# %% ../nbs/00_data.ipynb #91336a37
+MAX_UPSCALE = 4.0             # an image is never enlarged more than this past height 384 ...
+MAX_MODEL_PIXELS = 4_000_000  # ... nor beyond this many pixels (dense photos keep tiny objects)
+MIN_MODEL_HEIGHT = 64         # a photo of a few huge objects still keeps a few feature cells
+
+def model_height(size, boxes, height:int=MODEL_HEIGHT, min_exemplar_side:float|None=None,
+                 max_upscale:float=MAX_UPSCALE, max_pixels:int=MAX_MODEL_PIXELS,
+                 exemplar_side:float|None=None, min_height:int=MIN_MODEL_HEIGHT) -> int:
+    """Height to resize an image of `size` (W, H) to before counting. Default: the paper's `height`
+    (384). `exemplar_side` (scale normalisation, as LOCA and GeCo do): the height at which the mean
+    exemplar side is `exemplar_side` px, down as well as up, so every photo reaches the model at the
+    object size it was trained on. `min_exemplar_side` (older models): upscale only, when exemplars
+    would be under that size at `height`. Either way: at least `min_height`, at most `max_upscale` ×
+    `height` and W×H ≤ `max_pixels`."""
     W, H = size
     target = exemplar_side or min_exemplar_side
     if not target or boxes is None or len(boxes) == 0: return height
@@ -271,51 +340,46 @@ def model_height(size, boxes, height:int=MODEL_HEIGHT, min_exemplar_side:float|N
     f = min(target / side, max_upscale, (max_pixels / (height * height * W / H)) ** 0.5)
     return max(min_height if exemplar_side else height, int(round(height * f)))
 
+# %% ../nbs/00_data.ipynb #1ad5daad
 def resize_rule(config:dict) -> dict:
-    "The `model_height` arguments a counter's `config` was trained with (`exemplar_side`, `min_exemplar_side`)."
+    """The `model_height` arguments a counter's `config` was trained with (`exemplar_side`,
+    `min_exemplar_side`)."""
     return {k: config.get(k) for k in ('min_exemplar_side', 'exemplar_side')}
-
-def resize_sample(s:Sample, height:int=MODEL_HEIGHT) -> Sample:
-    "`s` resized to `height` keeping the aspect ratio; boxes, dots, region and density follow."
-    W, H = s.size
-    nw = max(1, round(W * height / H))
-    if (nw, height) == (W, H): return replace(s, boxes=s.boxes.copy(), points=s.points.copy())
-    sx, sy = nw / W, height / H
-    f4 = np.array([sx, sy, sx, sy], np.float32)
-    return replace(s, image=s.image.resize((nw, height), Image.Resampling.BILINEAR),
-                   boxes=(np.asarray(s.boxes, np.float32) * f4).astype(np.float32),
-                   points=(np.asarray(s.points, np.float32).reshape(-1, 2) * f4[:2]).astype(np.float32),
-                   region=None if s.region is None else tuple(float(v) for v in np.asarray(s.region) * f4),
-                   density=None if s.density is None else _resize_density(s.density, nw, height),
-                   meta=dict(s.meta), negative_boxes=None if s.negative_boxes is None else (s.negative_boxes * f4).astype(np.float32))
 
 # %% ../nbs/00_data.ipynb #76a64ebd
 def crop_exemplars(img, boxes, size:int=EXEMPLAR_SIZE) -> torch.Tensor:
-    "Crop `boxes` `[N,4]` from `img` (PIL image or `3×H×W` tensor) and resize each to `size×size`: `N×3×size×size`."
+    """Crop `boxes` `[N,4]` from `img` (PIL image or `3×H×W` tensor) and resize each to `size×size`:
+    `N×3×size×size`."""
     t = img if isinstance(img, torch.Tensor) else to_tensor(img)
-    if t.ndim != 3 or t.shape[0] != 3: raise ValueError(f"crop_exemplars: expected a 3xHxW image, got {tuple(t.shape)}")
-    b = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4).to(t.device, torch.float32)
+    if t.ndim != 3 or t.shape[0] != 3:
+        raise ValueError(f"crop_exemplars: expected a 3xHxW image, got {tuple(t.shape)}")
+    b = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4)
+    b = b.to(t.device, torch.float32)
     if len(b) == 0: return t.new_zeros((0, 3, size, size))
     rois = torch.cat([b.new_zeros(len(b), 1), b], 1)
-    return roi_align(t[None].float(), rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    return roi_align(t[None].float(), rois, output_size=(size, size), spatial_scale=1.0,
+                     sampling_ratio=-1, aligned=True)
 
-# %% ../nbs/00_data.ipynb #1d0afa07
+# %% ../nbs/00_data.ipynb #32e1d198
 SIGMA_MIN, SIGMA_MAX, SIGMA_DEFAULT = 1.0, 16.0, 4.0
 
 def sigma_rule(points, boxes=None, k:int=3, beta:float=0.3) -> np.ndarray:
-    "Per-dot σ `[M]`: mean exemplar side / 4 when `boxes` are given, else `beta` × mean distance to `k` nearest dots; clipped to [1, 16]."
+    """Per-dot σ `[M]`: mean exemplar side / 4 when `boxes` are given, else `beta` × mean distance
+    to `k` nearest dots; clipped to [1, 16]."""
     p = np.asarray(points, np.float64).reshape(-1, 2)
     M = len(p)
     if boxes is not None and len(np.asarray(boxes).reshape(-1, 4)):
         return np.full(M, np.clip(mean_box_side(boxes) / 4, SIGMA_MIN, SIGMA_MAX))
     if M <= 1: return np.full(M, SIGMA_DEFAULT)
-    from scipy.spatial import cKDTree   # here: scipy takes ~0.5 s to import, which counting does not need
+    from scipy.spatial import cKDTree   # here: scipy takes ~0.5 s to import, which counting skips
     kk = min(k, M - 1)
     dist, _ = cKDTree(p).query(p, k=kk + 1)
     return np.clip(beta * dist[:, 1:].mean(1), SIGMA_MIN, SIGMA_MAX)
 
+# %% ../nbs/00_data.ipynb #1553cdb8
 def _kernel_1d(c:float, s:float, n:int):
-    "Gaussian centred at continuous coordinate `c` (width `s`) sampled at pixel centres inside [0, n): `(start, weights)`."
+    """Gaussian centred at continuous coordinate `c` (width `s`) sampled at pixel centres inside
+    [0, n): `(start, weights)`."""
     r = int(math.ceil(3 * s))
     ci = min(max(int(math.floor(c)), 0), n - 1)
     lo, hi = max(ci - r, 0), min(ci + r + 1, n)
@@ -323,8 +387,10 @@ def _kernel_1d(c:float, s:float, n:int):
     g = np.exp(-0.5 * ((x - c) / s) ** 2)
     return lo, g / g.sum()
 
+# %% ../nbs/00_data.ipynb #1d0afa07
 def density_from_points(points, size, sigma=None, boxes=None) -> np.ndarray:
-    "Ground-truth density `H×W` (`float32`): a Gaussian per dot, each summing to 1 inside the image (σ per `sigma_rule`)."
+    """Ground-truth density `H×W` (`float32`): a Gaussian per dot, each summing to 1 inside the
+    image (σ per `sigma_rule`)."""
     W, H = int(size[0]), int(size[1])
     p = np.asarray(points, np.float64).reshape(-1, 2)
     d = np.zeros((H, W), np.float64)
@@ -332,7 +398,8 @@ def density_from_points(points, size, sigma=None, boxes=None) -> np.ndarray:
     if sigma is None: sig = sigma_rule(p, boxes)
     else:
         sig = np.broadcast_to(np.asarray(sigma, np.float64), (len(p),))
-        if not np.all(sig > 0): raise SegcountError(f"density_from_points: sigma must be > 0, got {sigma!r}")
+        if not np.all(sig > 0):
+            raise SegcountError(f"density_from_points: sigma must be > 0, got {sigma!r}")
     # clamp dots into the image so pixel (floor) indices stay valid
     px, py = p[:, 0].clip(0, W - 1e-6), p[:, 1].clip(0, H - 1e-6)
     for x, y, s in zip(px, py, sig):
@@ -343,20 +410,24 @@ def density_from_points(points, size, sigma=None, boxes=None) -> np.ndarray:
 
 # %% ../nbs/00_data.ipynb #1bdefaa5
 def read_json(path):
-    "Parse the JSON file `path`; a missing file or a syntax error is a `SegcountError` naming the file, line and column."
+    """Parse the JSON file `path`; a missing file or a syntax error is a `SegcountError` naming the
+    file, line and column."""
     path = _check_file(path)
     try: text = path.read_text(encoding='utf-8')
-    except UnicodeDecodeError as e: raise SegcountError(f"{path}: not UTF-8 text ({one_line(e)})") from None
+    except UnicodeDecodeError as e:
+        raise SegcountError(f"{path}: not UTF-8 text ({one_line(e)})") from None
     except OSError as e: raise SegcountError(f"{path}: cannot read ({one_line(e)})") from None
     try: return json.loads(text)
     except json.JSONDecodeError as e:
-        raise SegcountError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        raise SegcountError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: "
+                            f"{e.msg}") from None
 
 # %% ../nbs/00_data.ipynb #85a32d8d
 FSC147_FILES = dict(annotations='annotation_FSC147_384.json', splits='Train_Test_Val_FSC_147.json',
                     classes='ImageClasses_FSC147.txt', images='images_384_VarV2',
                     densities='gt_density_map_adaptive_384_VarV2')
 
+# %% ../nbs/00_data.ipynb #754df0b7
 def _corner_boxes(corners, source) -> np.ndarray:
     "FSC-147 `box_examples_coordinates` (4 corner points per box) as `[N,4]` x1,y1,x2,y2."
     out = []
@@ -365,10 +436,12 @@ def _corner_boxes(corners, source) -> np.ndarray:
         except (TypeError, ValueError): a = np.zeros(0)
         if a.shape == (4,): out.append(a); continue   # tolerate a plain [x1, y1, x2, y2]
         if a.ndim != 2 or a.shape[1] != 2 or len(a) < 2:
-            raise SegcountError(f"{_src(source)}box {i} must be 4 corner points [[x,y],...], got {c!r}"[:300])
+            raise SegcountError((f"{_src(source)}box {i} must be 4 corner points [[x,y],...], "
+                                 f"got {c!r}")[:300])
         out.append(np.array([a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()]))
     return np.array(out).reshape(-1, 4)
 
+# %% ../nbs/00_data.ipynb #9f3bf3dd
 def read_classes(path) -> dict:
     "`ImageClasses_FSC147.txt` (`name<TAB>class` per line) as a dict."
     path = _check_file(path)
@@ -381,15 +454,57 @@ def read_classes(path) -> dict:
         out[parts[0].strip()] = parts[1].strip()
     return out
 
+# %% ../nbs/00_data.ipynb #12e994a9
+def _round(a, nd:int=3) -> list:
+    "A float array as nested lists of floats rounded to `nd` decimals (JSON-friendly)."
+    return np.round(np.asarray(a, np.float64), nd).tolist()
+
+# %% ../nbs/00_data.ipynb #0d7f4eb4
+def write_fsc147(root, samples, splits:dict|None=None, densities:bool=False,
+                 quality:int=95) -> Path:
+    """Write `samples` (already 384 high) as an FSC-147 folder at `root` (images as JPEG); `splits`
+    maps split -> names."""
+    root = Path(root); (root / FSC147_FILES['images']).mkdir(parents=True, exist_ok=True)
+    ann, cls = {}, []
+    for s in samples:
+        b = np.asarray(s.boxes, float).reshape(-1, 4)
+        e = {k: v for k, v in s.meta.items() if k not in ('box_examples_coordinates', 'points')}
+        e['box_examples_coordinates'] = [[[x1, y1], [x1, y2], [x2, y2], [x2, y1]]
+                                         for x1, y1, x2, y2 in _round(b)]
+        e['points'] = _round(s.points)
+        e.update(H=s.size[1], W=s.size[0])
+        ann[s.name] = e
+        if s.klass is not None: cls.append(f"{s.name}\t{s.klass}")
+        with atomic_write(root / FSC147_FILES['images'] / s.name, 'wb') as f:
+            s.image.save(f, format='JPEG', quality=quality)
+        if densities:
+            (root / FSC147_FILES['densities']).mkdir(exist_ok=True)
+            d = (s.density if s.density is not None
+                 else density_from_points(s.points, s.size, boxes=s.boxes))
+            npy = root / FSC147_FILES['densities'] / (Path(s.name).stem + '.npy')
+            with atomic_write(npy, 'wb') as f: np.save(f, d.astype(np.float32))
+    splits = splits if splits is not None else {'train': list(ann), 'val': [], 'test': []}
+    with atomic_write(root / FSC147_FILES['splits']) as f: json.dump(splits, f)
+    with atomic_write(root / FSC147_FILES['classes']) as f:
+        f.write("\n".join(cls) + ("\n" if cls else ""))
+    with atomic_write(root / FSC147_FILES['annotations']) as f: json.dump(ann, f)
+    return root
+
 # %% ../nbs/00_data.ipynb #e583d20b
 class FSC147(Sequence):
-    "The FSC-147 folder `root` (or one of its `split`s: 'train', 'val', 'test'); items are `Sample`s."
-    def __init__(self, root, split:str|None=None, density:bool=True, tol:float=1.0, max_pixels:int|None=50_000_000):
-        self.root, self.split, self.density, self.tol, self.max_pixels = Path(root), split, density, tol, max_pixels
-        if not self.root.is_dir(): raise SegcountError(f"{self.root}: no such folder (expected the FSC-147 layout)")
+    """The FSC-147 folder `root` (or one of its `split`s: 'train', 'val', 'test'); items are
+    `Sample`s."""
+    def __init__(self, root, split:str|None=None, density:bool=True, tol:float=1.0,
+                 max_pixels:int|None=50_000_000):
+        self.root, self.split, self.density, self.tol = Path(root), split, density, tol
+        self.max_pixels = max_pixels
+        if not self.root.is_dir():
+            raise SegcountError(f"{self.root}: no such folder (expected the FSC-147 layout)")
         self.ann_path = self.root / FSC147_FILES['annotations']
         ann = read_json(self.ann_path)
-        if not isinstance(ann, dict): raise SegcountError(f"{self.ann_path}: expected an object mapping image names to annotations")
+        if not isinstance(ann, dict):
+            raise SegcountError(f"{self.ann_path}: expected an object mapping image names to "
+                                "annotations")
         self.annotations = ann
         cls_path = self.root / FSC147_FILES['classes']
         self.classes = read_classes(cls_path) if cls_path.exists() else {}
@@ -397,15 +512,19 @@ class FSC147(Sequence):
         else:
             sp_path = self.root / FSC147_FILES['splits']
             splits = read_json(sp_path)
-            if not isinstance(splits, dict): raise SegcountError(f"{sp_path}: expected an object with keys 'train', 'val', 'test'")
+            if not isinstance(splits, dict):
+                raise SegcountError(f"{sp_path}: expected an object with keys "
+                                    "'train', 'val', 'test'")
             if split not in splits:
-                raise SegcountError(f"{sp_path}: no split {split!r} (has: {', '.join(map(str, splits))})")
+                raise SegcountError(f"{sp_path}: no split {split!r} "
+                                    f"(has: {', '.join(map(str, splits))})")
             names = splits[split]
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise SegcountError(f"{sp_path}: split {split!r} must be a list of image names")
             missing = [n for n in names if n not in ann]
             if missing:
-                raise SegcountError(f"{self.ann_path}: {len(missing)} image(s) of split {split!r} have no annotation (first: {missing[0]!r})")
+                raise SegcountError(f"{self.ann_path}: {len(missing)} image(s) of split {split!r} "
+                                    f"have no annotation (first: {missing[0]!r})")
         self.names = list(names)
 
     def __len__(self): return len(self.names)
@@ -415,62 +534,44 @@ class FSC147(Sequence):
         if isinstance(i, slice): return [self[j] for j in range(*i.indices(len(self)))]
         name = i if isinstance(i, str) else self.names[i]
         if name not in self.annotations: raise SegcountError(f"{self.ann_path}: no image {name!r}")
-        e = self.annotations[name]
-        src = f"{self.ann_path}: image {name!r}"
-        if not isinstance(e, dict): raise SegcountError(f"{src}: annotation must be an object")
-        for k in ('box_examples_coordinates', 'points'):
-            if k not in e: raise SegcountError(f"{src}: missing {k!r}")
-        img_path = self.root / FSC147_FILES['images'] / name
-        img, (sx, sy) = load_image(img_path, self.max_pixels, return_scale=True)
-        W0, H0 = round(img.width / sx), round(img.height / sy)
-        boxes = validate_boxes(_corner_boxes(e['box_examples_coordinates'], src), (W0, H0), src, tol=self.tol)
-        points = validate_points(e['points'], (W0, H0), src, tol=self.tol)
-        dens = None
-        npy = self.root / FSC147_FILES['densities'] / (Path(name).stem + '.npy')
-        if npy.exists():
-            try: dens = np.load(npy, allow_pickle=False).astype(np.float32)
-            except Exception as ex: raise SegcountError(f"{npy}: cannot read density map ({one_line(ex)})") from None
-            if dens.shape != (H0, W0):
-                raise SegcountError(f"{npy}: density map is {dens.shape[1]}x{dens.shape[0]}, image is {W0}x{H0}")
-        if (sx, sy) != (1.0, 1.0):
-            f = np.array([sx, sy, sx, sy], np.float32)
-            boxes, points = boxes * f, points * f[:2]
-            if dens is not None: dens = _resize_density(dens, img.width, img.height)
-        if dens is None and self.density: dens = density_from_points(points, img.size, boxes=boxes)
-        meta = {k: v for k, v in e.items() if k not in ('box_examples_coordinates', 'points')}
-        return Sample(name, img, boxes, points, klass=self.classes.get(name), density=dens, meta=meta)
+        return self._sample(name)
 
-# %% ../nbs/00_data.ipynb #0d7f4eb4
-def write_fsc147(root, samples, splits:dict|None=None, densities:bool=False, quality:int=95) -> Path:
-    "Write `samples` (already 384 high) as an FSC-147 folder at `root` (images as JPEG); `splits` maps split -> names."
-    root = Path(root); (root / FSC147_FILES['images']).mkdir(parents=True, exist_ok=True)
-    ann, cls = {}, []
-    for s in samples:
-        b = np.asarray(s.boxes, float).reshape(-1, 4)
-        e = {k: v for k, v in s.meta.items() if k not in ('box_examples_coordinates', 'points')}
-        e['box_examples_coordinates'] = [[[x1, y1], [x1, y2], [x2, y2], [x2, y1]] for x1, y1, x2, y2 in _round(b)]
-        e['points'] = _round(s.points)
-        e.update(H=s.size[1], W=s.size[0])
-        ann[s.name] = e
-        if s.klass is not None: cls.append(f"{s.name}\t{s.klass}")
-        with atomic_write(root / FSC147_FILES['images'] / s.name, 'wb') as f: s.image.save(f, format='JPEG', quality=quality)
-        if densities:
-            (root / FSC147_FILES['densities']).mkdir(exist_ok=True)
-            d = s.density if s.density is not None else density_from_points(s.points, s.size, boxes=s.boxes)
-            with atomic_write(root / FSC147_FILES['densities'] / (Path(s.name).stem + '.npy'), 'wb') as f: np.save(f, d.astype(np.float32))
-    splits = splits if splits is not None else {'train': list(ann), 'val': [], 'test': []}
-    with atomic_write(root / FSC147_FILES['splits']) as f: json.dump(splits, f)
-    with atomic_write(root / FSC147_FILES['classes']) as f: f.write("\n".join(cls) + ("\n" if cls else ""))
-    with atomic_write(root / FSC147_FILES['annotations']) as f: json.dump(ann, f)
-    return root
-
-def _round(a, nd:int=3) -> list:
-    "A float array as nested lists of floats rounded to `nd` decimals (JSON-friendly)."
-    return np.round(np.asarray(a, np.float64), nd).tolist()
+# %% ../nbs/00_data.ipynb #104eb2fb
+@patch
+def _sample(self:FSC147, name:str) -> Sample:
+    "The `Sample` of image `name`: boxes and dots checked, density read (or made from the dots)."
+    e = self.annotations[name]
+    src = f"{self.ann_path}: image {name!r}"
+    if not isinstance(e, dict): raise SegcountError(f"{src}: annotation must be an object")
+    for k in ('box_examples_coordinates', 'points'):
+        if k not in e: raise SegcountError(f"{src}: missing {k!r}")
+    img_path = self.root / FSC147_FILES['images'] / name
+    img, (sx, sy) = load_image(img_path, self.max_pixels, return_scale=True)
+    W0, H0 = round(img.width / sx), round(img.height / sy)
+    boxes = _corner_boxes(e['box_examples_coordinates'], src)
+    boxes = validate_boxes(boxes, (W0, H0), src, tol=self.tol)
+    points = validate_points(e['points'], (W0, H0), src, tol=self.tol)
+    dens = None
+    npy = self.root / FSC147_FILES['densities'] / (Path(name).stem + '.npy')
+    if npy.exists():
+        try: dens = np.load(npy, allow_pickle=False).astype(np.float32)
+        except Exception as ex:
+            raise SegcountError(f"{npy}: cannot read density map ({one_line(ex)})") from None
+        if dens.shape != (H0, W0):
+            raise SegcountError(f"{npy}: density map is {dens.shape[1]}x{dens.shape[0]}, "
+                                f"image is {W0}x{H0}")
+    if (sx, sy) != (1.0, 1.0):
+        f = np.array([sx, sy, sx, sy], np.float32)
+        boxes, points = boxes * f, points * f[:2]
+        if dens is not None: dens = _resize_density(dens, img.width, img.height)
+    if dens is None and self.density: dens = density_from_points(points, img.size, boxes=boxes)
+    meta = {k: v for k, v in e.items() if k not in ('box_examples_coordinates', 'points')}
+    return Sample(name, img, boxes, points, klass=self.classes.get(name), density=dens, meta=meta)
 
 # %% ../nbs/00_data.ipynb #1e820268
 GROUPS_FORMAT = 'segcount-groups/1'
 
+# %% ../nbs/00_data.ipynb #aefe1805
 class Groups(Sequence):
     "Entries of a groups file, checked; indexing loads the image and returns a `Sample`."
     def __init__(self, path, entries:list, max_pixels:int|None=50_000_000):
@@ -484,19 +585,25 @@ class Groups(Sequence):
         e = self.entries[i]
         img, (sx, sy) = load_image(e['image_path'], self.max_pixels, return_scale=True)
         f = np.array([sx, sy, sx, sy], np.float32)
-        region = None if e['region'] is None else tuple(float(v) for v in np.asarray(e['region']) * f)
-        return Sample(e['id'], img, e['boxes'] * f, e['points'] * f[:2], klass=e['class'], region=region,
-                      meta={'image': e['image'], 'image_path': str(e['image_path'])},
-                      negative_boxes=None if e['negative_boxes'] is None else e['negative_boxes'] * f)
+        region = (None if e['region'] is None
+                  else tuple(float(v) for v in np.asarray(e['region']) * f))
+        neg = None if e['negative_boxes'] is None else e['negative_boxes'] * f
+        return Sample(e['id'], img, e['boxes'] * f, e['points'] * f[:2], klass=e['class'],
+                      region=region, meta={'image': e['image'], 'image_path': str(e['image_path'])},
+                      negative_boxes=neg)
 
+# %% ../nbs/00_data.ipynb #621a94b5
 def _check_groups(g, path) -> list:
-    "The checked entries of the parsed groups JSON `g` (from file `path`; images relative to its folder)."
+    """The checked entries of the parsed groups JSON `g` (from file `path`; images relative to its
+    folder)."""
     if not isinstance(g, dict) or 'format' not in g:
         raise SegcountError(f"{path}: not a groups file (no \"format\": \"{GROUPS_FORMAT}\" key)")
     if g['format'] != GROUPS_FORMAT:
-        raise SegcountError(f"{path}: unsupported format {g['format']!r} (expected {GROUPS_FORMAT!r})")
+        raise SegcountError(f"{path}: unsupported format {g['format']!r} "
+                            f"(expected {GROUPS_FORMAT!r})")
     ents = g.get('entries')
-    if not isinstance(ents, list) or not ents: raise SegcountError(f"{path}: \"entries\" must be a non-empty list")
+    if not isinstance(ents, list) or not ents:
+        raise SegcountError(f"{path}: \"entries\" must be a non-empty list")
     out, seen, sizes = [], set(), {}
     for k, e in enumerate(ents, 1):
         if not isinstance(e, dict): raise SegcountError(f"{path}: entry {k} must be an object")
@@ -504,33 +611,44 @@ def _check_groups(g, path) -> list:
         src = f"{path}: entry {k}" + (f" ({eid!r})" if eid is not None else "")
         for key in ('id', 'image', 'boxes', 'points'):
             if key not in e: raise SegcountError(f"{src}: missing {key!r}")
-        if not isinstance(eid, str) or not eid: raise SegcountError(f"{src}: 'id' must be a non-empty string")
+        if not isinstance(eid, str) or not eid:
+            raise SegcountError(f"{src}: 'id' must be a non-empty string")
         if eid in seen: raise SegcountError(f"{src}: duplicate id {eid!r}")
         seen.add(eid)
-        if not isinstance(e['image'], str) or not e['image']: raise SegcountError(f"{src}: 'image' must be a path string")
+        if not isinstance(e['image'], str) or not e['image']:
+            raise SegcountError(f"{src}: 'image' must be a path string")
         ip = path.parent / e['image']
-        if not ip.is_file(): raise SegcountError(f"{src}: image file {e['image']!r} not found (looked for {ip})")
+        if not ip.is_file():
+            raise SegcountError(f"{src}: image file {e['image']!r} not found (looked for {ip})")
         if ip not in sizes: sizes[ip] = image_size(ip)
         size = sizes[ip]
         klass = e.get('class')
-        if klass is not None and not isinstance(klass, str): raise SegcountError(f"{src}: 'class' must be a string")
-        region = validate_region(e['region'], size, src + ': region') if e.get('region') is not None else None
-        neg = validate_boxes(e['negative_boxes'], size, src + ': negative') if e.get('negative_boxes') else None
+        if klass is not None and not isinstance(klass, str):
+            raise SegcountError(f"{src}: 'class' must be a string")
+        region = (validate_region(e['region'], size, src + ': region')
+                  if e.get('region') is not None else None)
+        neg = (validate_boxes(e['negative_boxes'], size, src + ': negative')
+               if e.get('negative_boxes') else None)
         out.append(dict(id=eid, image=e['image'], image_path=ip, **{'class': klass}, region=region,
-                        boxes=validate_boxes(e['boxes'], size, src), points=validate_points(e['points'], size, src),
-                        negative_boxes=neg))
+                        boxes=validate_boxes(e['boxes'], size, src),
+                        points=validate_points(e['points'], size, src), negative_boxes=neg))
     return out
 
+# %% ../nbs/00_data.ipynb #92373767
 def read_groups(path, max_pixels:int|None=50_000_000) -> Groups:
-    "Read and check the `segcount-groups/1` file `path`; a list-like of `Sample`s (images loaded lazily)."
+    """Read and check the `segcount-groups/1` file `path`; a list-like of `Sample`s (images loaded
+    lazily)."""
     path = Path(path)
     return Groups(path, _check_groups(read_json(path), path), max_pixels)
 
 # %% ../nbs/00_data.ipynb #e5ed7243
-def write_groups(path, samples_or_entries, image_dir:str='images', image_format:str='jpg', quality:int=95) -> Path:
-    "Write a `segcount-groups/1` file at `path`: `Sample`s get their image saved under `image_dir`; dict entries are checked and kept."
+def write_groups(path, samples_or_entries, image_dir:str='images', image_format:str='jpg',
+                 quality:int=95) -> Path:
+    """Write a `segcount-groups/1` file at `path`: `Sample`s get their image saved under
+    `image_dir`; dict entries are checked and kept."""
     path = Path(path)
-    if image_format not in ('jpg', 'png'): raise ValueError(f"write_groups: image_format must be 'jpg' or 'png', not {image_format!r}")
+    if image_format not in ('jpg', 'png'):
+        raise ValueError(f"write_groups: image_format must be 'jpg' or 'png', not {image_format!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     written, entries, ids, stems = [], [], set(), set()
     try:
@@ -539,28 +657,35 @@ def write_groups(path, samples_or_entries, image_dir:str='images', image_format:
                 stem = safe_name(s.name)
                 if stem in stems: stem = f"{stem}-{k}"      # two ids that sanitise alike
                 stems.add(stem)
-                fname = f"{image_dir}/{stem}.{image_format}" if image_dir else f"{stem}.{image_format}"
+                fname = f"{stem}.{image_format}"
+                if image_dir: fname = f"{image_dir}/{fname}"
                 fp = path.parent / fname
                 fp.parent.mkdir(parents=True, exist_ok=True)
                 if s.name in ids: raise SegcountError(f"{path}: duplicate id {s.name!r}")
                 src = f"{path}: entry {k} ({s.name!r})"
-                boxes, points = validate_boxes(s.boxes, s.size, src), validate_points(s.points, s.size, src)
-                region = validate_region(s.region, s.size, src + ': region') if s.region is not None else None
+                boxes = validate_boxes(s.boxes, s.size, src)
+                points = validate_points(s.points, s.size, src)
+                region = (validate_region(s.region, s.size, src + ': region')
+                          if s.region is not None else None)
                 with atomic_write(fp, 'wb') as f:
-                    s.image.save(f, format='JPEG' if image_format == 'jpg' else 'PNG', **({'quality': quality} if image_format == 'jpg' else {}))
+                    s.image.save(f, format='JPEG' if image_format == 'jpg' else 'PNG',
+                                 **({'quality': quality} if image_format == 'jpg' else {}))
                 written.append(fp)
                 e = {'id': s.name, 'image': fname}
                 if s.klass is not None: e['class'] = s.klass
                 e['boxes'], e['points'] = _round(boxes), _round(points)
                 if region is not None: e['region'] = _round(region)
                 if s.negative_boxes is not None and len(s.negative_boxes):
-                    e['negative_boxes'] = _round(validate_boxes(s.negative_boxes, s.size, src + ': negative'))
+                    neg = validate_boxes(s.negative_boxes, s.size, src + ': negative')
+                    e['negative_boxes'] = _round(neg)
             elif isinstance(s, dict):
                 e = dict(s)
-                if 'id' not in e or 'image' not in e: raise SegcountError(f"{path}: entry {k} needs 'id' and 'image'")
+                if 'id' not in e or 'image' not in e:
+                    raise SegcountError(f"{path}: entry {k} needs 'id' and 'image'")
                 for key in ('boxes', 'points', 'region', 'negative_boxes'):
                     if key in e and e[key] is not None: e[key] = _round(e[key])
-            else: raise TypeError(f"write_groups: entry {k} is a {type(s).__name__}, expected a Sample or a dict")
+            else: raise TypeError(f"write_groups: entry {k} is a {type(s).__name__}, "
+                                  "expected a Sample or a dict")
             if e['id'] in ids: raise SegcountError(f"{path}: duplicate id {e['id']!r}")
             ids.add(e['id']); entries.append(e)
         if not entries: raise SegcountError(f"{path}: nothing to write (no entries)")
@@ -582,56 +707,77 @@ def _jitter(t:torch.Tensor, b:float, c:float, s:float) -> torch.Tensor:
     t = (t - gray) * s + gray
     return t.clamp_(0, 1)
 
+# %% ../nbs/00_data.ipynb #04dda847
 class CountingDataset(torch.utils.data.Dataset):
-    "Training items (dicts of tensors) from `Sample`s: image at `height`, exemplars, density, boxes, count."
-    def __init__(self, samples, height:int=MODEL_HEIGHT, n_exemplars:int|None=N_EXEMPLARS, augment:bool=False, exemplar_size:int=EXEMPLAR_SIZE,
-                 jitter:float=0.2, min_exemplar_side:float|None=None, exemplar_side:float|None=None,
+    """Training items (dicts of tensors) from `Sample`s: image at `height`, exemplars, density,
+    boxes, count."""
+    def __init__(self, samples, height:int=MODEL_HEIGHT, n_exemplars:int|None=N_EXEMPLARS,
+                 augment:bool=False, exemplar_size:int=EXEMPLAR_SIZE, jitter:float=0.2,
+                 min_exemplar_side:float|None=None, exemplar_side:float|None=None,
                  scale_jitter:float=0.0, seed:int=0):
         self.samples, self.height, self.n_exemplars = samples, height, n_exemplars
         self.augment, self.exemplar_size, self.jitter = augment, exemplar_size, jitter
-        self.min_exemplar_side, self.exemplar_side = min_exemplar_side, exemplar_side   # see `model_height`
-        self.scale_jitter, self.seed = scale_jitter, seed  # item i's exemplar side: × exp(U(±scale_jitter)), fixed per i
+        self.min_exemplar_side = min_exemplar_side   # see `model_height`
+        self.exemplar_side = exemplar_side
+        # item i's exemplar side: × exp(U(±scale_jitter)), fixed per i
+        self.scale_jitter, self.seed = scale_jitter, seed
     def __len__(self): return len(self.samples)
-    def item_exemplar_side(self, i:int) -> float|None:
-        "The exemplar side item `i` is resized to (the same every epoch, so cached features stay valid)."
-        if not self.exemplar_side or not self.scale_jitter: return self.exemplar_side
-        j = self.scale_jitter
-        return float(self.exemplar_side * np.exp(np.random.default_rng([self.seed, i]).uniform(-j, j)))
-    def __getitem__(self, i) -> dict:
-        s = self.samples[i]
-        s = resize_sample(s, model_height(s.size, s.boxes, self.height, self.min_exemplar_side,
-                                          exemplar_side=self.item_exemplar_side(i)))
-        W, H = s.size
-        boxes = np.asarray(s.boxes, np.float32).reshape(-1, 4)
-        if self.n_exemplars: boxes = boxes[np.arange(self.n_exemplars) % len(boxes)]
-        points = np.asarray(s.points, np.float32).reshape(-1, 2)
-        dens = s.density if s.density is not None else density_from_points(points, (W, H), boxes=s.boxes)
-        img, dens = to_tensor(s.image), torch.from_numpy(np.ascontiguousarray(dens, np.float32))[None]
-        region = torch.tensor(s.region if s.region is not None else [float('nan')] * 4, dtype=torch.float32)
-        if self.augment:
-            if torch.rand(()) < 0.5:
-                img, dens = img.flip(-1), dens.flip(-1)
-                boxes = np.stack([W - boxes[:, 2], boxes[:, 1], W - boxes[:, 0], boxes[:, 3]], 1)
-                if len(points): points = np.stack([W - points[:, 0], points[:, 1]], 1)
-                if s.region is not None: region = torch.stack([W - region[2], region[1], W - region[0], region[3]])
-            if self.jitter:
-                f = 1 + (torch.rand(3) * 2 - 1) * self.jitter
-                img = _jitter(img, *f.tolist())
-        return dict(image=img, exemplars=crop_exemplars(img, boxes, self.exemplar_size), density=dens,
-                    boxes=torch.from_numpy(np.ascontiguousarray(boxes, np.float32)),
-                    points=torch.from_numpy(np.ascontiguousarray(points, np.float32)),
-                    count=torch.tensor(float(len(points))), region=region, name=s.name, klass=s.klass)
 
+# %% ../nbs/00_data.ipynb #1d3e3d5e
+@patch
+def item_exemplar_side(self:CountingDataset, i:int) -> float|None:
+    """The exemplar side item `i` is resized to (the same every epoch, so cached features stay
+    valid)."""
+    if not self.exemplar_side or not self.scale_jitter: return self.exemplar_side
+    j = self.scale_jitter
+    return float(self.exemplar_side * np.exp(np.random.default_rng([self.seed, i]).uniform(-j, j)))
+
+# %% ../nbs/00_data.ipynb #940ae69d
+@patch
+def __getitem__(self:CountingDataset, i) -> dict:
+    "Item `i`: image, exemplar crops, density `1×H×W`, boxes, dots, count, region, name and class."
+    s = self.samples[i]
+    s = resize_sample(s, model_height(s.size, s.boxes, self.height, self.min_exemplar_side,
+                                      exemplar_side=self.item_exemplar_side(i)))
+    W, H = s.size
+    boxes = np.asarray(s.boxes, np.float32).reshape(-1, 4)
+    if self.n_exemplars: boxes = boxes[np.arange(self.n_exemplars) % len(boxes)]
+    points = np.asarray(s.points, np.float32).reshape(-1, 2)
+    dens = (s.density if s.density is not None
+            else density_from_points(points, (W, H), boxes=s.boxes))
+    img, dens = to_tensor(s.image), torch.from_numpy(np.ascontiguousarray(dens, np.float32))[None]
+    region = torch.tensor(s.region if s.region is not None else [float('nan')] * 4,
+                          dtype=torch.float32)
+    if self.augment:
+        if torch.rand(()) < 0.5:
+            img, dens = img.flip(-1), dens.flip(-1)
+            boxes = np.stack([W - boxes[:, 2], boxes[:, 1], W - boxes[:, 0], boxes[:, 3]], 1)
+            if len(points): points = np.stack([W - points[:, 0], points[:, 1]], 1)
+            if s.region is not None:
+                region = torch.stack([W - region[2], region[1], W - region[0], region[3]])
+        if self.jitter:
+            f = 1 + (torch.rand(3) * 2 - 1) * self.jitter
+            img = _jitter(img, *f.tolist())
+    return dict(image=img, exemplars=crop_exemplars(img, boxes, self.exemplar_size), density=dens,
+                boxes=torch.from_numpy(np.ascontiguousarray(boxes, np.float32)),
+                points=torch.from_numpy(np.ascontiguousarray(points, np.float32)),
+                count=torch.tensor(float(len(points))), region=region, name=s.name, klass=s.klass)
+
+# %% ../nbs/00_data.ipynb #c37ef845
 def pad_stack(ts:list, size:tuple|None=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack tensors that differ only in their last two dims, zero-padding them right and bottom to `size` (default:
-    the largest), and the B×1×H×W bool map of where each one's own pixels are (the losses average over those)."""
-    H = size[0] if size else max(t.shape[-2] for t in ts); W = size[1] if size else max(t.shape[-1] for t in ts)
+    """Stack tensors that differ only in their last two dims, zero-padding them right and bottom to
+    `size` (default: the largest), and the B×1×H×W bool map of where each one's own pixels are (the
+    losses average over those)."""
+    H = size[0] if size else max(t.shape[-2] for t in ts)
+    W = size[1] if size else max(t.shape[-1] for t in ts)
     valid = torch.zeros(len(ts), 1, H, W, dtype=torch.bool)
     for k, t in enumerate(ts): valid[k, :, :t.shape[-2], :t.shape[-1]] = True
     return torch.stack([F.pad(t, (0, W - t.shape[-1], 0, H - t.shape[-2])) for t in ts]), valid
 
+# %% ../nbs/00_data.ipynb #e6631cab
 def collate_counting(batch:list) -> dict:
-    "Stack `CountingDataset` items, padding images and densities with zeros to the widest (and tallest); adds `valid` `B×1×H×W`."
+    """Stack `CountingDataset` items, padding images and densities with zeros to the widest (and
+    tallest); adds `valid` `B×1×H×W`."""
     image, valid = pad_stack([b['image'] for b in batch])
     return dict(image=image, density=pad_stack([b['density'] for b in batch], image.shape[-2:])[0],
                 exemplars=torch.stack([b['exemplars'] for b in batch]),
@@ -641,6 +787,7 @@ def collate_counting(batch:list) -> dict:
                 points=[b['points'] for b in batch], name=[b['name'] for b in batch],
                 klass=[b['klass'] for b in batch], valid=valid)
 
+# %% ../nbs/00_data.ipynb #73c435aa
 def samples_to_batch(samples, height:int=MODEL_HEIGHT, n_exemplars:int|None=N_EXEMPLARS) -> dict:
     "One collated batch from a few `Sample`s (no augmentation)."
     ds = CountingDataset(samples, height=height, n_exemplars=n_exemplars)

@@ -19,7 +19,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .core import EXEMPLAR_SIZE, THRESHOLD, SegcountError
-from .data import FSC147, Sample, crop_exemplars, read_groups, resize_rule, resize_sample, to_tensor, validate_boxes
+from .data import (FSC147, Sample, crop_exemplars, read_groups, resize_rule, resize_sample,
+                           to_tensor, validate_boxes)
 from .metrics import count_metrics, region_error
 from .pipeline import MIN_BOX_SIDE, Predictor, dilate_mask, model_scale
 from .pseudolabel import THRESHOLDS, ablation_masks
@@ -27,15 +28,16 @@ from .synthetic import make_two_class_image
 
 # %% auto #0
 __all__ = ['PAPER_TABLES', 'load_samples', 'exemplar_box_mass', 'evaluate_samples', 'bench_seg_then_count', 'bench_batch',
-           'bench_tiles', 'bench_infer', 'two_class_groups', 'model_sample', 'refused', 'sample_error',
-           'masked_densities', 'segmenter_mask', 'region_mask', 'mask_benchmark', 'exemplar_distances', 'render_table',
-           'paper_table', 'plot_figure3']
+           'bench_tiles', 'bench_infer', 'two_class_groups', 'model_sample', 'refused', 'sample_error', 'region_mask',
+           'masked_densities', 'segmenter_mask', 'mask_benchmark', 'exemplar_distances', 'render_table', 'paper_table',
+           'plot_figure3']
 
 # %% ../nbs/40_benchmarks.ipynb #0bbd78c4
 def load_samples(root=None, split: str = "test", groups=None):
     "Samples from an FSC-147-layout `root` (one split) or a `segcount-groups/1` file."
     if groups is not None: return read_groups(groups)
-    if root is None: raise SegcountError("nothing to evaluate: give an FSC-147 root or a groups file")
+    if root is None:
+        raise SegcountError("nothing to evaluate: give an FSC-147 root or a groups file")
     return FSC147(root, split)
 
 # %% ../nbs/40_benchmarks.ipynb #9d164705
@@ -48,25 +50,30 @@ def _entry_error(sample, pred) -> tuple[float, float]:
         return region_error(y, pred.density, (x1, y1, x2, y2)), float(pred.count)
     return abs(y - float(pred.count)), float(pred.count)
 
+# %% ../nbs/40_benchmarks.ipynb #5674db86
 def exemplar_box_mass(pred, boxes) -> float:
-    """Mean predicted density inside each exemplar box (`boxes` in image pixels): about 1 when the counter gives each
-    object the mass of one object; well under 1 means it undercounts what it finds (a calibration diagnostic)."""
+    """Mean predicted density inside each exemplar box (`boxes` in image pixels): about 1 when the
+    counter gives each object the mass of one object; well under 1 means it undercounts what it
+    finds (a calibration diagnostic)."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4) * pred.scale
     H, W = pred.density.shape
-    m = [pred.density[int(max(0, np.floor(y1))):int(min(H, np.ceil(y2))), int(max(0, np.floor(x1))):int(min(W, np.ceil(x2)))].sum()
+    m = [pred.density[int(max(0, np.floor(y1))):int(min(H, np.ceil(y2))),
+                      int(max(0, np.floor(x1))):int(min(W, np.ceil(x2)))].sum()
          for x1, y1, x2, y2 in b]
     return float(np.mean(m)) if m else float('nan')
 
+# %% ../nbs/40_benchmarks.ipynb #ce72a6bd
 def evaluate_samples(predictor, samples, method: str = "count", limit: int | None = None,
                      progress: bool = True, negatives: bool = False) -> dict:
-    """Counting metrics (§4.2) of `predictor` on `samples`, overall and per class, plus per-entry rows (with the
-    `exemplar_box_mass` of each; `box_mass` is their mean). With `negatives`, the entries' `negative_boxes` are used.
-    An entry the predictor refuses (say, an exemplar box under 4 px) is left out of the metrics and listed in
-    `skipped` with why."""
+    """Counting metrics (§4.2) of `predictor` on `samples`, overall and per class, plus per-entry
+    rows (with the `exemplar_box_mass` of each; `box_mass` is their mean). With `negatives`, the
+    entries' `negative_boxes` are used. An entry the predictor refuses (say, an exemplar box under 4
+    px) is left out of the metrics and listed in `skipped` with why."""
     n = len(samples) if limit is None else min(limit, len(samples))
     if n == 0: raise SegcountError("the dataset is empty: nothing to evaluate")
     rows, errs, gts, skipped = [], [], [], []
-    for i in tqdm(range(n), desc=f"evaluate ({method})", unit="img", disable=not progress, file=sys.stderr):
+    for i in tqdm(range(n), desc=f"evaluate ({method})", unit="img", disable=not progress,
+                  file=sys.stderr):
         s = samples[i]
         kw = dict(negative_boxes=s.negative_boxes) if negatives else {}
         try: p = predictor.predict(s.image, s.boxes, method=method, **kw)
@@ -76,18 +83,131 @@ def evaluate_samples(predictor, samples, method: str = "count", limit: int | Non
         rows.append({"id": s.name, "class": s.klass, "gt": float(s.count), "pred": c, "error": e,
                      "box_mass": exemplar_box_mass(p, s.boxes)})
         errs.append(e); gts.append(float(s.count))
-    if not errs: raise SegcountError(f"every entry was refused, e.g. {skipped[0]['id']}: {skipped[0]['reason']}")
-    if skipped: print(f"evaluate: skipped {len(skipped)} of {n} entries, e.g. {skipped[0]['id']}: {skipped[0]['reason']}",
-                      file=sys.stderr)
-    res = {**count_metrics(errs, gts), "box_mass": float(np.mean([r["box_mass"] for r in rows])), "method": method,
-           "negatives": negatives, "skipped": skipped}
+    if not errs:
+        raise SegcountError(f"every entry was refused, e.g. {skipped[0]['id']}: "
+                            f"{skipped[0]['reason']}")
+    if skipped:
+        print(f"evaluate: skipped {len(skipped)} of {n} entries, e.g. {skipped[0]['id']}: "
+              f"{skipped[0]['reason']}", file=sys.stderr)
+    res = {**count_metrics(errs, gts), "box_mass": float(np.mean([r["box_mass"] for r in rows])),
+           "method": method, "negatives": negatives, "skipped": skipped}
     by = defaultdict(list)
     for r in rows: by[r["class"] or "-"].append(r)
-    res["per_class"] = {k: count_metrics([r["error"] for r in v], [r["gt"] for r in v]) for k, v in sorted(by.items())}
+    res["per_class"] = {k: count_metrics([r["error"] for r in v], [r["gt"] for r in v])
+                        for k, v in sorted(by.items())}
     res["rows"] = rows
     return res
 
 # %% ../nbs/40_benchmarks.ipynb #0c560e75
+def _bench_child(code: str, what: str, *args) -> dict:
+    """Run a benchmark's child process (its own threads and memory) and return the JSON object it
+    prints last."""
+    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise SegcountError(f"bench {what} failed: {r.stderr.strip().splitlines()[-1:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+# %% ../nbs/40_benchmarks.ipynb #fab956e4
+_BENCH_STC_CHILD = r"""
+import json, sys, time, numpy as np, torch
+torch.set_num_threads(int(sys.argv[2]))
+from segcount.pipeline import Predictor
+repeats = int(sys.argv[1])
+pr = Predictor.from_weights(device=sys.argv[3])
+rng = np.random.default_rng(0)
+img = (rng.random((384, 576, 3)) * 255).astype(np.uint8)
+# ~24 px boxes: counted at 384x576, at every scale
+boxes = [[100, 100, 124, 124], [300, 200, 324, 226], [450, 50, 472, 74]]
+out = {}
+for method in ('count', 'seg-then-count'):
+    pr.predict(img, boxes, method=method)
+    ts = sorted(pr.predict(img, boxes, method=method).seconds for _ in range(repeats))
+    out[method] = ts[len(ts) // 2]
+print(json.dumps({"count_s": out['count'], "seg_then_count_s": out['seg-then-count'],
+                  "ratio": out['seg-then-count'] / out['count'],
+                  "shared_backbone": pr.shared_backbone, "weights": pr.weights_name}))
+"""
+
+def bench_seg_then_count(repeats: int = 5, device: str = "cpu", threads: int | None = None) -> dict:
+    """Median seconds per 384×576 image of the embedded predictor, counting everything vs
+    seg-then-count, and their ratio."""
+    threads = threads or min(os.cpu_count() or 1, 8)
+    return _bench_child(_BENCH_STC_CHILD, "seg-then-count", repeats, threads, device)
+
+# %% ../nbs/40_benchmarks.ipynb #4dbbe65c
+def _example(name: str):
+    """(photo, exemplar boxes) of a bundled example (`segcount/assets/examples/examples.json`:
+    coins, trees, ...)."""
+    from importlib import resources
+    groups = Path(str(resources.files("segcount") / "assets" / "examples" / "examples.json"))
+    g = next(g for g in read_groups(groups) if g.name == name)
+    return g.image.convert("RGB"), np.asarray(g.boxes).tolist()
+
+# %% ../nbs/40_benchmarks.ipynb #28656113
+_BENCH_BATCH_CHILD = r"""
+import json, sys, torch
+torch.set_num_threads(int(sys.argv[2]))
+from pathlib import Path
+from segcount.batch import count_batch, list_images
+from segcount.pipeline import Predictor
+folder, boxes = Path(sys.argv[1]), json.loads(sys.argv[4])
+pr = Predictor.from_weights(device=sys.argv[3])
+imgs = list_images([folder])
+ex = pr.exemplars(imgs[0], boxes)
+print(json.dumps(count_batch(pr, imgs, ex, folder / 'counts.csv', progress=False)))
+"""
+
+def bench_batch(n_images: int = 100, device: str = "cpu", threads: int | None = None) -> dict:
+    """`segcount batch` speed: `n_images` photos of 576×384 (the bundled coins photo, shifted and
+    mirrored) counted with exemplars cut once from the first; images per second and the summary."""
+    import tempfile
+    img, boxes = _example("coins")
+    sx, sy = 576 / img.width, 384 / img.height
+    img = img.resize((576, 384), Image.BILINEAR)
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(n_images):
+            v = img.transpose(Image.FLIP_LEFT_RIGHT) if i % 2 else img
+            v.rotate(0, translate=(i % 7 - 3, i % 5 - 2)).save(Path(d) / f"{i:04d}.jpg", quality=92)
+        # the boxes on photo 0000 (not mirrored)
+        b = [[x1 * sx, y1 * sy, x2 * sx, y2 * sy] for x1, y1, x2, y2 in boxes]
+        res = _bench_child(_BENCH_BATCH_CHILD, "batch", d, threads or min(os.cpu_count() or 1, 8),
+                           device, json.dumps(b))
+    return dict(image_size=[576, 384], **{k: v for k, v in res.items() if k != "out"})
+
+# %% ../nbs/40_benchmarks.ipynb #e4523c51
+_BENCH_TILES_CHILD = r"""
+import json, resource, sys, time, torch
+torch.set_num_threads(int(sys.argv[2]))
+from segcount.pipeline import Predictor
+pr = Predictor.from_weights(device=sys.argv[3])
+t = time.perf_counter(); r = pr.predict(sys.argv[1], json.loads(sys.argv[4]))
+out = dict(count=r.count, tiles=r.tiles, seconds=time.perf_counter() - t, points=len(r.points),
+           peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps(out))
+"""
+
+def bench_tiles(width: int = 12000, height: int = 9000, device: str = "cpu",
+                threads: int | None = None) -> dict:
+    """Counting a `width`×`height` JPEG made of copies of the bundled aerial tree photo: seconds,
+    tiles, peak memory (a fresh process), and the count beside the single photo's count times the
+    number of copies."""
+    import tempfile
+    img, boxes = _example("trees")
+    with tempfile.TemporaryDirectory() as d:
+        big = Image.new("RGB", (width, height))
+        for x in range(0, width, img.width):
+            for y in range(0, height, img.height): big.paste(img, (x, y))
+        path = Path(d) / f"big-{width}x{height}.jpg"
+        big.save(path, quality=90); del big
+        res = _bench_child(_BENCH_TILES_CHILD, "tiles", path,
+                           threads or min(os.cpu_count() or 1, 8), device, json.dumps(boxes))
+    single = Predictor.from_weights(device=device).predict(img, boxes).count
+    copies = width * height / (img.width * img.height)
+    return dict(size=[width, height], **res, single_count=single, copies=copies,
+                expected=single * copies, ratio=res["count"] / (single * copies))
+
+# %% ../nbs/40_benchmarks.ipynb #1a4ab1a2
 _BENCH_CHILD = r"""
 import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[3]))
@@ -109,113 +229,25 @@ print(json.dumps({"s_per_image": times[len(times)//2], "min_s": times[0],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
-_BENCH_STC_CHILD = r"""
-import json, sys, time, numpy as np, torch
-torch.set_num_threads(int(sys.argv[2]))
-from segcount.pipeline import Predictor
-repeats = int(sys.argv[1])
-pr = Predictor.from_weights(device=sys.argv[3])
-rng = np.random.default_rng(0)
-img = (rng.random((384, 576, 3)) * 255).astype(np.uint8)
-boxes = [[100, 100, 124, 124], [300, 200, 324, 226], [450, 50, 472, 74]]   # ~24 px: counted at 384x576, every scale
-out = {}
-for method in ('count', 'seg-then-count'):
-    pr.predict(img, boxes, method=method)
-    ts = sorted(pr.predict(img, boxes, method=method).seconds for _ in range(repeats))
-    out[method] = ts[len(ts) // 2]
-print(json.dumps({"count_s": out['count'], "seg_then_count_s": out['seg-then-count'],
-                  "ratio": out['seg-then-count'] / out['count'], "shared_backbone": pr.shared_backbone,
-                  "weights": pr.weights_name}))
-"""
-
-_BENCH_BATCH_CHILD = r"""
-import json, sys, torch
-torch.set_num_threads(int(sys.argv[2]))
-from pathlib import Path
-from segcount.batch import count_batch, list_images
-from segcount.pipeline import Predictor
-folder, boxes = Path(sys.argv[1]), json.loads(sys.argv[4])
-pr = Predictor.from_weights(device=sys.argv[3])
-imgs = list_images([folder])
-ex = pr.exemplars(imgs[0], boxes)
-print(json.dumps(count_batch(pr, imgs, ex, folder / 'counts.csv', progress=False)))
-"""
-
-_BENCH_TILES_CHILD = r"""
-import json, resource, sys, time, torch
-torch.set_num_threads(int(sys.argv[2]))
-from segcount.pipeline import Predictor
-pr = Predictor.from_weights(device=sys.argv[3])
-t = time.perf_counter(); r = pr.predict(sys.argv[1], json.loads(sys.argv[4]))
-out = dict(count=r.count, tiles=r.tiles, seconds=time.perf_counter() - t, points=len(r.points),
-           peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-print(json.dumps(out))
-"""
-
-def _bench_child(code: str, what: str, *args) -> dict:
-    "Run a benchmark's child process (its own threads and memory) and return the JSON object it prints last."
-    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
-    if r.returncode != 0: raise SegcountError(f"bench {what} failed: {r.stderr.strip().splitlines()[-1:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-def bench_seg_then_count(repeats: int = 5, device: str = "cpu", threads: int | None = None) -> dict:
-    "Median seconds per 384×576 image of the embedded predictor, counting everything vs seg-then-count, and their ratio."
-    return _bench_child(_BENCH_STC_CHILD, "seg-then-count", repeats, threads or min(os.cpu_count() or 1, 8), device)
-
-def _example(name: str):
-    "(photo, exemplar boxes) of a bundled example (`segcount/assets/examples/examples.json`: coins, trees, ...)."
-    from importlib import resources
-    g = next(g for g in read_groups(Path(str(resources.files("segcount") / "assets" / "examples" / "examples.json")))
-             if g.name == name)
-    return g.image.convert("RGB"), np.asarray(g.boxes).tolist()
-
-def bench_batch(n_images: int = 100, device: str = "cpu", threads: int | None = None) -> dict:
-    """`segcount batch` speed: `n_images` photos of 576×384 (the bundled coins photo, shifted and mirrored) counted with
-    exemplars cut once from the first; images per second and the summary."""
-    import tempfile
-    img, boxes = _example("coins")
-    sx, sy = 576 / img.width, 384 / img.height
-    img = img.resize((576, 384), Image.BILINEAR)
-    with tempfile.TemporaryDirectory() as d:
-        for i in range(n_images):
-            v = img.transpose(Image.FLIP_LEFT_RIGHT) if i % 2 else img
-            v.rotate(0, translate=(i % 7 - 3, i % 5 - 2)).save(Path(d) / f"{i:04d}.jpg", quality=92)
-        b = [[x1 * sx, y1 * sy, x2 * sx, y2 * sy] for x1, y1, x2, y2 in boxes]   # on image 0000 (not mirrored)
-        res = _bench_child(_BENCH_BATCH_CHILD, "batch", d, threads or min(os.cpu_count() or 1, 8), device, json.dumps(b))
-    return dict(image_size=[576, 384], **{k: v for k, v in res.items() if k != "out"})
-
-def bench_tiles(width: int = 12000, height: int = 9000, device: str = "cpu", threads: int | None = None) -> dict:
-    """Counting a `width`×`height` JPEG made of copies of the bundled aerial tree photo: seconds, tiles, peak memory
-    (a fresh process), and the count beside the single photo's count times the number of copies."""
-    import tempfile
-    img, boxes = _example("trees")
-    with tempfile.TemporaryDirectory() as d:
-        big = Image.new("RGB", (width, height))
-        for x in range(0, width, img.width):
-            for y in range(0, height, img.height): big.paste(img, (x, y))
-        path = Path(d) / f"big-{width}x{height}.jpg"
-        big.save(path, quality=90); del big
-        res = _bench_child(_BENCH_TILES_CHILD, "tiles", path, threads or min(os.cpu_count() or 1, 8), device, json.dumps(boxes))
-    single = Predictor.from_weights(device=device).predict(img, boxes).count
-    copies = width * height / (img.width * img.height)
-    return dict(size=[width, height], **res, single_count=single, copies=copies, expected=single * copies,
-                ratio=res["count"] / (single * copies))
-
 def bench_infer(backbones=("mobilenet_v2", "resnet50"), repeats: int = 5, device: str = "cpu",
                 threads: int | None = None, seg_then_count: bool = True) -> dict:
-    """Seconds per 384x576 image (median of `repeats`) and peak RSS for each backbone's counter; with
-    `seg_then_count`, also the embedded predictor counting everything vs seg-then-count (`bench_seg_then_count`)."""
+    """Seconds per 384x576 image (median of `repeats`) and peak RSS for each backbone's counter;
+    with `seg_then_count`, also the embedded predictor counting everything vs seg-then-count
+    (`bench_seg_then_count`)."""
     threads = threads or min(os.cpu_count() or 1, 8)
-    out = {"image_size": [576, 384], "n_exemplars": 3, "device": device, "threads": threads, "repeats": repeats}
-    for b in backbones: out[b] = _bench_child(_BENCH_CHILD, f"infer ({b})", b, repeats, threads, device)
+    out = {"image_size": [576, 384], "n_exemplars": 3, "device": device, "threads": threads,
+           "repeats": repeats}
+    for b in backbones:
+        out[b] = _bench_child(_BENCH_CHILD, f"infer ({b})", b, repeats, threads, device)
     if seg_then_count: out["seg_then_count"] = bench_seg_then_count(repeats, device, threads)
     return out
 
 # %% ../nbs/40_benchmarks.ipynb #b53a8059
 def two_class_groups(samples, per_target: int = 2, seed: int = 0) -> list:
-    """The paper's two-class protocol (§4.1) on any labelled samples (e.g. real photos): each sample becomes the target
-    of `per_target` images, a strip of it beside a strip of a sample of another kind; `region` = the target strip.
-    Kinds are compared by the last word of the class ("dead trees" and "trees" are one kind to a viewer)."""
+    """The paper's two-class protocol (§4.1) on any labelled samples (e.g. real photos): each sample
+    becomes the target of `per_target` images, a strip of it beside a strip of a sample of another
+    kind; `region` = the target strip. Kinds are compared by the last word of the class ("dead
+    trees" and "trees" are one kind to a viewer)."""
     rng = np.random.default_rng(seed)
     kind = lambda s: (s.klass or s.name).split()[-1]
     out = []
@@ -224,112 +256,145 @@ def two_class_groups(samples, per_target: int = 2, seed: int = 0) -> list:
         others = [j for j in range(len(samples)) if kind(samples[j]) != kind(t)]
         if not others: raise SegcountError(f"{t.name}: no sample of another kind to pair it with")
         for j in rng.choice(others, size=min(per_target, len(others)), replace=False):
-            out.append(make_two_class_image(t, samples[int(j)], rng, name=f"{t.name}+{samples[int(j)].name}"))
+            o = samples[int(j)]
+            out.append(make_two_class_image(t, o, rng, name=f"{t.name}+{o.name}"))
     return out
 
 # %% ../nbs/40_benchmarks.ipynb #c6ed7f78
 def model_sample(sample, counter) -> Sample:
-    """`sample` resized exactly as the `Predictor` resizes it (`pipeline.prepare`): height 384, more when the counter
-    asks for bigger exemplars, less for panoramas wider than 2048; boxes clipped to the image; one scale for x and y."""
+    """`sample` resized exactly as the `Predictor` resizes it (`pipeline.prepare`): height 384, more
+    when the counter asks for bigger exemplars, less for panoramas wider than 2048; boxes clipped to
+    the image; one scale for x and y."""
     W, H = sample.size
-    b = validate_boxes(np.asarray(sample.boxes, np.float32).reshape(-1, 4), (W, H), source=sample.name)
+    b = validate_boxes(np.asarray(sample.boxes, np.float32).reshape(-1, 4), (W, H),
+                       source=sample.name)
     s, (w2, h2) = model_scale((W, H), b, **resize_rule(counter.config))   # the Predictor's own rule
     img = sample.image.convert('RGB')
-    return replace(sample, image=img.resize((w2, h2), Image.BILINEAR) if (w2, h2) != (W, H) else img, boxes=b * s,
-                   points=np.asarray(sample.points, np.float32).reshape(-1, 2) * s, density=None,
-                   region=None if sample.region is None else tuple(float(v) * s for v in sample.region),
-                   negative_boxes=None if sample.negative_boxes is None else sample.negative_boxes * s)
+    neg, reg = sample.negative_boxes, sample.region
+    if (w2, h2) != (W, H): img = img.resize((w2, h2), Image.BILINEAR)
+    return replace(sample, image=img, boxes=b * s,
+                   points=np.asarray(sample.points, np.float32).reshape(-1, 2) * s,
+                   density=None, region=None if reg is None else tuple(float(v) * s for v in reg),
+                   negative_boxes=None if neg is None else neg * s)
 
+# %% ../nbs/40_benchmarks.ipynb #992fe030
 def refused(sample) -> str | None:
-    "Why the `Predictor` would refuse `sample` (an exemplar box under `MIN_BOX_SIDE` px on a side), else None."
+    """Why the `Predictor` would refuse `sample` (an exemplar box under `MIN_BOX_SIDE` px on a
+    side), else None."""
     b = np.asarray(sample.boxes, np.float64).reshape(-1, 4)
     side = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
-    return f"exemplar box {int(side.argmin()) + 1} is under {MIN_BOX_SIDE:g} px" if len(b) and side.min() < MIN_BOX_SIDE else None
+    if len(b) and side.min() < MIN_BOX_SIDE:
+        return f"exemplar box {int(side.argmin()) + 1} is under {MIN_BOX_SIDE:g} px"
+    return None
 
+# %% ../nbs/40_benchmarks.ipynb #7c27596f
 def sample_error(s, density: np.ndarray) -> float:
-    "Error of one entry from a density map in `s`'s pixels: the region rule (§4.1) when `s` has a region, else |y − ŷ|."
+    """Error of one entry from a density map in `s`'s pixels: the region rule (§4.1) when `s` has a
+    region, else |y − ŷ|."""
     y = float(s.count)
-    if getattr(s, 'region', None) is not None: return region_error(y, density, tuple(float(v) for v in s.region))
+    if getattr(s, 'region', None) is not None:
+        return region_error(y, density, tuple(float(v) for v in s.region))
     return abs(y - float(density.sum()))
 
-@torch.no_grad()
-def masked_densities(counter, s, masks: dict) -> dict:
-    "{name: H×W density} of `s` (at model resolution) for each mask (h×w bool on S's grid; None = no mask), one trunk pass."
-    img = to_tensor(s.image).to(counter.device)
-    feat = counter.image_features(img[None])
-    vec = counter.exemplar_vector(crop_exemplars(img, np.asarray(s.boxes, np.float32), EXEMPLAR_SIZE)[None])
-    out = {}
-    for k, m in masks.items():
-        mm = None if m is None else torch.as_tensor(np.asarray(m)).bool().to(counter.device)[None, None]
-        if mm is not None and not mm.any():   # the mask removes everything: count 0 (Eq. 4 leaves nothing)
-            out[k] = np.zeros(tuple(img.shape[-2:]), np.float32); continue
-        out[k] = counter.from_features(feat, vec, mask=mm, size=tuple(img.shape[-2:]))['density'][0, 0].float().cpu().numpy()
-    return out
-
-@torch.no_grad()
-def segmenter_mask(segmenter, s, threshold: float = THRESHOLD, dilate: int | None = None) -> np.ndarray:
-    "The segmenter's binary mask M^p > threshold (§3.4), grown by `dilate` cells (default: the file's), for `s` → h×w bool."
-    img = to_tensor(s.image).to(segmenter.device)
-    ex = crop_exemplars(img, np.asarray(s.boxes, np.float32), EXEMPLAR_SIZE)
-    k = getattr(segmenter, 'recommended_dilate', 0) if dilate is None else dilate
-    return dilate_mask(segmenter(img[None], ex[None])[0, 0] > threshold, int(k)).cpu().numpy()
-
+# %% ../nbs/40_benchmarks.ipynb #c4d30607
 def region_mask(s, stride: int = 16) -> np.ndarray:
-    "The true region of a two-class entry as a mask on S's grid (cells whose centre lies inside it) → h×w bool."
+    """The true region of a two-class entry as a mask on S's grid (cells whose centre lies inside
+    it) → h×w bool."""
     W, H = s.size
     h, w = math.ceil(H / stride), math.ceil(W / stride)
     x1, y1, x2, y2 = s.region
     yc, xc = (np.arange(h) + 0.5) * stride, (np.arange(w) + 0.5) * stride
     return ((yc >= y1) & (yc < y2))[:, None] & ((xc >= x1) & (xc < x2))[None]
 
+# %% ../nbs/40_benchmarks.ipynb #894320c7
+@torch.no_grad()
+def masked_densities(counter, s, masks: dict) -> dict:
+    """{name: H×W density} of `s` (at model resolution) for each mask (h×w bool on S's grid; None =
+    no mask), one trunk pass."""
+    dev = counter.device
+    img = to_tensor(s.image).to(dev)
+    feat = counter.image_features(img[None])
+    ex = crop_exemplars(img, np.asarray(s.boxes, np.float32), EXEMPLAR_SIZE)
+    vec = counter.exemplar_vector(ex[None])
+    out = {}
+    for k, m in masks.items():
+        mm = None if m is None else torch.as_tensor(np.asarray(m)).bool().to(dev)[None, None]
+        if mm is not None and not mm.any():   # the mask removes everything: count 0 (Eq. 4)
+            out[k] = np.zeros(tuple(img.shape[-2:]), np.float32); continue
+        d = counter.from_features(feat, vec, mask=mm, size=tuple(img.shape[-2:]))['density']
+        out[k] = d[0, 0].float().cpu().numpy()
+    return out
+
+# %% ../nbs/40_benchmarks.ipynb #e2a4b306
+@torch.no_grad()
+def segmenter_mask(segmenter, s, threshold: float = THRESHOLD,
+                   dilate: int | None = None) -> np.ndarray:
+    """The segmenter's binary mask M^p > threshold (§3.4), grown by `dilate` cells (default: the
+    file's), for `s` → h×w bool."""
+    img = to_tensor(s.image).to(segmenter.device)
+    ex = crop_exemplars(img, np.asarray(s.boxes, np.float32), EXEMPLAR_SIZE)
+    k = getattr(segmenter, 'recommended_dilate', 0) if dilate is None else dilate
+    return dilate_mask(segmenter(img[None], ex[None])[0, 0] > threshold, int(k)).cpu().numpy()
+
 # %% ../nbs/40_benchmarks.ipynb #44fbfaae
-def mask_benchmark(samples, counter, segmenter=None, threshold: float = THRESHOLD, mode: str = 'fast',
-                   limit: int | None = None, progress: bool = True, dilate: int | None = None) -> dict:
+def mask_benchmark(samples, counter, segmenter=None, threshold: float = THRESHOLD,
+                   mode: str = 'fast', limit: int | None = None, progress: bool = True,
+                   dilate: int | None = None) -> dict:
     """Every mask of Tables 3 and 4 applied to S (Eq. 4) on `samples`, scored with §4.2's metrics.
 
-    Methods: 'none' (count everything), 'sim@t' (ImageNet similarity map binarised at t), 'dots' (boxes around the
-    dots), 'K=k' (K-means at a fixed k: no ground truth needed), 'K*' (the K sweep's choice, Eq. 5) and, with a
-    segmenter, 'segmenter' (seg-then-count). 'sim@t', 'dots' and 'K*' are *pseudo labels*: computed from the
-    ground truth here, they are oracles, the masks a segmenter trained on them would at best reproduce.
-    Returns dict(n, methods={method: metrics}, rows=[per-image errors])."""
+    Methods: 'none' (count everything), 'sim@t' (ImageNet similarity map binarised at t), 'dots'
+    (boxes around the dots), 'K=k' (K-means at a fixed k: no ground truth needed), 'K*' (the K
+    sweep's choice, Eq. 5) and, with a segmenter, 'segmenter' (seg-then-count). 'sim@t', 'dots' and
+    'K*' are *pseudo labels*: computed from the ground truth here, they are oracles, the masks a
+    segmenter trained on them would at best reproduce. Returns dict(n, methods={method: metrics},
+    rows=[per-image errors])."""
     n = len(samples) if limit is None else min(int(limit), len(samples))
     if n == 0: raise SegcountError("no samples: nothing to benchmark")
     errs, gts, rows, skipped = defaultdict(list), [], [], []
-    for i in tqdm(range(n), desc='mask benchmark', unit='img', disable=not progress, file=sys.stderr):
+    for i in tqdm(range(n), desc='mask benchmark', unit='img', disable=not progress,
+                  file=sys.stderr):
         s = model_sample(samples[i], counter)
         why = refused(samples[i])
         if why: skipped.append(dict(id=s.name, reason=why)); continue   # as the Predictor
         masks = {'none': None, **ablation_masks(s, counter, mode=mode, height=None)}
-        if segmenter is not None: masks['segmenter'] = segmenter_mask(segmenter, s, threshold, dilate)
+        if segmenter is not None:
+            masks['segmenter'] = segmenter_mask(segmenter, s, threshold, dilate)
         row = dict(id=s.name, gt=float(s.count))
         for k, d in masked_densities(counter, s, masks).items():
             row[k] = sample_error(s, d); errs[k].append(row[k])
         gts.append(float(s.count)); rows.append(row)
-    if not rows: raise SegcountError(f"every entry was refused, e.g. {skipped[0]['id']}: {skipped[0]['reason']}")
-    return dict(n=len(rows), methods={k: count_metrics(v, gts) for k, v in errs.items()}, rows=rows, skipped=skipped)
+    if not rows:
+        raise SegcountError(f"every entry was refused, e.g. {skipped[0]['id']}: "
+                            f"{skipped[0]['reason']}")
+    return dict(n=len(rows), methods={k: count_metrics(v, gts) for k, v in errs.items()}, rows=rows,
+                skipped=skipped)
 
+# %% ../nbs/40_benchmarks.ipynb #272cc070
 @torch.no_grad()
 def exemplar_distances(counter, samples, limit: int | None = None) -> dict:
-    """Table 5's statistics of the counter's exemplar features (the pooled, projected vector of Eq. 1, averaged over an
-    image's exemplars): intra = mean Euclidean distance of a feature to its class centre; inter = mean over classes of
-    the distance to the nearest other class centre."""
+    """Table 5's statistics of the counter's exemplar features (the pooled, projected vector of Eq.
+    1, averaged over an image's exemplars): intra = mean Euclidean distance of a feature to its
+    class centre; inter = mean over classes of the distance to the nearest other class centre."""
     n = len(samples) if limit is None else min(int(limit), len(samples))
     by = defaultdict(list)
     for i in range(n):
         s = model_sample(samples[i], counter)
         if s.klass is None: continue
         img = to_tensor(s.image).to(counter.device)
-        v = counter.exemplar_vector(crop_exemplars(img, np.asarray(s.boxes, np.float32), EXEMPLAR_SIZE)[None])[0]
+        ex = crop_exemplars(img, np.asarray(s.boxes, np.float32), EXEMPLAR_SIZE)
+        v = counter.exemplar_vector(ex[None])[0]
         by[s.klass].append(v.float().mean(0).cpu().numpy())
-    if len(by) < 2: raise SegcountError(f"exemplar distances need at least 2 classes, got {len(by)}")
+    if len(by) < 2:
+        raise SegcountError(f"exemplar distances need at least 2 classes, got {len(by)}")
     centres = {k: np.mean(v, 0) for k, v in by.items()}
     intra = float(np.mean([np.linalg.norm(f - centres[k]) for k, v in by.items() for f in v]))
     C = np.stack(list(centres.values())); D = np.linalg.norm(C[:, None] - C[None], axis=-1)
     np.fill_diagonal(D, np.inf)
-    return dict(intra=intra, inter=float(D.min(1).mean()), n=sum(map(len, by.values())), n_classes=len(by))
+    return dict(intra=intra, inter=float(D.min(1).mean()), n=sum(map(len, by.values())),
+                n_classes=len(by))
 
 # %% ../nbs/40_benchmarks.ipynb #8d43b16f
-# The paper's own numbers (ResNet-50, FSC-147 and its synthetic two-class sets), for reading beside ours.
+# The paper's own numbers (ResNet-50, FSC-147 and its synthetic two-class sets), beside ours.
 PAPER_TABLES = {
     1: dict(title="Paper, Table 1: synthetic val / test sets (MAE, RMSE, NAE, SRE)",
             columns=['method', 'training set', 'val MAE', 'val RMSE', 'val NAE', 'val SRE',
@@ -338,27 +403,41 @@ PAPER_TABLES = {
                   ['FamNet+', 'FSC-147', 27.74, 39.78, 1.33, 7.29, 29.90, 43.59, 1.16, 8.82],
                   ['BMNet+', 'FSC-147', 31.09, 42.43, 1.75, 9.51, 39.78, 57.85, 1.81, 11.96],
                   ['SAFECount', 'FSC-147', 22.57, 34.81, 1.20, 7.49, 26.40, 40.60, 1.13, 9.45],
-                  ['FamNet', 'FSC-147 + Synthetic', 17.30, 28.87, 0.60, 3.74, 20.75, 29.07, 0.68, 4.47],
-                  ['FamNet+', 'FSC-147 + Synthetic', 16.79, 28.44, 0.60, 3.71, 20.34, 28.66, 0.68, 4.47],
-                  ['BMNet+', 'FSC-147 + Synthetic', 25.73, 34.93, 1.26, 6.77, 29.83, 42.64, 1.23, 8.39],
-                  ['SAFECount', 'FSC-147 + Synthetic', 14.27, 22.82, 0.59, 3.89, 15.79, 34.16, 0.65, 8.25],
+                  ['FamNet', 'FSC-147 + Synthetic',
+                   17.30, 28.87, 0.60, 3.74, 20.75, 29.07, 0.68, 4.47],
+                  ['FamNet+', 'FSC-147 + Synthetic',
+                   16.79, 28.44, 0.60, 3.71, 20.34, 28.66, 0.68, 4.47],
+                  ['BMNet+', 'FSC-147 + Synthetic',
+                   25.73, 34.93, 1.26, 6.77, 29.83, 42.64, 1.23, 8.39],
+                  ['SAFECount', 'FSC-147 + Synthetic',
+                   14.27, 22.82, 0.59, 3.89, 15.79, 34.16, 0.65, 8.25],
                   ['Seg-then-Count', '-', 14.34, 26.03, 0.61, 4.48, 11.13, 16.96, 0.41, 2.80]]),
     3: dict(title="Paper, Table 3: segmenters trained on each kind of pseudo mask",
-            columns=['pseudo masks', 'synthetic val MAE', 'synthetic test MAE', 'real MAE', 'real RMSE'],
-            rows=[['w/o mask', 32.46, 42.22, 24.68, 41.70], ['similarity map @0.2', 31.35, 38.63, 24.94, 37.60],
-                  ['similarity map @0.4', 20.91, 22.95, 11.08, 19.78], ['similarity map @0.6', 27.12, 27.52, 17.93, 29.76],
-                  ['similarity map @0.8', 30.50, 32.60, 20.67, 31.85], ['dot annotation', 18.93, 12.48, 9.26, 19.23],
+            columns=['pseudo masks', 'synthetic val MAE', 'synthetic test MAE', 'real MAE',
+                     'real RMSE'],
+            rows=[['w/o mask', 32.46, 42.22, 24.68, 41.70],
+                  ['similarity map @0.2', 31.35, 38.63, 24.94, 37.60],
+                  ['similarity map @0.4', 20.91, 22.95, 11.08, 19.78],
+                  ['similarity map @0.6', 27.12, 27.52, 17.93, 29.76],
+                  ['similarity map @0.8', 30.50, 32.60, 20.67, 31.85],
+                  ['dot annotation', 18.93, 12.48, 9.26, 19.23],
                   ['K-means (ours)', 14.34, 11.13, 6.97, 13.03]]),
-    4: dict(title="Paper, Table 4: fixed K vs the segmenter, real test set (cells our copy of the paper lost are blank)",
+    4: dict(title="Paper, Table 4: fixed K vs the segmenter, real test set "
+                  "(cells our copy of the paper lost are blank)",
             columns=['masks', 'MAE', 'RMSE', 'SRE'],
             rows=[['K=2', 15.13, None, 1.68], ['K=3', 10.77, None, 1.18], ['K=4', 8.17, None, 0.69],
-                  ['K=5', 7.98, 14.93, 0.62], ['K=6', 8.03, None, 0.54], ['segmenter (ours)', 6.97, 13.03, 0.54]]),
-    5: dict(title="Paper, Table 5: exemplar feature distances before / after fine-tuning on synthetic data",
+                  ['K=5', 7.98, 14.93, 0.62], ['K=6', 8.03, None, 0.54],
+                  ['segmenter (ours)', 6.97, 13.03, 0.54]]),
+    5: dict(title="Paper, Table 5: exemplar feature distances before / after fine-tuning on "
+                  "synthetic data",
             columns=['split', 'training set', 'intra', 'inter', 'FSC-147 MAE', 'synthetic MAE'],
-            rows=[['val', 'FSC-147', 2.35, 1.12, 18.55, 32.46], ['val', 'FSC-147 + Synthetic', 2.90, 1.30, 32.36, 25.74],
-                  ['test', 'FSC-147', 2.31, 1.19, 20.68, 42.22], ['test', 'FSC-147 + Synthetic', 2.86, 1.48, 32.34, 29.12]]),
+            rows=[['val', 'FSC-147', 2.35, 1.12, 18.55, 32.46],
+                  ['val', 'FSC-147 + Synthetic', 2.90, 1.30, 32.36, 25.74],
+                  ['test', 'FSC-147', 2.31, 1.19, 20.68, 42.22],
+                  ['test', 'FSC-147 + Synthetic', 2.86, 1.48, 32.34, 29.12]]),
 }
 
+# %% ../nbs/40_benchmarks.ipynb #51aaae70
 def render_table(t: dict) -> str:
     "A table dict (title, columns, rows[, note]) as Markdown; numbers to 2 decimals, None blank."
     fmt = lambda v: '' if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
@@ -368,87 +447,132 @@ def render_table(t: dict) -> str:
     if t.get('note'): out += ['', t['note']]
     return '\n'.join(out)
 
-# %% ../nbs/40_benchmarks.ipynb #19a1fb77
+# %% ../nbs/40_benchmarks.ipynb #fbf2687c
 _METRICS = ('MAE', 'RMSE', 'NAE', 'SRE')
 
-def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None, threshold: float = THRESHOLD,
-                mode: str = 'fast', limit: int | None = None, progress: bool = True,
-                precomputed: dict | None = None, dilate: int | None = None) -> dict:
-    """Measure the paper's Table `number` (1, 3, 4 or 5) on `sets` ({name: samples}) → dict(number, title, columns,
-    rows, note, paper): `render_table` prints it, `paper` holds the paper's own numbers for the same table.
+def _true_region_row(sets: dict, counter, limit: int | None = None) -> list:
+    """Table 1's upper bound: seg-then-count with each entry's true region as the mask, on every set
+    of `sets` ({name: samples}); four blank cells for a set whose entries are not all two-class
+    images."""
+    cells = []
+    for n, ss in sets.items():
+        k = len(ss) if limit is None else min(limit, len(ss))
+        if not all(getattr(ss[i], 'region', None) is not None for i in range(k)):
+            cells += [None] * 4; continue
+        errs, gts = [], []
+        for i in range(k):
+            if refused(ss[i]): continue   # as evaluate_samples
+            s = model_sample(ss[i], counter)
+            d = masked_densities(counter, s, {'r': region_mask(s, counter.stride)})['r']
+            errs.append(sample_error(s, d))
+            gts.append(float(s.count))
+        m = count_metrics(errs, gts); cells += [m[x] for x in _METRICS]
+    return ['true region as the mask (upper bound of seg-then-count)'] + cells
 
-    1: count everything with `counter` (and `finetuned`, a counter fine-tuned on two-class data), then seg-then-count.
-    3: the pseudo masks of §5.1 and the segmenter's, applied to S on each set. 4: fixed K = 2..6, the segmenter, K*.
-    5: intra/inter-class distances of exemplar features (on the first set) and count-everything MAE on every set,
-    for `counter` and `finetuned`. `precomputed` reuses Table 3's `mask_benchmark` results (its 'mask_benchmark') in Table 4."""
-    if number not in PAPER_TABLES or number == 2: raise SegcountError(f"table {number}: choose 1, 3, 4 or 5")
+# %% ../nbs/40_benchmarks.ipynb #b5494509
+def _table1(sets: dict, counters: dict, segmenter, threshold: float, dilate: int, stc: str,
+            limit: int | None, progress: bool) -> tuple:
+    """Table 1's (rows, columns, note) on `sets`; `counters`: {label: counter}, the first is the
+    base counter."""
+    counter, rows = counters['counter'], []
+    for label, c in counters.items():
+        pr = Predictor(c, device=c.device)
+        res = {n: evaluate_samples(pr, s, 'count', limit, progress) for n, s in sets.items()}
+        rows.append([f'{label}: count everything'] + [res[n][m] for n in sets for m in _METRICS])
+    if segmenter is not None:
+        pr = Predictor(counter, segmenter, device=counter.device, threshold=threshold,
+                       dilate=dilate)
+        res = {n: evaluate_samples(pr, s, 'seg-then-count', limit, progress)
+               for n, s in sets.items()}
+        rows.append([stc] + [res[n][m] for n in sets for m in _METRICS])
+    two_class = lambda s: all(getattr(s[i], 'region', None) is not None for i in range(len(s)))
+    if any(len(s) and two_class(s) for s in sets.values()):
+        rows.append(_true_region_row(sets, counter, limit))
+    cols = ['method'] + [f'{n} {m}' for n in sets for m in _METRICS]
+    return rows, cols, "Errors on two-class images use the region rule |y − ŷ_in| + ŷ_out."
+
+# %% ../nbs/40_benchmarks.ipynb #76663b03
+def _mask_table(number: int, mb: dict, names: list, stc: str) -> tuple:
+    """Table 3's or 4's (rows, columns, note) from `mask_benchmark` results `mb` ({set name:
+    result})."""
+    if number == 3:
+        meths = [('none', 'w/o mask'),
+                 *[(f'sim@{t:g}', f'similarity map @{t:g} (oracle)') for t in THRESHOLDS],
+                 ('dots', 'dot boxes (oracle)'), ('K*', 'K-means, K by Eq. 5 (oracle)'),
+                 ('segmenter', f'segmenter: {stc}')]
+        ms = ('MAE', 'RMSE')
+        note = ("Rows marked oracle apply the pseudo mask itself, computed from the ground truth, "
+                "at test time: the paper instead trains one segmenter per kind of pseudo mask; the "
+                "segmenter row is trained on K* masks.")
+    else:
+        meths = [(f'K={k}', f'K={k}') for k in (2, 3, 4, 5, 6)]
+        meths += [('segmenter', f'segmenter: {stc}'), ('K*', 'K* by Eq. 5 (oracle, uses dots)')]
+        ms = _METRICS
+        note = "Fixed-K masks need no ground truth; K* picks K per image with the dots (Eq. 5)."
+    cols = ['masks'] + [f'{n} {m}' for n in names for m in ms]
+    rows = [[lab] + [mb[n]['methods'][k][m] for n in names for m in ms]
+            for k, lab in meths if k in mb[names[0]]['methods']]
+    return rows, cols, note
+
+# %% ../nbs/40_benchmarks.ipynb #7169f797
+def _table5(sets: dict, counters: dict, limit: int | None, progress: bool) -> tuple:
+    "Table 5's (rows, columns, note) on `sets` for each of `counters` ({label: counter})."
+    names, rows = list(sets), []
+    for label, c in counters.items():
+        d = exemplar_distances(c, sets[names[0]], limit)
+        pr = Predictor(c, device=c.device)
+        mae = [evaluate_samples(pr, s, 'count', limit, progress)['MAE'] for s in sets.values()]
+        rows.append([label, d['intra'], d['inter']] + mae)
+    cols = ['counter', f'intra ({names[0]})', f'inter ({names[0]})'] + [f'{n} MAE' for n in names]
+    return rows, cols, ("Distances between the counter's exemplar vectors (Eq. 1's pooled, "
+                        "projected features).")
+
+# %% ../nbs/40_benchmarks.ipynb #19a1fb77
+def paper_table(number: int, sets: dict, counter, segmenter=None, finetuned=None,
+                threshold: float = THRESHOLD, mode: str = 'fast', limit: int | None = None,
+                progress: bool = True, precomputed: dict | None = None,
+                dilate: int | None = None) -> dict:
+    """Measure the paper's Table `number` (1, 3, 4 or 5) on `sets` ({name: samples}) → dict(number,
+    title, columns, rows, note, paper): `render_table` prints it, `paper` holds the paper's own
+    numbers for the same table.
+
+    1: count everything with `counter` (and `finetuned`, a counter fine-tuned on two-class data),
+    then seg-then-count. 3: the pseudo masks of §5.1 and the segmenter's, applied to S on each set.
+    4: fixed K = 2..6, the segmenter, K*. 5: intra/inter-class distances of exemplar features (on
+    the first set) and count-everything MAE on every set, for `counter` and `finetuned`.
+    `precomputed` reuses Table 3's `mask_benchmark` results (its 'mask_benchmark') in Table 4."""
+    if number not in PAPER_TABLES or number == 2:
+        raise SegcountError(f"table {number}: choose 1, 3, 4 or 5")
     if not sets: raise SegcountError("no evaluation sets given")
     names = list(sets)
-    k = (getattr(segmenter, 'recommended_dilate', 0) if dilate is None else int(dilate)) if segmenter is not None else 0
-    stc = f"seg-then-count (threshold {threshold:g}" + (f", mask grown {k} cell{'s' * (k > 1)})" if k else ")")
-    counters = {'counter': counter, **({'counter fine-tuned on two-class data': finetuned} if finetuned is not None else {})}
+    k = 0   # cells the segmenter's mask is grown by
+    if segmenter is not None:
+        k = getattr(segmenter, 'recommended_dilate', 0) if dilate is None else int(dilate)
+    grown = f", mask grown {k} cell{'s' * (k > 1)})" if k else ")"
+    stc = f"seg-then-count (threshold {threshold:g}" + grown
+    counters = {'counter': counter}
+    if finetuned is not None: counters['counter fine-tuned on two-class data'] = finetuned
     if number == 1:
-        rows = []
-        for label, c in counters.items():
-            pr = Predictor(c, device=c.device)
-            res = {n: evaluate_samples(pr, s, 'count', limit, progress) for n, s in sets.items()}
-            rows.append([f'{label}: count everything'] + [res[n][m] for n in names for m in _METRICS])
-        if segmenter is not None:
-            pr = Predictor(counter, segmenter, device=counter.device, threshold=threshold, dilate=k)
-            res = {n: evaluate_samples(pr, s, 'seg-then-count', limit, progress) for n, s in sets.items()}
-            rows.append([stc] + [res[n][m] for n in names for m in _METRICS])
-        if any(len(s) and all(getattr(s[i], 'region', None) is not None for i in range(len(s))) for s in sets.values()):
-            cells = []
-            for n, ss in sets.items():
-                k = len(ss) if limit is None else min(limit, len(ss))
-                if not all(getattr(ss[i], 'region', None) is not None for i in range(k)): cells += [None] * 4; continue
-                errs, gts = [], []
-                for i in range(k):
-                    if refused(ss[i]): continue   # as evaluate_samples
-                    s = model_sample(ss[i], counter)
-                    errs.append(sample_error(s, masked_densities(counter, s, {'r': region_mask(s, counter.stride)})['r']))
-                    gts.append(float(s.count))
-                m = count_metrics(errs, gts); cells += [m[x] for x in _METRICS]
-            rows.append(['true region as the mask (upper bound of seg-then-count)'] + cells)
-        cols = ['method'] + [f'{n} {m}' for n in names for m in _METRICS]
-        note = "Errors on two-class images use the region rule |y − ŷ_in| + ŷ_out."
+        rows, cols, note = _table1(sets, counters, segmenter, threshold, k, stc, limit, progress)
     elif number in (3, 4):
-        mb = precomputed or {n: mask_benchmark(s, counter, segmenter, threshold, mode, limit, progress, k) for n, s in sets.items()}
-        if number == 3:
-            meths = [('none', 'w/o mask'), *[(f'sim@{t:g}', f'similarity map @{t:g} (oracle)') for t in THRESHOLDS],
-                     ('dots', 'dot boxes (oracle)'), ('K*', 'K-means, K by Eq. 5 (oracle)'), ('segmenter', f'segmenter: {stc}')]
-            cols = ['masks'] + [f'{n} {m}' for n in names for m in ('MAE', 'RMSE')]
-            rows = [[lab] + [mb[n]['methods'][k][m] for n in names for m in ('MAE', 'RMSE')]
-                    for k, lab in meths if k in mb[names[0]]['methods']]
-            note = ("Rows marked oracle apply the pseudo mask itself, computed from the ground truth, at test time: the "
-                    "paper instead trains one segmenter per kind of pseudo mask; the segmenter row is trained on K* masks.")
-        else:
-            meths = [(f'K={k}', f'K={k}') for k in (2, 3, 4, 5, 6)] + [('segmenter', f'segmenter: {stc}'),
-                                                                        ('K*', 'K* by Eq. 5 (oracle, uses dots)')]
-            cols = ['masks'] + [f'{n} {m}' for n in names for m in _METRICS]
-            rows = [[lab] + [mb[n]['methods'][k][m] for n in names for m in _METRICS]
-                    for k, lab in meths if k in mb[names[0]]['methods']]
-            note = "Fixed-K masks need no ground truth; K* picks K per image with the dots (Eq. 5)."
-    else:
-        rows = []
-        for label, c in counters.items():
-            d = exemplar_distances(c, sets[names[0]], limit)
-            pr = Predictor(c, device=c.device)
-            rows.append([label, d['intra'], d['inter']] +
-                        [evaluate_samples(pr, s, 'count', limit, progress)['MAE'] for s in sets.values()])
-        cols = ['counter', f'intra ({names[0]})', f'inter ({names[0]})'] + [f'{n} MAE' for n in names]
-        note = "Distances between the counter's exemplar vectors (Eq. 1's pooled, projected features)."
-    title = f"segcount, Table {number} (measured): " + ', '.join(f"{n} (n={min(len(s), limit or len(s))})" for n, s in sets.items())
-    out = dict(number=number, title=title, columns=cols, rows=rows, note=note, paper=PAPER_TABLES[number])
+        mb = precomputed or {n: mask_benchmark(s, counter, segmenter, threshold, mode, limit,
+                                               progress, k) for n, s in sets.items()}
+        rows, cols, note = _mask_table(number, mb, names, stc)
+    else: rows, cols, note = _table5(sets, counters, limit, progress)
+    sizes = ', '.join(f"{n} (n={min(len(s), limit or len(s))})" for n, s in sets.items())
+    title = f"segcount, Table {number} (measured): " + sizes
+    out = dict(number=number, title=title, columns=cols, rows=rows, note=note,
+               paper=PAPER_TABLES[number])
     if number in (3, 4): out['mask_benchmark'] = mb
     return out
 
 # %% ../nbs/40_benchmarks.ipynb #70d50a51
-def plot_figure3(predictor, samples, n: int | None = None, threshold: float | None = None, axs=None):
-    """Figure 3 of the paper: per row, the image with its first exemplar (dashed white box), the density map of
-    counting everything and the density map of seg-then-count, each with its count in the top-left corner
-    (the true count in the image's corner)."""
-    import matplotlib.pyplot as plt   # plotting only: matplotlib takes ~0.4 s to import, which counting does not need
+def plot_figure3(predictor, samples, n: int | None = None, threshold: float | None = None,
+                 axs=None):
+    """Figure 3 of the paper: per row, the image with its first exemplar (dashed white box), the
+    density map of counting everything and the density map of seg-then-count, each with its count in
+    the top-left corner (the true count in the image's corner)."""
+    import matplotlib.pyplot as plt   # plotting only: 0.4 s to import, which counting does not need
     from matplotlib.patches import Rectangle
     n = len(samples) if n is None else min(n, len(samples))
     if axs is None: _, axs = plt.subplots(n, 3, figsize=(10, 2.6 * n), squeeze=False)
@@ -457,7 +581,8 @@ def plot_figure3(predictor, samples, n: int | None = None, threshold: float | No
         pc = predictor.predict(s.image, s.boxes, method='count')
         ps = predictor.predict(s.image, s.boxes, method='seg-then-count', threshold=threshold)
         W, H = s.size
-        panels = [(np.asarray(s.image), f"true {s.count}"), (pc.density, f"{pc.count:.1f}"), (ps.density, f"{ps.count:.1f}")]
+        panels = [(np.asarray(s.image), f"true {s.count}"), (pc.density, f"{pc.count:.1f}"),
+                  (ps.density, f"{ps.count:.1f}")]
         for c, (im, txt) in enumerate(panels):
             ax = axs[r][c]
             ax.imshow(im, cmap='magma', extent=(0, W, H, 0)); ax.set_axis_off()
@@ -465,10 +590,13 @@ def plot_figure3(predictor, samples, n: int | None = None, threshold: float | No
                     bbox=dict(facecolor='black', alpha=0.6, pad=2, lw=0))
             if c == 0:
                 x1, y1, x2, y2 = np.asarray(s.boxes, float).reshape(-1, 4)[0]
-                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec='white', ls='--', lw=1.5))
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec='white', ls='--',
+                                       lw=1.5))
             if getattr(s, 'region', None) is not None and c > 0:
                 x1, y1, x2, y2 = s.region
-                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec='cyan', ls=':', lw=1))
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec='cyan', ls=':',
+                                       lw=1))
         if r == 0:
-            for c, t in enumerate(['image + exemplar', 'count everything', 'seg-then-count']): axs[r][c].set_title(t)
+            for c, t in enumerate(['image + exemplar', 'count everything', 'seg-then-count']):
+                axs[r][c].set_title(t)
     return axs

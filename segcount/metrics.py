@@ -26,25 +26,33 @@ def _as_density(density) -> np.ndarray:
     if isinstance(density, torch.Tensor): density = density.detach().cpu().double().numpy()
     d = np.asarray(density, dtype=np.float64)
     while d.ndim > 2 and d.shape[0] == 1: d = d[0]
-    if d.ndim != 2: raise ValueError(f"region_error: density must be HxW (or 1xHxW), got shape {list(np.shape(density))}")
+    if d.ndim != 2:
+        raise ValueError(f"region_error: density must be HxW (or 1xHxW), "
+                         f"got shape {list(np.shape(density))}")
     return d
 
+# %% ../nbs/02_metrics.ipynb #8e5ae09c
 def _coverage(a:float, b:float, n:int) -> np.ndarray:
     "Fraction of each pixel `[k, k+1)`, k < n, inside the interval `[a, b]`."
     k = np.arange(n, dtype=np.float64)
     return np.clip(np.minimum(k + 1, b) - np.maximum(k, a), 0, 1)
 
+# %% ../nbs/02_metrics.ipynb #2d158894
 def region_sums(density, region) -> tuple[float, float]:
     "`(ŷ_in, ŷ_out)`: the density summed inside and outside `region` `(x1, y1, x2, y2)`."
     d = _as_density(density)
     x1, y1, x2, y2 = (float(v) for v in region)
-    if not (x2 > x1 and y2 > y1): raise SegcountError(f"region {[x1, y1, x2, y2]} is empty (needs x2 > x1 and y2 > y1)")
+    if not (x2 > x1 and y2 > y1):
+        raise SegcountError(f"region {[x1, y1, x2, y2]} is empty (needs x2 > x1 and y2 > y1)")
     inside = float(_coverage(y1, y2, d.shape[0]) @ d @ _coverage(x1, x2, d.shape[1]))
     return inside, float(d.sum()) - inside
 
+# %% ../nbs/02_metrics.ipynb #6ce4cc90
 def region_error(y:float, density, region=None) -> float:
-    "The paper's error of one image: `|y - ŷ_in| + ŷ_out` for a `region` `(x1, y1, x2, y2)`, else `|y - ŷ|`."
-    if region is not None and any(math.isnan(float(v)) for v in region): region = None   # a batch's "no region"
+    """The paper's error of one image: `|y - ŷ_in| + ŷ_out` for a `region` `(x1, y1, x2, y2)`, else
+    `|y - ŷ|`."""
+    if region is not None and any(math.isnan(float(v)) for v in region):
+        region = None   # a batch's "no region"
     if region is None: return abs(float(y) - float(_as_density(density).sum()))
     inside, outside = region_sums(density, region)
     return abs(float(y) - inside) + outside
@@ -54,34 +62,43 @@ def count_metrics(errors, gts, zero:str='error') -> dict:
     "`dict(n, MAE, RMSE, NAE, SRE)` from per-image errors `ε_i` and true counts `y_i` (paper §4.2)."
     e = np.asarray(errors, dtype=np.float64).reshape(-1)
     y = np.asarray(gts, dtype=np.float64).reshape(-1)
-    if len(e) != len(y): raise SegcountError(f"count_metrics: {len(e)} errors but {len(y)} ground-truth counts")
+    if len(e) != len(y):
+        raise SegcountError(f"count_metrics: {len(e)} errors but {len(y)} ground-truth counts")
     if len(e) == 0: raise SegcountError("count_metrics: no images to evaluate")
-    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(y))): raise SegcountError("count_metrics: errors and counts must be finite")
-    if np.any(e < 0): raise SegcountError(f"count_metrics: errors must be >= 0 (got {e.min():g}); pass |y - ŷ|")
-    if np.any(y < 0): raise SegcountError(f"count_metrics: ground-truth counts must be >= 0 (got {y.min():g})")
-    if zero not in ('error', 'skip'): raise ValueError(f"count_metrics: zero must be 'error' or 'skip', not {zero!r}")
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(y))):
+        raise SegcountError("count_metrics: errors and counts must be finite")
+    if np.any(e < 0):
+        raise SegcountError(f"count_metrics: errors must be >= 0 (got {e.min():g}); pass |y - ŷ|")
+    if np.any(y < 0):
+        raise SegcountError(f"count_metrics: ground-truth counts must be >= 0 (got {y.min():g})")
+    if zero not in ('error', 'skip'):
+        raise ValueError(f"count_metrics: zero must be 'error' or 'skip', not {zero!r}")
     nz = y > 0
     if zero == 'error' and not nz.all():
         i = int(np.flatnonzero(~nz)[0])
-        raise SegcountError(f"count_metrics: image {i} has ground-truth count 0, so NAE and SRE are undefined "
-                            "(use zero='skip' to leave such images out of NAE/SRE)")
+        raise SegcountError(f"count_metrics: image {i} has ground-truth count 0, so NAE and SRE "
+                            "are undefined (use zero='skip' to leave such images out of NAE/SRE)")
     out = dict(n=int(len(e)), MAE=float(e.mean()), RMSE=float(math.sqrt((e ** 2).mean())))
     if nz.any():
-        out.update(NAE=float((e[nz] / y[nz]).mean()), SRE=float(math.sqrt((e[nz] ** 2 / y[nz]).mean())))
+        out.update(NAE=float((e[nz] / y[nz]).mean()),
+                   SRE=float(math.sqrt((e[nz] ** 2 / y[nz]).mean())))
     else: out.update(NAE=float('nan'), SRE=float('nan'))
     if zero == 'skip': out['n_nonzero'] = int(nz.sum())
     return out
 
 # %% ../nbs/02_metrics.ipynb #b53926f2
 def iou(a, b) -> torch.Tensor:
-    "IoU of two boolean masks per leading index: `a`, `b` N×… (numpy or torch) → N (1 where both are empty)."
+    """IoU of two boolean masks per leading index: `a`, `b` N×… (numpy or torch) → N (1 where both
+    are empty)."""
     a, b = torch.as_tensor(a).bool().flatten(1), torch.as_tensor(b).bool().flatten(1)
     inter, union = (a & b).sum(1).float(), (a | b).sum(1).float()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 # %% ../nbs/02_metrics.ipynb #f439290f
-def masked_mse(pred:torch.Tensor, target:torch.Tensor, valid:torch.Tensor|None=None) -> torch.Tensor:
-    "Mean of (pred − target)² over the pixels where `valid` (B×1×H×W or B×H×W, 1 = real, 0 = padding) is set; all when None."
+def masked_mse(pred:torch.Tensor, target:torch.Tensor,
+               valid:torch.Tensor|None=None) -> torch.Tensor:
+    """Mean of (pred − target)² over the pixels where `valid` (B×1×H×W or B×H×W, 1 = real,
+    0 = padding) is set; all when None."""
     d = (pred.float() - target.float()).pow(2)
     if valid is None: return d.mean()
     v = valid.float().reshape(d.shape)

@@ -32,10 +32,12 @@ __all__ = ['HUB_SCHEME', 'CHECKPOINT_FORMAT', 'build_model', 'is_trunk', 'model_
 
 # %% ../nbs/04_model_files.ipynb #aded73aa
 def build_model(cls, config:dict|None=None, **overrides) -> torch.nn.Module:
-    "An instance of model class `cls` from a `config` dict (as in `model.config`) and keyword `overrides`."
+    """An instance of model class `cls` from a `config` dict (as in `model.config`) and keyword
+    `overrides`."""
     cfg = dict(config or {}, **overrides)
     fmt = cfg.pop('format', cls.FORMAT)
-    if fmt != cls.FORMAT: raise SegcountError(f"{cls.KIND} config format {fmt!r} is not {cls.FORMAT!r}")
+    if fmt != cls.FORMAT:
+        raise SegcountError(f"{cls.KIND} config format {fmt!r} is not {cls.FORMAT!r}")
     unknown = sorted(set(cfg) - set(inspect.signature(cls).parameters))
     if unknown: raise SegcountError(f"unknown {cls.KIND} config keys {unknown}")
     return cls(**cfg)
@@ -45,31 +47,36 @@ def is_trunk(name:str) -> bool:
     "Whether state-dict key `name` belongs to the trunk (the backbone) rather than the head."
     return name.startswith('backbone.')
 
+# %% ../nbs/04_model_files.ipynb #61ea7f1e
 def model_state_dict(model:torch.nn.Module, include_backbone:bool|None=None) -> dict:
-    """The model's tensors to save (on the CPU): the head, plus the trunk if `include_backbone` (default: when it
-    was trained, or when it is random, `backbone_weights=None`, and could not be rebuilt from a weights file)."""
+    """The model's tensors to save (on the CPU): the head, plus the trunk if `include_backbone`
+    (default: when it was trained, or when it is random, `backbone_weights=None`, and could not be
+    rebuilt from a weights file)."""
     if include_backbone is None:
         include_backbone = not model.backbone.frozen or model.config.get('backbone_weights') is None
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if include_backbone or not is_trunk(k)}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+            if include_backbone or not is_trunk(k)}
 
+# %% ../nbs/04_model_files.ipynb #4901005f
 def load_model_state(model:torch.nn.Module, sd:dict, source:str='state dict') -> torch.nn.Module:
-    """Load `sd` (a `model_state_dict`, with or without the trunk) into `model`; any key or shape that does not fit
-    → `SegcountError` naming `source`."""
+    """Load `sd` (a `model_state_dict`, with or without the trunk) into `model`; any key or shape
+    that does not fit → `SegcountError` naming `source`."""
     own = model.state_dict()
     has_trunk = any(is_trunk(k) for k in sd)
     unexpected = sorted(set(sd) - set(own))
     missing = sorted(k for k in own if k not in sd and (has_trunk or not is_trunk(k)))
     bad = sorted(k for k in set(sd) & set(own) if tuple(sd[k].shape) != tuple(own[k].shape))
     if unexpected or missing or bad:
-        what = (f"unexpected {unexpected[:3]}" if unexpected else f"missing {missing[:3]}" if missing
-                else f"shape mismatch at {bad[:3]}")
+        what = (f"unexpected {unexpected[:3]}" if unexpected
+                else f"missing {missing[:3]}" if missing else f"shape mismatch at {bad[:3]}")
         raise SegcountError(f"{source}: weights do not fit this {model.KIND} architecture ({what})")
     model.load_state_dict(sd, strict=False)
     return model
 
 # %% ../nbs/04_model_files.ipynb #709ee041
 def tensor_digest(sd:dict, config:str='') -> str:
-    "SHA-256 over the config string and the names, dtypes, shapes and bytes of a state dict (sorted by name)."
+    """SHA-256 over the config string and the names, dtypes, shapes and bytes of a state dict
+    (sorted by name)."""
     h = hashlib.sha256(config.encode())
     for k in sorted(sd):
         t = sd[k].detach().cpu().contiguous()
@@ -77,33 +84,48 @@ def tensor_digest(sd:dict, config:str='') -> str:
         h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
     return h.hexdigest()
 
-def save_model(model:torch.nn.Module, path, include_backbone:bool|None=None, metadata:dict|None=None) -> Path:
-    """Write `model` as a safetensors file (atomically) with metadata kind, format, config, segcount_version,
-    includes_backbone and sha256 (+ `metadata`, values JSON-encoded unless already strings)."""
+# %% ../nbs/04_model_files.ipynb #97875f5e
+def save_model(model:torch.nn.Module, path, include_backbone:bool|None=None,
+               metadata:dict|None=None) -> Path:
+    """Write `model` as a safetensors file (atomically) with metadata kind, format, config,
+    segcount_version, includes_backbone and sha256 (+ `metadata`, values JSON-encoded unless already
+    strings)."""
     sd = model_state_dict(model, include_backbone)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     config = json.dumps(model.config)
     meta.update(kind=model.KIND, format=model.FORMAT, config=config, segcount_version=__version__,
-                includes_backbone=json.dumps(any(is_trunk(k) for k in sd)), sha256=tensor_digest(sd, config))
+                includes_backbone=json.dumps(any(is_trunk(k) for k in sd)),
+                sha256=tensor_digest(sd, config))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, 'wb') as f: f.write(save(sd, metadata=meta))
     return path
 
+# %% ../nbs/04_model_files.ipynb #12d9a5ea
 def read_metadata(path) -> dict:
-    "The metadata dict (strings) of a safetensors file; a missing or unreadable file → `SegcountError`."
+    """The metadata dict (strings) of a safetensors file; a missing or unreadable file →
+    `SegcountError`."""
     path = Path(path)
     if not path.is_file(): raise SegcountError(f"{path}: weights file not found")
     try:
         with safe_open(str(path), framework='pt') as f: return dict(f.metadata() or {})
     except Exception as e:
-        raise SegcountError(f"{path}: not a readable safetensors file ({type(e).__name__})") from None
+        raise SegcountError(f"{path}: not a readable safetensors file "
+                            f"({type(e).__name__})") from None
+
+# %% ../nbs/04_model_files.ipynb #32c0dd9d
+def _trunk_weights(has_trunk:bool, config:dict, backbone_weights=None):
+    """The trunk weights to build with: None when the tensors hold the trunk, else
+    `backbone_weights` or the config's."""
+    if has_trunk: return None
+    return backbone_weights if backbone_weights is not None else config.get('backbone_weights')
 
 # %% ../nbs/04_model_files.ipynb #2aa8215e
 def read_model_file(path, kind:str, backbone_weights=None) -> tuple[dict, dict, object]:
-    """(config, state dict, trunk weights to build with) of a segcount safetensors file of `kind`, after checking
-    kind, config and checksum; any mismatch → `SegcountError` naming the file. The trunk weights are None when
-    the file holds the trunk, else `backbone_weights` or what the config names."""
+    """(config, state dict, trunk weights to build with) of a segcount safetensors file of `kind`,
+    after checking kind, config and checksum; any mismatch → `SegcountError` naming the file. The
+    trunk weights are None when the file holds the trunk, else `backbone_weights` or what the config
+    names."""
     meta = read_metadata(path)
     found = meta.get('kind')
     if found != kind: raise SegcountError(f"{path}: holds {found!r} weights, not a segcount {kind}")
@@ -113,33 +135,38 @@ def read_model_file(path, kind:str, backbone_weights=None) -> tuple[dict, dict, 
     except (KeyError, json.JSONDecodeError):
         raise SegcountError(f"{path}: missing or malformed {kind} config in the metadata") from None
     try: sd = load_file(str(path))
-    except Exception as e: raise SegcountError(f"{path}: unreadable tensors ({type(e).__name__})") from None
+    except Exception as e:
+        raise SegcountError(f"{path}: unreadable tensors ({type(e).__name__})") from None
     if meta.get('sha256') != tensor_digest(sd, meta['config']):
         raise SegcountError(f"{path}: checksum mismatch (the file was modified or is corrupted)")
-    if not isinstance(config, dict): raise SegcountError(f"{path}: {kind} config is not a JSON object")
+    if not isinstance(config, dict):
+        raise SegcountError(f"{path}: {kind} config is not a JSON object")
     if has_trunk and not any(is_trunk(k) for k in sd):
-        raise SegcountError(f"{path}: the metadata says the trunk is inside, but the file holds no backbone tensors")
+        raise SegcountError(f"{path}: the metadata says the trunk is inside, "
+                            "but the file holds no backbone tensors")
     bw = _trunk_weights(has_trunk, config, backbone_weights)
     if not has_trunk and bw is None:
-        raise SegcountError(f"{path}: the file has no backbone weights and the config asks for a random backbone")
+        raise SegcountError(f"{path}: the file has no backbone weights "
+                            "and the config asks for a random backbone")
     return config, sd, bw
 
-def _trunk_weights(has_trunk:bool, config:dict, backbone_weights=None):
-    "The trunk weights to build with: None when the tensors hold the trunk, else `backbone_weights` or the config's."
-    return None if has_trunk else (backbone_weights if backbone_weights is not None else config.get('backbone_weights'))
-
+# %% ../nbs/04_model_files.ipynb #a37c5d1b
 def _rebuild(build:Callable, config:dict, sd:dict, bw, source:str) -> torch.nn.Module:
-    "The model of `config` with the tensors of `sd`; the config keeps naming the trunk's origin when `sd` holds it."
+    """The model of `config` with the tensors of `sd`; the config keeps naming the trunk's origin
+    when `sd` holds it."""
     try: model = build(config, backbone_weights=bw)
-    except SegcountError as e: raise SegcountError(f"{source}: {e}") from None   # e.g. a config of another format
+    except SegcountError as e:   # e.g. a config of another format
+        raise SegcountError(f"{source}: {e}") from None
     load_model_state(model, sd, source)
     if bw is None: model.config['backbone_weights'] = config.get('backbone_weights')
     return model
 
-def load_model(path, kind:str, build:Callable, device='cpu', backbone_weights=None) -> torch.nn.Module:
-    """The model (eval mode, on `device`) of a `save_model` file of `kind`, made by `build(config, backbone_weights=...)`.
-    Without trunk tensors in the file, the trunk's ImageNet weights are resolved as the config says (or from
-    `backbone_weights`)."""
+# %% ../nbs/04_model_files.ipynb #ed15ddca
+def load_model(path, kind:str, build:Callable, device='cpu',
+               backbone_weights=None) -> torch.nn.Module:
+    """The model (eval mode, on `device`) of a `save_model` file of `kind`, made by `build(config,
+    backbone_weights=...)`. Without trunk tensors in the file, the trunk's ImageNet weights are
+    resolved as the config says (or from `backbone_weights`)."""
     config, sd, bw = read_model_file(Path(path), kind, backbone_weights)
     return _rebuild(build, config, sd, bw, str(path)).to(device).eval()
 
@@ -147,63 +174,81 @@ def load_model(path, kind:str, build:Callable, device='cpu', backbone_weights=No
 HUB_SCHEME = 'hf://'   # a Hub reference: hf://OWNER/REPO[@REVISION]/PATH/IN/REPO
 
 def parse_hub_ref(ref:str) -> tuple[str, str, str|None]:
-    "(repo id, file path in the repo, revision or None) of a Hub reference; a malformed one → `SegcountError`."
+    """(repo id, file path in the repo, revision or None) of a Hub reference; a malformed one →
+    `SegcountError`."""
     parts = str(ref)[len(HUB_SCHEME):].split('/')
     if not str(ref).startswith(HUB_SCHEME) or len(parts) < 3 or not all(parts):
-        raise SegcountError(f"{ref}: not a Hub reference; write hf://OWNER/REPO/FILE or hf://OWNER/REPO@REVISION/FILE")
+        raise SegcountError(f"{ref}: not a Hub reference; "
+                            "write hf://OWNER/REPO/FILE or hf://OWNER/REPO@REVISION/FILE")
     repo, _, rev = parts[1].partition('@')
     return f"{parts[0]}/{repo}", '/'.join(parts[2:]), rev or None
 
+# %% ../nbs/04_model_files.ipynb #5fab6c9f
 def hub_file(ref:str, filename:str|None=None, missing_ok:bool=False) -> Path|None:
-    """The local path of the Hub file `ref` (or of `filename` beside it, same repo and revision), downloaded once
-    into the `huggingface_hub` cache. A file absent from the repo (or, offline, from the cache) → None if `missing_ok`, else `SegcountError`;
-    an unknown repo or revision, or no connection and no cached copy → `SegcountError`."""
+    """The local path of the Hub file `ref` (or of `filename` beside it, same repo and revision),
+    downloaded once into the `huggingface_hub` cache. A file absent from the repo (or, offline, from
+    the cache) → None if `missing_ok`, else `SegcountError`; an unknown repo or revision, or no
+    connection and no cached copy → `SegcountError`."""
     repo, path, rev = parse_hub_ref(ref)
     if filename is not None: path = '/'.join([*path.split('/')[:-1], filename])
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
     except ImportError:
-        raise SegcountError(f"{ref}: Hub references need huggingface_hub (pip install 'seg-then-count[hub]')") from None
-    try: return Path(hf_hub_download(repo, path, revision=rev, library_name='segcount', library_version=__version__))
+        raise SegcountError(f"{ref}: Hub references need huggingface_hub "
+                            "(pip install 'seg-then-count[hub]')") from None
+    try: return Path(hf_hub_download(repo, path, revision=rev, library_name='segcount',
+                                     library_version=__version__))
     except LocalEntryNotFoundError:
         if missing_ok: return None   # offline and not cached: as good as absent
-        raise SegcountError(f"{ref}: the Hub cannot be reached and the file is not in the local cache") from None
+        raise SegcountError(f"{ref}: the Hub cannot be reached "
+                            "and the file is not in the local cache") from None
     except EntryNotFoundError:
         if missing_ok: return None
         raise SegcountError(f"{ref}: the Hub repository {repo} has no file {path}") from None
     except Exception as e:   # unknown repository or revision, gated, HTTP errors
-        raise SegcountError(f"{ref}: could not download from the Hub ({type(e).__name__})") from None
+        raise SegcountError(f"{ref}: could not download from the Hub "
+                            f"({type(e).__name__})") from None
 
+# %% ../nbs/04_model_files.ipynb #a943204c
 def model_path(ref) -> Path:
-    "A local path for a weight file: a path as it is, a Hub reference (`hf://...`) downloaded (see `hub_file`)."
+    """A local path for a weight file: a path as it is, a Hub reference (`hf://...`) downloaded (see
+    `hub_file`)."""
     return hub_file(ref) if str(ref).startswith(HUB_SCHEME) else Path(ref)
 
 # %% ../nbs/04_model_files.ipynb #135396b3
 def hub_model_card(path, repo:str='OWNER/REPO', license:str='apache-2.0') -> str:
-    "A Hub model card (README.md: YAML front matter, then text) for the segcount weight file `path`, from its metadata."
+    """A Hub model card (README.md: YAML front matter, then text) for the segcount weight file
+    `path`, from its metadata."""
     meta = read_metadata(path)
-    if 'kind' not in meta or 'config' not in meta: raise SegcountError(f"{path}: not a segcount weight file (no kind/config metadata)")
+    if 'kind' not in meta or 'config' not in meta:
+        raise SegcountError(f"{path}: not a segcount weight file (no kind/config metadata)")
     config, name = json.loads(meta['config']), Path(path).name
     front = [ '---', f'license: {license}', 'library_name: segcount',
-              'tags: [segcount, object-counting, class-agnostic-counting, few-shot, seg-then-count]', '---']
+              'tags: [segcount, object-counting, class-agnostic-counting, few-shot, '
+              'seg-then-count]', '---']
     body = [f"# segcount {meta['kind']}: {name}", '',
             f"A {meta['kind']} for [segcount](https://github.com/segcount/segcount) "
             f"(seg-then-count), written by segcount {meta.get('segcount_version', '?')}.", '',
             '```sh', 'pip install "seg-then-count[hub]"',
             f"segcount count photo.jpg --box X1 Y1 X2 Y2 --weights hf://{repo}/{name}", '```', '',
             '## Config', '', '```json', json.dumps(config, indent=1), '```']
-    if 'training' in meta: body += ['', '## Training', '', '```json', json.dumps(json.loads(meta['training']), indent=1), '```']
+    if 'training' in meta:
+        training = json.dumps(json.loads(meta['training']), indent=1)
+        body += ['', '## Training', '', '```json', training, '```']
     return '\n'.join(front + [''] + body) + '\n'
 
 # %% ../nbs/04_model_files.ipynb #5ca7da37
 CHECKPOINT_FORMAT = 'segcount-checkpoint/1'
 
 def checkpoint(model:torch.nn.Module, optimizer, epoch:int, history:list, **extra) -> dict:
-    "The dict a training run saves after `epoch`: format, kind, version, config, tensors, optimizer state, history, `extra`."
-    return dict(format=CHECKPOINT_FORMAT, kind=model.KIND, segcount_version=__version__, config=model.config,
-                model=model_state_dict(model), optimizer=optimizer.state_dict(), epoch=epoch, history=history, **extra)
+    """The dict a training run saves after `epoch`: format, kind, version, config, tensors,
+    optimizer state, history, `extra`."""
+    return dict(format=CHECKPOINT_FORMAT, kind=model.KIND, segcount_version=__version__,
+                config=model.config, model=model_state_dict(model),
+                optimizer=optimizer.state_dict(), epoch=epoch, history=history, **extra)
 
+# %% ../nbs/04_model_files.ipynb #77cbf646
 def save_checkpoint(obj:dict, path) -> Path:
     "Atomically `torch.save` `obj` to `path`."
     path = Path(path)
@@ -211,13 +256,16 @@ def save_checkpoint(obj:dict, path) -> Path:
     with atomic_write(path, 'wb') as f: torch.save(obj, f)
     return path
 
+# %% ../nbs/04_model_files.ipynb #d3642ade
 def load_checkpoint(path, kind:str='counter') -> dict:
-    "A training checkpoint of `kind` (`weights_only=True`); a missing, unreadable or foreign file → `SegcountError`."
+    """A training checkpoint of `kind` (`weights_only=True`); a missing, unreadable or foreign file
+    → `SegcountError`."""
     path = Path(path)
     if not path.is_file(): raise SegcountError(f"{path}: checkpoint not found")
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise SegcountError(f"{path}: not a readable segcount checkpoint ({type(e).__name__})") from None
+        raise SegcountError(f"{path}: not a readable segcount checkpoint "
+                            f"({type(e).__name__})") from None
     if not isinstance(ck, dict) or ck.get('format') != CHECKPOINT_FORMAT:
         raise SegcountError(f"{path}: not a segcount checkpoint (no format {CHECKPOINT_FORMAT!r})")
     if ck.get('kind') != kind:
@@ -227,9 +275,11 @@ def load_checkpoint(path, kind:str='counter') -> dict:
     return ck
 
 # %% ../nbs/04_model_files.ipynb #1a1d91c3
-def resume(path, model:torch.nn.Module, optimizer, lr:float|None=None, weight_decay:float|None=None) -> dict:
-    """Load the checkpoint `path` of `model`'s kind into `model` and `optimizer` (lr and weight decay set to the given
-    values) and return it; a checkpoint of another architecture → `SegcountError`."""
+def resume(path, model:torch.nn.Module, optimizer, lr:float|None=None,
+           weight_decay:float|None=None) -> dict:
+    """Load the checkpoint `path` of `model`'s kind into `model` and `optimizer` (lr and weight
+    decay set to the given values) and return it; a checkpoint of another architecture →
+    `SegcountError`."""
     ck = load_checkpoint(path, kind=model.KIND)
     arch = lambda c: {k: v for k, v in c.items() if k != 'backbone_weights'}
     if arch(ck['config']) != arch(model.config):
@@ -245,19 +295,24 @@ def resume(path, model:torch.nn.Module, optimizer, lr:float|None=None, weight_de
     return ck
 
 # %% ../nbs/04_model_files.ipynb #792d3f74
-def model_from_checkpoint(ckpt, kind:str, build:Callable, device='cpu', backbone_weights=None) -> torch.nn.Module:
-    "Rebuild the model of a checkpoint (a dict or a path), eval mode; the ImageNet trunk re-resolved when it is not inside."
+def model_from_checkpoint(ckpt, kind:str, build:Callable, device='cpu',
+                          backbone_weights=None) -> torch.nn.Module:
+    """Rebuild the model of a checkpoint (a dict or a path), eval mode; the ImageNet trunk
+    re-resolved when it is not inside."""
     src = 'checkpoint' if isinstance(ckpt, dict) else str(ckpt)
     ck = ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt, kind)
     has_trunk = any(is_trunk(k) for k in ck['model'])
     bw = _trunk_weights(has_trunk, ck['config'], backbone_weights)
     return _rebuild(build, ck['config'], ck['model'], bw, src).to(device).eval()
 
+# %% ../nbs/04_model_files.ipynb #54b2e895
 def export_checkpoint(ckpt, path, kind:str, build:Callable, summary:Callable[[dict], dict],
                       metadata:dict|None=None, include_backbone:bool|None=None) -> Path:
-    """Checkpoint (a dict or a path) → safetensors weight file, with `training=summary(checkpoint)` and `metadata` in
-    its metadata. The trunk goes in when the checkpoint holds it or `include_backbone` asks for it."""
+    """Checkpoint (a dict or a path) → safetensors weight file, with `training=summary(checkpoint)`
+    and `metadata` in its metadata. The trunk goes in when the checkpoint holds it or
+    `include_backbone` asks for it."""
     ck = ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt, kind)
     model = model_from_checkpoint(ck, kind, build)
     include = any(is_trunk(k) for k in ck['model']) or bool(include_backbone)
-    return save_model(model, path, include_backbone=include, metadata=dict(training=summary(ck), **(metadata or {})))
+    return save_model(model, path, include_backbone=include,
+                      metadata=dict(training=summary(ck), **(metadata or {})))

@@ -14,28 +14,74 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
+from fastcore.basics import patch
 from PIL import Image
 
 from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, atomic_write, pick_device
 from .model_files import HUB_SCHEME, hub_file, model_path
 from .counter import default_weights_path, load_weights
-from .data import (MAX_MODEL_PIXELS, MAX_UPSCALE, load_image, mean_box_side, validate_boxes, crop_exemplars, to_tensor, model_height,
-                   resize_rule)
+from .data import (
+    MAX_MODEL_PIXELS, MAX_UPSCALE, load_image, mean_box_side, validate_boxes, crop_exemplars,
+    to_tensor, model_height, resize_rule)
 from .points import density_points
 from .segmenter import check_pair, load_segmenter, shares_backbone
-from .tiles import TILE_ALIGN, TILE_SIDE, TILE_WHEN, pool_factor, pool_sum, tile_plan, tiled_scale
+from .tiles import (
+    TILE_ALIGN, TILE_SIDE, TILE_WHEN, pool_factor, pool_sum, tile_plan, tiled_scale)
 
 # %% auto #0
 __all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'NEGATIVE_MARGIN', 'SEGMENTER_FILE',
-           'TEST_SCALES', 'Prepared', 'model_scale', 'open_image', 'check_exemplar_boxes', 'prepare', 'Prediction',
-           'check_negatives', 'Exemplars', 'kept_by_negatives', 'crop_boxes', 'cut_exemplars', 'mean_density',
+           'TEST_SCALES', 'open_image', 'check_exemplar_boxes', 'model_scale', 'Prepared', 'prepare', 'Prediction',
+           'check_negatives', 'kept_by_negatives', 'Exemplars', 'crop_boxes', 'cut_exemplars', 'mean_density',
            'Predictor', 'save_density']
 
 # %% ../nbs/30_seg_then_count.ipynb #0fd516c1
 MAX_MODEL_WIDTH = 2048 # panoramas are scaled down further so the width stays bounded
 MIN_BOX_SIDE = 4.0     # an exemplar narrower than this (image pixels) carries no appearance
-MAX_DECODE_PIXELS = 120_000_000   # photos are decoded at full resolution up to this size (tiles count them)
+MAX_DECODE_PIXELS = 120_000_000   # decoded at full resolution up to this size (tiles count them)
 
+# %% ../nbs/30_seg_then_count.ipynb #1f7edfaf
+def open_image(image) -> tuple[Image.Image, tuple[int, int], float, str]:
+    """(RGB image, (W, H) in the file's own pixels, decoded pixels per file pixel, name for
+    messages) of a path, PIL image or H×W×3 array. A huge file may be shrunk while decoding
+    (`load_image`); boxes stay in the file's pixels."""
+    src = str(image) if isinstance(image, (str, Path)) else "image"
+    if isinstance(image, (str, Path)):
+        img, (pre, _) = load_image(image, max_pixels=MAX_DECODE_PIXELS, return_scale=True)
+        size = (round(img.size[0] / pre), round(img.size[1] / pre)) if pre != 1.0 else img.size
+        return img, size, float(pre), src
+    if isinstance(image, np.ndarray):
+        rgb = Image.fromarray(np.asarray(image).astype(np.uint8)).convert("RGB")
+        return rgb, image.shape[1::-1], 1.0, src
+    if isinstance(image, Image.Image): return image.convert("RGB"), image.size, 1.0, src
+    raise SegcountError(f"cannot read an image from a {type(image).__name__}")
+
+# %% ../nbs/30_seg_then_count.ipynb #c9aef85f
+def check_exemplar_boxes(boxes, size, src: str = "image") -> np.ndarray:
+    """The exemplar `boxes` (N×4, image pixels) checked against an image of `size` (W, H); any
+    problem → one-line error."""
+    if boxes is None or len(boxes) == 0:
+        raise SegcountError(f"{src}: no exemplar boxes: draw or give at least one box around an "
+                            "object to count")
+    b = validate_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), size, source=src)
+    small = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) < MIN_BOX_SIDE
+    if small.any():
+        i = int(np.flatnonzero(small)[0]) + 1   # boxes are numbered from 1, as in validate_boxes
+        raise SegcountError(f"{src}: box {i} is smaller than {MIN_BOX_SIDE:g} px on a side: "
+                            "draw it around a whole object")
+    return b
+
+# %% ../nbs/30_seg_then_count.ipynb #a5be3bf0
+def model_scale(size, boxes, min_exemplar_side: float | None = None, height: int = MODEL_HEIGHT,
+                max_width: int = MAX_MODEL_WIDTH,
+                exemplar_side: float | None = None) -> tuple[float, tuple[int, int]]:
+    """(model pixels per image pixel, (w, h) at model resolution) for an image of `size` (W, H) with
+    exemplar `boxes`."""
+    W, H = size
+    s = model_height((W, H), boxes, height, min_exemplar_side, exemplar_side=exemplar_side) / H
+    if W * s > max_width: s = max_width / W
+    return s, (max(1, round(W * s)), max(1, round(H * s)))
+
+# %% ../nbs/30_seg_then_count.ipynb #9e8734da
 @dataclass
 class Prepared:
     "An image and its exemplars, ready for the model."
@@ -45,41 +91,13 @@ class Prepared:
     scale: float               # model pixels per image pixel
     image_size: tuple          # (W, H) of the original image
 
-def model_scale(size, boxes, min_exemplar_side: float | None = None, height: int = MODEL_HEIGHT,
-                max_width: int = MAX_MODEL_WIDTH, exemplar_side: float | None = None) -> tuple[float, tuple[int, int]]:
-    "(model pixels per image pixel, (w, h) at model resolution) for an image of `size` (W, H) with exemplar `boxes`."
-    W, H = size
-    s = model_height((W, H), boxes, height, min_exemplar_side, exemplar_side=exemplar_side) / H
-    if W * s > max_width: s = max_width / W
-    return s, (max(1, round(W * s)), max(1, round(H * s)))
-
-def open_image(image) -> tuple[Image.Image, tuple[int, int], float, str]:
-    """(RGB image, (W, H) in the file's own pixels, decoded pixels per file pixel, name for messages) of a path, PIL
-    image or H×W×3 array. A huge file may be shrunk while decoding (`load_image`); boxes stay in the file's pixels."""
-    src = str(image) if isinstance(image, (str, Path)) else "image"
-    if isinstance(image, (str, Path)):
-        img, (pre, _) = load_image(image, max_pixels=MAX_DECODE_PIXELS, return_scale=True)
-        return img, ((round(img.size[0] / pre), round(img.size[1] / pre)) if pre != 1.0 else img.size), float(pre), src
-    if isinstance(image, np.ndarray): return Image.fromarray(np.asarray(image).astype(np.uint8)).convert("RGB"), image.shape[1::-1], 1.0, src
-    if isinstance(image, Image.Image): return image.convert("RGB"), image.size, 1.0, src
-    raise SegcountError(f"cannot read an image from a {type(image).__name__}")
-
-def check_exemplar_boxes(boxes, size, src: str = "image") -> np.ndarray:
-    "The exemplar `boxes` (N×4, image pixels) checked against an image of `size` (W, H); any problem → one-line error."
-    if boxes is None or len(boxes) == 0:
-        raise SegcountError(f"{src}: no exemplar boxes: draw or give at least one box around an object to count")
-    b = validate_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), size, source=src)
-    small = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) < MIN_BOX_SIDE
-    if small.any():
-        i = int(np.flatnonzero(small)[0]) + 1   # boxes are numbered from 1, as in validate_boxes
-        raise SegcountError(f"{src}: box {i} is smaller than {MIN_BOX_SIDE:g} px on a side: draw it around a whole object")
-    return b
-
+# %% ../nbs/30_seg_then_count.ipynb #d30638e2
 def prepare(image, boxes, height: int = MODEL_HEIGHT, max_width: int = MAX_MODEL_WIDTH,
             min_exemplar_side: float | None = None, exemplar_side: float | None = None) -> Prepared:
-    """Load `image` (path, PIL image or HxWx3 array), check `boxes` (image pixels) and resize both for the model:
-    so that the exemplars measure `exemplar_side` px when the model was trained so, else height 384 (more when the
-    model was trained with `min_exemplar_side` and the exemplars are tiny); see `segcount.data.model_height`."""
+    """Load `image` (path, PIL image or HxWx3 array), check `boxes` (image pixels) and resize both
+    for the model: so that the exemplars measure `exemplar_side` px when the model was trained so,
+    else height 384 (more when the model was trained with `min_exemplar_side` and the exemplars are
+    tiny); see `segcount.data.model_height`."""
     img, (W, H), _, src = open_image(image)
     b = check_exemplar_boxes(boxes, (W, H), src)
     s, (w2, h2) = model_scale((W, H), b, min_exemplar_side, height, max_width, exemplar_side)
@@ -96,51 +114,70 @@ class Prediction:
     density: np.ndarray            # H x W density map at model resolution (sums to `count`)
     similarity: np.ndarray         # h x w similarity map S (Eq. 1) at the backbone's stride
     mask: np.ndarray | None        # h x w binary mask applied to S (seg-then-count), else None
-    soft_mask: np.ndarray | None   # h x w segmenter cosine map in [-1,1] before thresholding (re-threshold from it)
+    soft_mask: np.ndarray | None   # h x w segmenter cosine map in [-1,1], before thresholding
     method: str
-    scale: float                   # density-map pixels per image pixel (model pixels, unless tiles pooled the map)
+    scale: float                   # density-map px per image px (model px, unless tiles pooled it)
     image_size: tuple              # (W, H) of the input image
     n_exemplars: int
     seconds: float = 0.0
     note: str | None = None
-    exemplar_side: float = 0.0     # the exemplars' mean side in density-map pixels (the size of one object there)
+    exemplar_side: float = 0.0     # the exemplars' mean side in density-map px (one object's size)
     tiles: int = 1                 # how many tiles the photo was counted in (1: one pass)
     n_negatives: int = 0
     _points: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def points(self) -> np.ndarray:
-        """One point `(x, y)` per counted object, in the image's own pixels (N×2): greedy unit-mass extraction from
-        the density map (`segcount.points.density_points`), computed on first use."""
+        """One point `(x, y)` per counted object, in the image's own pixels (N×2): greedy unit-mass
+        extraction from the density map (`segcount.points.density_points`), computed on first
+        use."""
         if self._points is None:
-            self._points = density_points(self.density, max(self.exemplar_side, 2.0)) / np.float32(self.scale)
+            pts = density_points(self.density, max(self.exemplar_side, 2.0))
+            self._points = pts / np.float32(self.scale)
         return self._points
 
 # %% ../nbs/30_seg_then_count.ipynb #2c2c78cc
-from .pseudolabel import dilate_mask   # one mask dilation for the K sweep's smoothing and seg-then-count's mask
+# one mask dilation for the K sweep's smoothing and seg-then-count's mask
+from .pseudolabel import dilate_mask
 
 # %% ../nbs/30_seg_then_count.ipynb #18379dcd
-NEGATIVE_OVERLAP = 0.5      # a negative box with more than this share of its area inside a positive one marks the same object
-NEGATIVE_MARGIN = 0.2       # a location is dropped when the negatives' S beats the exemplars' by more than this
+# a negative box with more than this share of its area inside a positive one marks the same object
+NEGATIVE_OVERLAP = 0.5
+# a location is dropped when the negatives' S beats the exemplars' by more than this
+NEGATIVE_MARGIN = 0.2
 
-def check_negatives(negative_boxes, boxes: np.ndarray, size, src: str = "image") -> np.ndarray | None:
-    "Negative boxes (M×4, image pixels) checked against the image `size` and the positive `boxes`: M×4, or None if none."
+# %% ../nbs/30_seg_then_count.ipynb #e4479abe
+def check_negatives(negative_boxes, boxes: np.ndarray, size,
+                    src: str = "image") -> np.ndarray | None:
+    """Negative boxes (M×4, image pixels) checked against the image `size` and the positive `boxes`:
+    M×4, or None if none."""
     if negative_boxes is None or len(negative_boxes) == 0: return None
     if boxes is None or len(boxes) == 0:
-        raise SegcountError(f"{src}: negative boxes without exemplar boxes: mark at least one object to count")
-    nb = validate_boxes(np.asarray(negative_boxes, np.float32).reshape(-1, 4), size, source=f"{src}: negative")
+        raise SegcountError(f"{src}: negative boxes without exemplar boxes: mark at least one "
+                            "object to count")
+    nb = np.asarray(negative_boxes, np.float32).reshape(-1, 4)
+    nb = validate_boxes(nb, size, source=f"{src}: negative")
     for i, n in enumerate(nb, 1):
         for j, b in enumerate(np.asarray(boxes, np.float32), 1):
             iw, ih = min(n[2], b[2]) - max(n[0], b[0]), min(n[3], b[3]) - max(n[1], b[1])
             if iw > 0 and ih > 0 and iw * ih > NEGATIVE_OVERLAP * (n[2] - n[0]) * (n[3] - n[1]):
-                raise SegcountError(f"{src}: negative box {i} lies on exemplar box {j}: a negative must mark another "
-                                    "kind of object (a look-alike not to count)")
+                raise SegcountError(f"{src}: negative box {i} lies on exemplar box {j}: a negative "
+                                    "must mark another kind of object (a look-alike not to count)")
     return nb
 
+# %% ../nbs/30_seg_then_count.ipynb #c9c3d5b6
+def kept_by_negatives(S_pos: torch.Tensor, S_neg: torch.Tensor,
+                      margin: float = 0.0) -> torch.Tensor:
+    """Bool map (same shape): where the exemplars' map `S_pos` is at least the negatives' map
+    `S_neg` minus `margin`."""
+    return S_pos >= S_neg - margin
+
+# %% ../nbs/30_seg_then_count.ipynb #adbf570d
 @dataclass
 class Exemplars:
-    """Exemplar crops cut once, to count one photo or many (`Predictor.exemplars`, `Predictor.predict(exemplars=...)`).
-    Their boxes' sizes (image pixels) set the scale of every photo counted with them."""
+    """Exemplar crops cut once, to count one photo or many (`Predictor.exemplars`,
+    `Predictor.predict(exemplars=...)`). Their boxes' sizes (image pixels) set the scale of every
+    photo counted with them."""
     crops: torch.Tensor                        # N×3×128×128
     boxes: np.ndarray                          # N×4, pixels of the photo they were cut from
     negatives: torch.Tensor | None = None      # M×3×128×128 crops of what not to count
@@ -148,43 +185,51 @@ class Exemplars:
     cache: dict = field(default_factory=dict, repr=False)   # trunk outputs of the crops, per model
 
     def raw(self, model, negatives: bool = False) -> torch.Tensor:
-        "1×N×C trunk outputs of the crops (or the negatives) for `model`, computed on first use and kept."
+        "1×N×C trunk outputs of the crops (or the negatives) for `model`, computed once and kept."
         key = (id(model), negatives)
         if key not in self.cache:
             crops = self.negatives if negatives else self.crops
-            self.cache[key] = model.backbone_exemplars(crops[None].to(next(model.parameters()).device))
+            device = next(model.parameters()).device
+            self.cache[key] = model.backbone_exemplars(crops[None].to(device))
         return self.cache[key]
 
-def kept_by_negatives(S_pos: torch.Tensor, S_neg: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
-    "Bool map (same shape): where the exemplars' map `S_pos` is at least the negatives' map `S_neg` minus `margin`."
-    return S_pos >= S_neg - margin
-
+# %% ../nbs/30_seg_then_count.ipynb #79db3ef7
 def crop_boxes(img: Image.Image, boxes, scale: float) -> torch.Tensor:
-    """N×3×128×128 crops of `boxes` (pixels of `img`), as `crop_exemplars` cuts them from `img` resized by `scale`,
-    without resizing all of `img` (a photo counted in tiles is never resized whole)."""
+    """N×3×128×128 crops of `boxes` (pixels of `img`), as `crop_exemplars` cuts them from `img`
+    resized by `scale`, without resizing all of `img` (a photo counted in tiles is never resized
+    whole)."""
     out = []
     for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
         w, h = max(1, round(float(x2 - x1) * scale)), max(1, round(float(y2 - y1) * scale))
-        out.append(crop_exemplars(to_tensor(img.resize((w, h), Image.BILINEAR, box=(x1, y1, x2, y2))), [[0, 0, w, h]])[0])
+        crop = to_tensor(img.resize((w, h), Image.BILINEAR, box=(x1, y1, x2, y2)))
+        out.append(crop_exemplars(crop, [[0, 0, w, h]])[0])
     return torch.stack(out)
 
-def cut_exemplars(img: Image.Image, pre: float, s: float, boxes, negative_boxes, src: str, resized=None) -> Exemplars:
-    """`Exemplars` of `boxes` and `negative_boxes` (image pixels) at `s` model pixels per image pixel: cropped from
-    `resized` (the whole photo at that scale) when given, else box by box from `img` (decoded at `pre`)."""
-    cut = (lambda bb: crop_exemplars(resized, bb * s)) if resized is not None else (lambda bb: crop_boxes(img, bb * pre, s / pre))
-    return Exemplars(cut(boxes), boxes, None if negative_boxes is None else cut(negative_boxes), src)
+# %% ../nbs/30_seg_then_count.ipynb #39a2a224
+def cut_exemplars(img: Image.Image, pre: float, s: float, boxes, negative_boxes, src: str,
+                  resized=None) -> Exemplars:
+    """`Exemplars` of `boxes` and `negative_boxes` (image pixels) at `s` model pixels per image
+    pixel: cropped from `resized` (the whole photo at that scale) when given, else box by box from
+    `img` (decoded at `pre`)."""
+    if resized is not None: cut = lambda bb: crop_exemplars(resized, bb * s)
+    else: cut = lambda bb: crop_boxes(img, bb * pre, s / pre)
+    negatives = None if negative_boxes is None else cut(negative_boxes)
+    return Exemplars(cut(boxes), boxes, negatives, src)
 
 # %% ../nbs/30_seg_then_count.ipynb #14010a2f
 SEGMENTER_FILE = "segmenter.safetensors"   # looked for beside the counter's weights file
 
 # %% ../nbs/30_seg_then_count.ipynb #e5f02476
-TEST_SCALES = (1.0, 5 / 6, 2 / 3)   # exemplar sides (× the trained one) whose density maps are averaged; chosen on evalsets/val
+# exemplar sides (× the trained one) whose density maps are averaged; chosen on evalsets/val
+TEST_SCALES = (1.0, 5 / 6, 2 / 3)
 
 def mean_density(maps: list[np.ndarray]) -> np.ndarray:
-    "The mean of one photo's density maps at several scales, each resampled to the first one's grid keeping its sum."
+    """The mean of one photo's density maps at several scales, each resampled to the first one's
+    grid keeping its sum."""
     out = maps[0].astype(np.float32).copy()
     for d in maps[1:]:
-        r = torch.nn.functional.interpolate(torch.from_numpy(d)[None, None].float(), size=out.shape, mode="bilinear")[0, 0].numpy()
+        t = torch.from_numpy(d)[None, None].float()
+        r = torch.nn.functional.interpolate(t, size=out.shape, mode="bilinear")[0, 0].numpy()
         out += r * (float(d.sum()) / max(float(r.sum()), 1e-12))
     return out / len(maps)
 
@@ -192,156 +237,200 @@ def mean_density(maps: list[np.ndarray]) -> np.ndarray:
 class Predictor:
     """Count with a trained counter (and, for seg-then-count, a segmenter) on any photo.
 
-    A counter trained with scale normalisation counts each photo with its exemplars at several sizes around the one
-    it was trained on (`scales`, fractions of that side; default `TEST_SCALES`) and averages the density maps: its
-    count drifts with the scale, and the average drifts less. `scales=(1.0,)` makes one pass.
+    A counter trained with scale normalisation counts each photo with its exemplars at several sizes
+    around the one it was trained on (`scales`, fractions of that side; default `TEST_SCALES`) and
+    averages the density maps: its count drifts with the scale, and the average drifts less.
+    `scales=(1.0,)` makes one pass.
 
-    Seg-then-count (§3.4): the segmenter's cosine map (Eq. 6) is binarised at `threshold` (0.6 in the paper),
-    optionally dilated by `dilate` cells (0 = the paper's rule; `None` = what the segmenter file recommends), the
-    counter's similarity map is masked with δ outside it (Eq. 4) and the density is summed. When counter and
-    segmenter share a frozen backbone, the backbone runs once."""
+    Seg-then-count (§3.4): the segmenter's cosine map (Eq. 6) is binarised at `threshold` (0.6 in
+    the paper), optionally dilated by `dilate` cells (0 = the paper's rule; `None` = what the
+    segmenter file recommends), the counter's similarity map is masked with δ outside it (Eq. 4) and
+    the density is summed. When counter and segmenter share a frozen backbone, the backbone runs
+    once."""
     def __init__(self, counter, segmenter=None, device="auto", weights_name: str = "in-memory",
-                 threshold: float = THRESHOLD, dilate: int | None = None, scales: tuple = TEST_SCALES):
+                 threshold: float = THRESHOLD, dilate: int | None = None,
+                 scales: tuple = TEST_SCALES):
         self.device = pick_device(device)   # a name or a torch.device
         self.counter = counter.to(self.device).eval()
         self.segmenter = segmenter.to(self.device).eval() if segmenter is not None else None
         self.weights_name, self.threshold = weights_name, threshold
-        self.dilate = int(dilate if dilate is not None else getattr(segmenter, 'recommended_dilate', 0) or 0)
+        recommended = getattr(segmenter, 'recommended_dilate', 0)
+        self.dilate = int(dilate if dilate is not None else recommended or 0)
         if self.dilate < 0: raise SegcountError(f"dilate must be >= 0 cells, got {self.dilate}")
-        if not scales or min(scales) <= 0: raise SegcountError(f"scales must be positive fractions, got {scales}")
-        self.scales = tuple(scales) if self.counter.config.get('exemplar_side') else (1.0,)   # no trained side: one pass
+        if not scales or min(scales) <= 0:
+            raise SegcountError(f"scales must be positive fractions, got {scales}")
+        # no trained exemplar side: one pass
+        self.scales = tuple(scales) if self.counter.config.get('exemplar_side') else (1.0,)
         self.shared_backbone = False
         if self.segmenter is not None:
             check_pair(self.counter, self.segmenter, weights_name)
             self.shared_backbone = shares_backbone(self.counter, self.segmenter)
 
-    @classmethod
-    def from_weights(cls, path=None, device="auto", segmenter=None):
-        """Load a `.safetensors` counter (default: the embedded model) and a segmenter file (`segmenter`; default:
-        `segmenter.safetensors` beside the counter file, when present). Either may be a Hub reference
-        (`hf://OWNER/REPO/FILE`); beside a Hub counter means in the same repository folder and revision."""
-        p = model_path(path) if path is not None else default_weights_path()
-        counter = load_weights(p)
-        if segmenter is not None: sp = model_path(segmenter)
-        elif str(path).startswith(HUB_SCHEME): sp = hub_file(path, SEGMENTER_FILE, missing_ok=True)
-        else: sp = p.with_name(SEGMENTER_FILE)
-        seg = load_segmenter(sp) if (segmenter is not None or (sp is not None and sp.is_file())) else None
-        name = "embedded:" + p.name if path is None else str(path)
-        return cls(counter, seg, device=device, weights_name=name)
+# %% ../nbs/30_seg_then_count.ipynb #a5ba4a90
+@patch(cls_method=True)
+def from_weights(cls: Predictor, path=None, device="auto", segmenter=None):
+    """Load a `.safetensors` counter (default: the embedded model) and a segmenter file
+    (`segmenter`; default: `segmenter.safetensors` beside the counter file, when present). Either
+    may be a Hub reference (`hf://OWNER/REPO/FILE`); beside a Hub counter means in the same
+    repository folder and revision."""
+    p = model_path(path) if path is not None else default_weights_path()
+    counter = load_weights(p)
+    if segmenter is not None: sp = model_path(segmenter)
+    elif str(path).startswith(HUB_SCHEME): sp = hub_file(path, SEGMENTER_FILE, missing_ok=True)
+    else: sp = p.with_name(SEGMENTER_FILE)
+    found = segmenter is not None or (sp is not None and sp.is_file())
+    seg = load_segmenter(sp) if found else None
+    name = "embedded:" + p.name if path is None else str(path)
+    return cls(counter, seg, device=device, weights_name=name)
 
-    def _scale(self, size, boxes, f: float = 1.0) -> tuple[float, tuple[int, int], bool]:
-        """(model pixels per image pixel, model size (w, h), tiled?) for a photo of `size` with exemplar `boxes` shown
-        at `f` × the side the counter was trained on: one pass as `model_scale` says, or tiles at `tiled_scale` when
-        one pass would shrink the exemplars too much."""
-        rule = resize_rule(self.counter.config)
-        if rule['exemplar_side']: rule['exemplar_side'] *= f
-        s, wh = model_scale(size, boxes, height=MODEL_HEIGHT, **rule)
-        need = tiled_scale(size, boxes, rule)
-        if need > s * TILE_WHEN: return need, (max(1, round(size[0] * need)), max(1, round(size[1] * need))), True
-        return s, wh, False
+# %% ../nbs/30_seg_then_count.ipynb #7345ecf2
+@patch
+def _scale(self: Predictor, size, boxes, f: float = 1.0) -> tuple[float, tuple[int, int], bool]:
+    """(model pixels per image pixel, model size (w, h), tiled?) for a photo of `size` with exemplar
+    `boxes` shown at `f` × the side the counter was trained on: one pass as `model_scale` says, or
+    tiles at `tiled_scale` when one pass would shrink the exemplars too much."""
+    rule = resize_rule(self.counter.config)
+    if rule['exemplar_side']: rule['exemplar_side'] *= f
+    s, wh = model_scale(size, boxes, height=MODEL_HEIGHT, **rule)
+    need = tiled_scale(size, boxes, rule)
+    if need > s * TILE_WHEN:
+        return need, (max(1, round(size[0] * need)), max(1, round(size[1] * need))), True
+    return s, wh, False
 
-    def _resized(self, img: Image.Image, wh) -> torch.Tensor:
-        return to_tensor(img.resize(wh, Image.BILINEAR) if tuple(wh) != img.size else img)
+# %% ../nbs/30_seg_then_count.ipynb #b6762c88
+@patch
+def _resized(self: Predictor, img: Image.Image, wh) -> torch.Tensor:
+    "`img` resized to `wh` (w, h), as a 3×h×w tensor in [0, 1]."
+    return to_tensor(img.resize(wh, Image.BILINEAR) if tuple(wh) != img.size else img)
 
-    def exemplars(self, image, boxes, negative_boxes=None) -> Exemplars:
-        """Cut the exemplar crops (and the negatives') from `image` once, at the scale the counter wants, to count
-        this photo or many others with them (`predict(other, exemplars=ex)`)."""
-        img, size, pre, src = open_image(image)
-        b = check_exemplar_boxes(boxes, size, src)
-        nb = check_negatives(negative_boxes, b, size, src)
-        s, wh, tiled = self._scale(size, b)
-        return cut_exemplars(img, pre, s, b, nb, src, None if tiled else self._resized(img, wh))
+# %% ../nbs/30_seg_then_count.ipynb #b79ebfdb
+@patch
+def exemplars(self: Predictor, image, boxes, negative_boxes=None) -> Exemplars:
+    """Cut the exemplar crops (and the negatives') from `image` once, at the scale the counter
+    wants, to count this photo or many others with them (`predict(other, exemplars=ex)`)."""
+    img, size, pre, src = open_image(image)
+    b = check_exemplar_boxes(boxes, size, src)
+    nb = check_negatives(negative_boxes, b, size, src)
+    s, wh, tiled = self._scale(size, b)
+    return cut_exemplars(img, pre, s, b, nb, src, None if tiled else self._resized(img, wh))
 
-    def _pass(self, img, pre, size, b, ex: Exemplars, f: float, method: str, thr: float, dil: int, resized=None) -> tuple:
-        """Count `img` once with the exemplars shown at `f` × the trained side: (maps, density-map pixels per image
-        pixel, tiles). `resized`: the photo already resized for `f`, when it was (to cut the exemplars)."""
-        s, wh, tiled = self._scale(size, b, f)
-        if tiled:
-            maps, q, n = self._tiled(img, pre, s, ex, method, thr, dil)   # one pass would shrink the objects
-            return maps, s / q, n
-        x = resized if resized is not None else self._resized(img, wh)
-        return self._maps(x[None].to(self.device), ex, method, thr, dil), s, 1
+# %% ../nbs/30_seg_then_count.ipynb #26259c64
+@patch
+def _maps(self: Predictor, x: torch.Tensor, ex: Exemplars, method: str, thr: float,
+          dil: int) -> dict:
+    """One pass over a model-resolution image `x` (1×3×H×W): density (H×W), similarity S, mask and
+    the segmenter's soft map (h×w; None when not used), as numpy arrays."""
+    c, seg = self.counter, self.segmenter
+    raw = c.backbone_image(x)                                       # the counter's one trunk pass
+    feat, vec = c.image_features(raw=raw), c.exemplar_vector(raw=ex.raw(c))
+    keep, soft = None, None
+    if method == "seg-then-count":
+        s_raw = raw if self.shared_backbone else seg.backbone_image(x)   # same frozen trunk: reused
+        Mp = seg.forward_features(s_raw, ex.raw(seg))               # 1×1×h×w cosine (Eq. 6)
+        keep = dilate_mask(Mp > thr, dil)                           # §3.4: threshold 0.6 by default
+        soft = Mp[0, 0].float().cpu().numpy()
+    if ex.negatives is not None:                # S (Eq. 1) of the negatives against the exemplars'
+        S_neg = c.similarity(feat, c.exemplar_vector(raw=ex.raw(c, negatives=True)))
+        near = kept_by_negatives(c.similarity(feat, vec), S_neg, NEGATIVE_MARGIN)
+        keep = near if keep is None else keep & near
+    out = c.from_features(feat, vec, mask=keep, size=tuple(x.shape[-2:]))   # Eq. 4 with δ; density
+    return dict(density=out["density"][0, 0].float().cpu().numpy(),
+                similarity=out["similarity"][0, 0].float().cpu().numpy(),
+                mask=None if keep is None else keep[0, 0].cpu().numpy(), soft=soft)
 
-    def _maps(self, x: torch.Tensor, ex: Exemplars, method: str, thr: float, dil: int) -> dict:
-        """One pass over a model-resolution image `x` (1×3×H×W): density (H×W), similarity S, mask and the
-        segmenter's soft map (h×w; None when not used), as numpy arrays."""
-        c, seg = self.counter, self.segmenter
-        raw = c.backbone_image(x)                                       # the counter's one trunk pass
-        feat, vec = c.image_features(raw=raw), c.exemplar_vector(raw=ex.raw(c))
-        keep, soft = None, None
-        if method == "seg-then-count":
-            s_raw = raw if self.shared_backbone else seg.backbone_image(x)   # same frozen trunk: reuse it
-            Mp = seg.forward_features(s_raw, ex.raw(seg))               # 1×1×h×w cosine (Eq. 6)
-            keep = dilate_mask(Mp > thr, dil)                           # §3.4: threshold 0.6 by default
-            soft = Mp[0, 0].float().cpu().numpy()
-        if ex.negatives is not None:                                    # S (Eq. 1) of the negatives against the exemplars'
-            S_neg = c.similarity(feat, c.exemplar_vector(raw=ex.raw(c, negatives=True)))
-            near = kept_by_negatives(c.similarity(feat, vec), S_neg, NEGATIVE_MARGIN)
-            keep = near if keep is None else keep & near
-        out = c.from_features(feat, vec, mask=keep, size=tuple(x.shape[-2:]))   # Eq. 4 with δ, then the density
-        return dict(density=out["density"][0, 0].float().cpu().numpy(), similarity=out["similarity"][0, 0].float().cpu().numpy(),
-                    mask=None if keep is None else keep[0, 0].cpu().numpy(), soft=soft)
+# %% ../nbs/30_seg_then_count.ipynb #597ee40d
+@patch
+def _tiled(self: Predictor, img: Image.Image, pre: float, s: float, ex: Exemplars, method: str,
+           thr: float, dil: int) -> tuple:
+    """Count `img` in tiles at `s` model pixels per file pixel (`segcount.tiles`): (stitched maps,
+    pool factor, tiles)."""
+    W2, H2 = max(1, round(img.size[0] / pre * s)), max(1, round(img.size[1] / pre * s))
+    side = mean_box_side(ex.boxes) * s
+    overlap = max(128, int(-(-4 * side // TILE_ALIGN)) * TILE_ALIGN)   # four objects wide, at least
+    plan = tile_plan(W2, H2, TILE_SIDE, overlap=overlap)
+    q, g = pool_factor(W2, H2, MAX_MODEL_PIXELS), TILE_ALIGN
+    dens = np.zeros((-(-H2 // q), -(-W2 // q)), np.float32)
+    grid = lambda: np.zeros((-(-H2 // g), -(-W2 // g)), np.float32)
+    masked = method == "seg-then-count" or ex.negatives is not None
+    S, mask, soft = grid(), (grid().astype(bool) if masked else None), None
+    f = pre / s                                                     # decoded pixels per model pixel
+    for t in plan:
+        # the tile's region in decoded pixels (W2, H2 were rounded, so clip to the image)
+        box = (t.x0 * f, t.y0 * f, min(t.x1 * f, img.size[0]), min(t.y1 * f, img.size[1]))
+        x = to_tensor(img.resize((t.x1 - t.x0, t.y1 - t.y0), Image.BILINEAR, box=box))
+        r = self._maps(x[None].to(self.device), ex, method, thr, dil)
+        d = r["density"][t.cy0 - t.y0:t.cy1 - t.y0, t.cx0 - t.x0:t.cx1 - t.x0]
+        dens[t.cy0 // q:-(-t.cy1 // q), t.cx0 // q:-(-t.cx1 // q)] += pool_sum(d, q)
+        cell = np.s_[t.cy0 // g:-(-t.cy1 // g), t.cx0 // g:-(-t.cx1 // g)]
+        local = np.s_[(t.cy0 - t.y0) // g:-(-(t.cy1 - t.y0) // g),
+                      (t.cx0 - t.x0) // g:-(-(t.cx1 - t.x0) // g)]
+        S[cell] = r["similarity"][local]
+        if mask is not None: mask[cell] = r["mask"][local]
+        if r["soft"] is not None:
+            soft = grid() - 1 if soft is None else soft
+            soft[cell] = r["soft"][local]
+    return dict(density=dens, similarity=S, mask=mask, soft=soft), q, len(plan)
 
-    def _tiled(self, img: Image.Image, pre: float, s: float, ex: Exemplars, method: str, thr: float, dil: int) -> tuple:
-        "Count `img` in tiles at `s` model pixels per file pixel (`segcount.tiles`): (stitched maps, pool factor, tiles)."
-        W2, H2 = max(1, round(img.size[0] / pre * s)), max(1, round(img.size[1] / pre * s))
-        side = mean_box_side(ex.boxes) * s
-        plan = tile_plan(W2, H2, TILE_SIDE, overlap=max(128, int(-(-4 * side // TILE_ALIGN)) * TILE_ALIGN))
-        q, g = pool_factor(W2, H2, MAX_MODEL_PIXELS), TILE_ALIGN
-        dens = np.zeros((-(-H2 // q), -(-W2 // q)), np.float32)
-        grid = lambda: np.zeros((-(-H2 // g), -(-W2 // g)), np.float32)
-        S, mask, soft = grid(), (grid().astype(bool) if method == "seg-then-count" or ex.negatives is not None else None), None
-        f = pre / s                                                     # decoded pixels per model pixel
-        for t in plan:
-            box = (t.x0 * f, t.y0 * f, min(t.x1 * f, img.size[0]), min(t.y1 * f, img.size[1]))   # W2, H2 were rounded
-            x = to_tensor(img.resize((t.x1 - t.x0, t.y1 - t.y0), Image.BILINEAR, box=box))
-            r = self._maps(x[None].to(self.device), ex, method, thr, dil)
-            d = r["density"][t.cy0 - t.y0:t.cy1 - t.y0, t.cx0 - t.x0:t.cx1 - t.x0]
-            dens[t.cy0 // q:-(-t.cy1 // q), t.cx0 // q:-(-t.cx1 // q)] += pool_sum(d, q)
-            cell = np.s_[t.cy0 // g:-(-t.cy1 // g), t.cx0 // g:-(-t.cx1 // g)]
-            local = np.s_[(t.cy0 - t.y0) // g:-(-(t.cy1 - t.y0) // g), (t.cx0 - t.x0) // g:-(-(t.cx1 - t.x0) // g)]
-            S[cell] = r["similarity"][local]
-            if mask is not None: mask[cell] = r["mask"][local]
-            if r["soft"] is not None:
-                soft = grid() - 1 if soft is None else soft
-                soft[cell] = r["soft"][local]
-        return dict(density=dens, similarity=S, mask=mask, soft=soft), q, len(plan)
+# %% ../nbs/30_seg_then_count.ipynb #99c1c27d
+@patch
+def _pass(self: Predictor, img, pre, size, b, ex: Exemplars, f: float, method: str, thr: float,
+          dil: int, resized=None) -> tuple:
+    """Count `img` once with the exemplars shown at `f` × the trained side: (maps, density-map
+    pixels per image pixel, tiles). `resized`: the photo already resized for `f`, when it was (to
+    cut the exemplars)."""
+    s, wh, tiled = self._scale(size, b, f)
+    if tiled:
+        maps, q, n = self._tiled(img, pre, s, ex, method, thr, dil)   # one pass: objects too small
+        return maps, s / q, n
+    x = resized if resized is not None else self._resized(img, wh)
+    return self._maps(x[None].to(self.device), ex, method, thr, dil), s, 1
 
-    @torch.inference_mode()
-    def predict(self, image, boxes=None, method: str = "count", threshold: float | None = None,
-                dilate: int | None = None, negative_boxes=None, exemplars: Exemplars | None = None) -> Prediction:
-        """Count the objects like `boxes` (x1,y1,x2,y2 in image pixels) in `image` with `method`, leaving out what
-        resembles `negative_boxes` more. With `exemplars` (from `Predictor.exemplars`, maybe of another photo)
-        instead of boxes, their crops are reused. A photo too large for one pass at the scale its exemplars need
-        is counted in tiles (`segcount.tiles`; `Prediction.tiles` says how many)."""
-        if method not in ("count", "seg-then-count"):
-            raise SegcountError(f"unknown method {method!r}: use 'count' or 'seg-then-count'")
-        if method == "seg-then-count" and self.segmenter is None:
-            raise SegcountError(f"seg-then-count needs a segmenter and the model {self.weights_name} has none; "
-                                "count everything instead (method 'count') or load weights that include one")
-        thr = self.threshold if threshold is None else float(threshold)
-        if not -1.0 <= thr < 1.0: raise SegcountError(f"threshold must be in [-1, 1), got {thr}")
-        dil = self.dilate if dilate is None else int(dilate)
-        t0 = time.perf_counter()
-        img, size, pre, src = open_image(image)
-        if exemplars is not None and (boxes is not None or negative_boxes is not None):
-            raise SegcountError("give either exemplar boxes or exemplars cut before, not both")
-        b = exemplars.boxes if exemplars is not None else check_exemplar_boxes(boxes, size, src)
-        s, wh, tiled = self._scale(size, b)
-        t = None if tiled else self._resized(img, wh)
-        ex = exemplars or cut_exemplars(img, pre, s, b, check_negatives(negative_boxes, b, size, src), src, t)
-        runs = [self._pass(img, pre, size, b, ex, f, method, thr, dil, t if f == 1.0 else None) for f in self.scales]
-        maps, scale, n_tiles = runs[0]                                  # the trained side: S, mask and grid shown
-        maps["density"] = mean_density([r[0]["density"] for r in runs])
-        note = None
-        if method == "seg-then-count" and maps["mask"] is not None and not maps["mask"].any():
-            maps["density"] = np.zeros_like(maps["density"])
-            note = (f"the segmenter's mask (threshold {thr:g}) keeps no location, so nothing is counted (count 0); "
-                    f"its highest score is {float(np.max(maps['soft'])):.2f}: lower the threshold or count everything")
-        if n_tiles > 1: note = (note + "; " if note else "") + f"counted in {n_tiles} tiles at {s:.3g} model px per image px"
-        d, n_neg = maps["density"], 0 if ex.negatives is None else len(ex.negatives)
-        return Prediction(float(d.sum()), d, maps["similarity"], maps["mask"], maps["soft"], method, scale, size, len(b),
-                          time.perf_counter() - t0, note, mean_box_side(b) * scale, n_tiles, n_neg)
+# %% ../nbs/30_seg_then_count.ipynb #1a5427b6
+@patch
+@torch.inference_mode()
+def predict(self: Predictor, image, boxes=None, method: str = "count",
+            threshold: float | None = None, dilate: int | None = None, negative_boxes=None,
+            exemplars: Exemplars | None = None) -> Prediction:
+    """Count the objects like `boxes` (x1,y1,x2,y2 in image pixels) in `image` with `method`,
+    leaving out what resembles `negative_boxes` more. With `exemplars` (from `Predictor.exemplars`,
+    maybe of another photo) instead of boxes, their crops are reused. A photo too large for one pass
+    at the scale its exemplars need is counted in tiles (`segcount.tiles`; `Prediction.tiles` says
+    how many)."""
+    if method not in ("count", "seg-then-count"):
+        raise SegcountError(f"unknown method {method!r}: use 'count' or 'seg-then-count'")
+    if method == "seg-then-count" and self.segmenter is None:
+        raise SegcountError(f"seg-then-count needs a segmenter and the model {self.weights_name} "
+                            "has none; count everything instead (method 'count') or load weights "
+                            "that include one")
+    thr = self.threshold if threshold is None else float(threshold)
+    if not -1.0 <= thr < 1.0: raise SegcountError(f"threshold must be in [-1, 1), got {thr}")
+    dil = self.dilate if dilate is None else int(dilate)
+    t0 = time.perf_counter()
+    img, size, pre, src = open_image(image)
+    if exemplars is not None and (boxes is not None or negative_boxes is not None):
+        raise SegcountError("give either exemplar boxes or exemplars cut before, not both")
+    b = exemplars.boxes if exemplars is not None else check_exemplar_boxes(boxes, size, src)
+    s, wh, tiled = self._scale(size, b)
+    t = None if tiled else self._resized(img, wh)
+    ex = exemplars or cut_exemplars(img, pre, s, b, check_negatives(negative_boxes, b, size, src),
+                                    src, t)
+    runs = [self._pass(img, pre, size, b, ex, f, method, thr, dil, t if f == 1.0 else None)
+            for f in self.scales]
+    maps, scale, n_tiles = runs[0]                       # the trained side: S, mask and grid shown
+    maps["density"] = mean_density([r[0]["density"] for r in runs])
+    note = None
+    if method == "seg-then-count" and maps["mask"] is not None and not maps["mask"].any():
+        maps["density"] = np.zeros_like(maps["density"])
+        note = (f"the segmenter's mask (threshold {thr:g}) keeps no location, so nothing is "
+                f"counted (count 0); its highest score is {float(np.max(maps['soft'])):.2f}: "
+                "lower the threshold or count everything")
+    if n_tiles > 1:
+        tiles = f"counted in {n_tiles} tiles at {s:.3g} model px per image px"
+        note = (note + "; " if note else "") + tiles
+    d, n_neg = maps["density"], 0 if ex.negatives is None else len(ex.negatives)
+    return Prediction(float(d.sum()), d, maps["similarity"], maps["mask"], maps["soft"], method,
+                      scale, size, len(b), time.perf_counter() - t0, note, mean_box_side(b) * scale,
+                      n_tiles, n_neg)
 
 # %% ../nbs/30_seg_then_count.ipynb #f09ae964
 def save_density(pred: Prediction, path):
@@ -350,8 +439,9 @@ def save_density(pred: Prediction, path):
     if path.suffix == ".npy":
         with atomic_write(path, "wb") as f: np.save(f, pred.density)
     else:
-        import matplotlib   # plotting only: matplotlib takes ~0.4 s to import, which counting does not need
+        import matplotlib   # plotting only: it takes ~0.4 s to import, which counting does not need
         d = pred.density / max(float(pred.density.max()), 1e-8)
         rgb = (matplotlib.colormaps["magma"](d)[..., :3] * 255).astype(np.uint8)
-        with atomic_write(path, "wb") as f: Image.fromarray(rgb).save(f, format=path.suffix[1:].upper().replace("JPG", "JPEG") or "PNG")
+        fmt = path.suffix[1:].upper().replace("JPG", "JPEG") or "PNG"
+        with atomic_write(path, "wb") as f: Image.fromarray(rgb).save(f, format=fmt)
     return path

@@ -23,8 +23,9 @@ POINT_CELLS = 4          # cells per object side when pooling the density
 POINT_WINDOW = 5         # window side, in cells, holding about one object
 MIN_POINT_MASS = 0.25    # a window with less mass than this does not make a point
 
+# %% ../nbs/32_points.ipynb #4be11b78
 def _update_box(box:np.ndarray, m:np.ndarray, y:int, x:int, k:int):
-    "Recompute the k×k window sums `box` of `m` where a change of `m` around cell (y, x) reached them."
+    "Recompute the k×k window sums `box` of `m` that a change of `m` around cell (y, x) reaches."
     r = k // 2
     y0, x0 = max(0, y - 2 * r), max(0, x - 2 * r)
     y1, x1 = min(box.shape[0], y + 2 * r + 1), min(box.shape[1], x + 2 * r + 1)
@@ -32,17 +33,20 @@ def _update_box(box:np.ndarray, m:np.ndarray, y:int, x:int, k:int):
     sub = uniform_filter(m[py:y1 + r, px:x1 + r], k, mode='constant') * k * k
     box[y0:y1, x0:x1] = sub[y0 - py:y1 - py, x0 - px:x1 - px]
 
+# %% ../nbs/32_points.ipynb #04fe75b3
 def density_points(density:np.ndarray, side:float, n:int|None=None) -> np.ndarray:
-    """Points `(x, y)` (N×2, float32, in the density map's pixels) of the objects in `density` (H×W), whose objects
-    measure about `side` pixels: `n` of them (default: the rounded sum), fewer only where the mass runs out."""
+    """Points `(x, y)` (N×2, float32, in the density map's pixels) of the objects in `density`
+    (H×W), whose objects measure about `side` pixels: `n` of them (default: the rounded sum), fewer
+    only where the mass runs out."""
     d = np.clip(np.asarray(density, np.float64), 0, None)
     n = int(round(d.sum())) if n is None else int(n)
     if n <= 0 or d.size == 0: return np.zeros((0, 2), np.float32)
     cell = max(1, int(round(side / POINT_CELLS)))
     ys, xs = np.mgrid[0:d.shape[0], 0:d.shape[1]]
-    m, mx, my = pool_sum(d, cell), pool_sum(d * (xs + 0.5), cell), pool_sum(d * (ys + 0.5), cell)   # mass and its moments
+    # the mass and its moments, per cell
+    m, mx, my = pool_sum(d, cell), pool_sum(d * (xs + 0.5), cell), pool_sum(d * (ys + 0.5), cell)
     k, r = POINT_WINDOW, POINT_WINDOW // 2
-    box = uniform_filter(m, k, mode='constant') * k * k          # mass of the window around each cell
+    box = uniform_filter(m, k, mode='constant') * k * k     # mass of the window around each cell
     pts = []
     while len(pts) < n:
         i = int(np.argmax(box)); mass = float(box.flat[i])
@@ -50,11 +54,13 @@ def density_points(density:np.ndarray, side:float, n:int|None=None) -> np.ndarra
         y, x = divmod(i, m.shape[1])
         y0, x0 = max(0, y - r), max(0, x - r)
         win = np.s_[y0:y + r + 1, x0:x + r + 1]
-        cy, cx = np.unravel_index(int(np.argmax(uniform_filter(m[win], 3, mode='constant'))), m[win].shape)
-        core = np.s_[max(0, y0 + cy - 1):y0 + cy + 2, max(0, x0 + cx - 1):x0 + cx + 2]   # the window's densest 3×3 cells
+        dense3 = uniform_filter(m[win], 3, mode='constant')
+        cy, cx = np.unravel_index(int(np.argmax(dense3)), m[win].shape)
+        # the window's densest 3×3 cells
+        core = np.s_[max(0, y0 + cy - 1):y0 + cy + 2, max(0, x0 + cx - 1):x0 + cx + 2]
         w = m[core].sum()
         pts.append((mx[core].sum() / w, my[core].sum() / w))
-        keep = 1.0 - min(1.0, 1.0 / m[win].sum())                 # one unit of mass out of the window
+        keep = 1.0 - min(1.0, 1.0 / m[win].sum())            # one unit of mass out of the window
         m[win] *= keep; mx[win] *= keep; my[win] *= keep
         _update_box(box, m, y, x, k)
     return np.asarray(pts, np.float32).reshape(-1, 2)

@@ -30,17 +30,18 @@ from torchvision.ops import roi_align
 from tqdm.auto import tqdm
 
 from .backbones import Backbone, build_backbone
-from .core import EXEMPLAR_SIZE, KS, MODEL_HEIGHT, SegcountError, atomic_write, one_line, safe_name
+from .core import (EXEMPLAR_SIZE, KS, MODEL_HEIGHT, SegcountError, atomic_write, one_line,
+                           safe_name)
 from .counter import Counter, resolve_counter
-from .data import (FSC147, Sample, crop_exemplars, density_from_points, model_height, read_groups, resize_rule,
-                   resize_sample, to_tensor)
+from .data import (FSC147, Sample, crop_exemplars, density_from_points, model_height,
+                           read_groups, resize_rule, resize_sample, to_tensor)
 from .metrics import iou
 
 # %% auto #0
 __all__ = ['MAX_AUTO_SCALE', 'MODES', 'SWEEP_KS', 'PATCH_SCALE', 'CLUSTER_RULES', 'CLUSTER_RULE', 'SMOOTHINGS', 'SMOOTHING',
            'SWEEP_HEIGHT', 'THRESHOLDS', 'MANIFEST_FORMAT', 'kmeans_plusplus', 'kmeans', 'patch_size', 'patch_grid',
            'build_embedder', 'embedder_for', 'embed_exact', 'resolve_scale', 'image_feature_map', 'embed_fast',
-           'patch_embeddings', 'masks_from_embeddings', 'dilate_mask', 'smooth_masks', 'kmeans_masks', 'two_kind_image',
+           'two_kind_image', 'patch_embeddings', 'masks_from_embeddings', 'dilate_mask', 'smooth_masks', 'kmeans_masks',
            'PseudoLabel', 'sweep_height', 'prepare_sample', 'kmeans_sweep', 'normalise_map', 'similarity_masks',
            'imagenet_similarity', 'dot_box_mask', 'fixed_k_mask', 'counts_with_masks', 'ablation_masks',
            'pseudolabel_split', 'bench_pseudolabel', 'dots_kept', 'plot_sweep', 'oracle_report', 'print_oracle']
@@ -48,12 +49,15 @@ __all__ = ['MAX_AUTO_SCALE', 'MODES', 'SWEEP_KS', 'PATCH_SCALE', 'CLUSTER_RULES'
 # %% ../nbs/20_kmeans_sweep.ipynb #3e3c6044
 def _sqdist(X: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
     "Squared distances: X N×D, C B×K×D → B×N×K."
-    d = (X * X).sum(-1)[None, :, None] - 2 * torch.einsum('nd,bkd->bnk', X, C) + (C * C).sum(-1)[:, None, :]
+    d = ((X * X).sum(-1)[None, :, None] - 2 * torch.einsum('nd,bkd->bnk', X, C)
+         + (C * C).sum(-1)[:, None, :])
     return d.clamp_min_(0)
 
-def kmeans_plusplus(X: torch.Tensor, ks=KS, n_init: int = 1, generator: torch.Generator | None = None):
-    """Greedy k-means++ seeding for every K in `ks` and every restart at once.
-    X N×D → (centres B×Kmax×D, K of each row B), B = len(ks)·n_init; rows beyond their K are unused."""
+# %% ../nbs/20_kmeans_sweep.ipynb #699d2b1a
+def kmeans_plusplus(X: torch.Tensor, ks=KS, n_init: int = 1,
+                    generator: torch.Generator | None = None):
+    """Greedy k-means++ seeding for every K in `ks` and every restart at once. X N×D → (centres
+    B×Kmax×D, K of each row B), B = len(ks)·n_init; rows beyond their K are unused."""
     N, D = X.shape
     kmax = max(ks)
     kk = torch.tensor([k for k in ks for _ in range(n_init)])
@@ -62,42 +66,47 @@ def kmeans_plusplus(X: torch.Tensor, ks=KS, n_init: int = 1, generator: torch.Ge
     xx = (X * X).sum(-1)
     C = X.new_zeros(B, kmax, D)
     C[:, 0] = X[torch.randint(N, (B,), generator=generator).to(X.device)]
-    closest = (X[None] - C[:, :1]).pow(2).sum(-1)                       # B×N: distance to the nearest centre
+    closest = (X[None] - C[:, :1]).pow(2).sum(-1)   # B×N: distance to the nearest centre
     for c in range(1, kmax):
         p = closest.double().cpu()
-        p[p.sum(1) <= 0] = 1.0                                          # every point on a centre: draw uniformly
-        cand = torch.multinomial(p, trials, replacement=True, generator=generator).to(X.device)   # B×T
-        dc = (xx[cand][..., None] - 2 * torch.einsum('btd,nd->btn', X[cand], X) + xx[None, None]).clamp_min(0)
-        new = torch.minimum(closest[:, None], dc)                       # B×T×N potentials with each candidate
+        p[p.sum(1) <= 0] = 1.0   # every point on a centre: draw uniformly
+        # B×T
+        cand = torch.multinomial(p, trials, replacement=True, generator=generator).to(X.device)
+        dc = (xx[cand][..., None] - 2 * torch.einsum('btd,nd->btn', X[cand], X)
+              + xx[None, None]).clamp_min(0)
+        new = torch.minimum(closest[:, None], dc)   # B×T×N potentials with each candidate
         best = new.sum(-1).argmin(-1)
         C[:, c] = X[cand[rows, best]]
         closest = new[rows, best]
     return C, kk
 
+# %% ../nbs/20_kmeans_sweep.ipynb #fd1dd213
 def kmeans(X, ks=KS, n_init: int = 4, max_iter: int = 100, tol: float = 1e-4, seed: int = 0):
-    """Lloyd's K-means for every K in `ks` in one batch, on X's device.
-    X N×D → (labels len(ks)×N long, inertia len(ks)): the best of `n_init` k-means++ starts per K;
-    deterministic for a given `seed`. Stops when no label changes or every centre moves less than `tol`
-    (relative to the mean feature variance, as in scikit-learn)."""
+    """Lloyd's K-means for every K in `ks` in one batch, on X's device. X N×D → (labels len(ks)×N
+    long, inertia len(ks)): the best of `n_init` k-means++ starts per K; deterministic for a
+    given `seed`. Stops when no label changes or every centre moves less than `tol` (relative to
+    the mean feature variance, as in scikit-learn)."""
     X = torch.as_tensor(X).float()
     ks = tuple(int(k) for k in ks)
     if X.ndim != 2: raise SegcountError(f"kmeans: X must be N×D, got shape {tuple(X.shape)}")
     if not ks or min(ks) < 1: raise SegcountError(f"kmeans: K values must be >= 1, got {ks}")
-    if len(X) < max(ks): raise SegcountError(f"kmeans: {len(X)} points cannot make {max(ks)} clusters")
+    if len(X) < max(ks):
+        raise SegcountError(f"kmeans: {len(X)} points cannot make {max(ks)} clusters")
     g = torch.Generator().manual_seed(int(seed))
     C, kk = kmeans_plusplus(X, ks, n_init, g)
     kmax = C.shape[1]
-    invalid = ~(torch.arange(kmax, device=X.device)[None] < kk.to(X.device)[:, None])[:, None]   # B×1×Kmax
+    # B×1×Kmax
+    invalid = ~(torch.arange(kmax, device=X.device)[None] < kk.to(X.device)[:, None])[:, None]
     tol = tol * float(X.var(0).mean()) if len(X) > 1 else 0.0
     prev = None
     for _ in range(max_iter):
-        lab = _sqdist(X, C).masked_fill_(invalid, float('inf')).argmin(-1)        # B×N
-        if prev is not None and bool((lab == prev).all()): break                  # a fixed point: done
+        lab = _sqdist(X, C).masked_fill_(invalid, float('inf')).argmin(-1)      # B×N
+        if prev is not None and bool((lab == prev).all()): break   # a fixed point: done
         prev = lab
-        oh = F.one_hot(lab, kmax).to(X.dtype)                                     # B×N×Kmax
+        oh = F.one_hot(lab, kmax).to(X.dtype)                                   # B×N×Kmax
         cnt = oh.sum(1)
         new = torch.einsum('bnk,nd->bkd', oh, X) / cnt.clamp_min(1)[..., None]
-        new = torch.where((cnt > 0)[..., None], new, C)                           # an empty cluster keeps its centre
+        new = torch.where((cnt > 0)[..., None], new, C)   # an empty cluster stays
         shift = (new - C).pow(2).sum((1, 2))
         C = new
         if bool((shift <= tol).all()): break
@@ -114,14 +123,17 @@ def patch_size(boxes) -> tuple[float, float]:
     if len(b) == 0: raise SegcountError("need at least 1 exemplar box to size the patches, got 0")
     return float((b[:, 2] - b[:, 0]).mean()), float((b[:, 3] - b[:, 1]).mean())
 
+# %% ../nbs/20_kmeans_sweep.ipynb #24a21cec
 def patch_grid(h: int, w: int, r: int, patch_wh, size) -> np.ndarray:
-    """Boxes (h·w)×4 float32 (x1, y1, x2, y2), row-major over the h×w similarity map: cell (i, j) is the patch
-    centred at (j·r + r/2, i·r + r/2) of width×height `patch_wh`, clipped to the image `size` = (W, H)."""
+    """Boxes (h·w)×4 float32 (x1, y1, x2, y2), row-major over the h×w similarity map: cell (i, j)
+    is the patch centred at (j·r + r/2, i·r + r/2) of width×height `patch_wh`, clipped to the
+    image `size` = (W, H)."""
     W, H = size
     pw, ph = patch_wh
-    cy, cx = np.meshgrid(np.arange(h, dtype=np.float32) * r + r / 2, np.arange(w, dtype=np.float32) * r + r / 2,
-                         indexing='ij')
-    cx, cy = np.minimum(cx.ravel(), W), np.minimum(cy.ravel(), H)   # padding cells: centre onto the edge
+    cy, cx = np.meshgrid(np.arange(h, dtype=np.float32) * r + r / 2,
+                         np.arange(w, dtype=np.float32) * r + r / 2, indexing='ij')
+    # padding cells: centre onto the edge
+    cx, cy = np.minimum(cx.ravel(), W), np.minimum(cy.ravel(), H)
     b = np.stack([cx - pw / 2, cy - ph / 2, cx + pw / 2, cy + ph / 2], 1)
     b[:, 0::2] = b[:, 0::2].clip(0, W)
     b[:, 1::2] = b[:, 1::2].clip(0, H)
@@ -133,26 +145,33 @@ def build_embedder(name: str = 'mobilenet_v2', weights: str | None = 'imagenet')
     "A frozen ImageNet backbone (eval mode) for patch embeddings; cached per (name, weights)."
     return build_backbone(name, weights=weights, freeze=True).eval()
 
-def embedder_for(counter: Counter | None = None, embedder: Backbone | str | None = None) -> Backbone:
-    """The patch embedder: `embedder` itself (a module or a backbone name), else the counter's backbone when it
-    is frozen and ImageNet-initialised, else `build_embedder('mobilenet_v2')`."""
+# %% ../nbs/20_kmeans_sweep.ipynb #fa808b3a
+def embedder_for(counter: Counter | None = None,
+                 embedder: Backbone | str | None = None) -> Backbone:
+    """The patch embedder: `embedder` itself (a module or a backbone name), else the counter's
+    backbone when it is frozen and ImageNet-initialised, else `build_embedder('mobilenet_v2')`."""
     if isinstance(embedder, torch.nn.Module): return embedder
     if isinstance(embedder, str): return build_embedder(embedder)
-    if embedder is not None: raise SegcountError(f"embedder must be a backbone module or a name, got {embedder!r}")
+    if embedder is not None:
+        raise SegcountError(f"embedder must be a backbone module or a name, got {embedder!r}")
     bb = getattr(counter, 'backbone', None)
     if (isinstance(bb, Backbone) and bb.frozen and bb.weights is not None
             and getattr(counter, 'config', {}).get('backbone_weights') is not None):
         return bb
     return build_embedder('mobilenet_v2')
 
+# %% ../nbs/20_kmeans_sweep.ipynb #b43bb306
 def _device(m: torch.nn.Module) -> torch.device:
     p = next(m.parameters(), None)
     return p.device if p is not None else torch.device('cpu')
 
+# %% ../nbs/20_kmeans_sweep.ipynb #29317d88
 @torch.no_grad()
-def embed_exact(embedder: torch.nn.Module, img, boxes, crop: int = EXEMPLAR_SIZE, batch: int = 64) -> torch.Tensor:
-    """The literal method: crop each box from `img` (3×H×W in [0, 1] or PIL), resize to `crop`×`crop`,
-    embed with `embedder`, global-average-pool. boxes N×4 → N×C (CPU float32), in batches of `batch` crops."""
+def embed_exact(embedder: torch.nn.Module, img, boxes, crop: int = EXEMPLAR_SIZE,
+                batch: int = 64) -> torch.Tensor:
+    """The literal method: crop each box from `img` (3×H×W in [0, 1] or PIL), resize to
+    `crop`×`crop`, embed with `embedder`, global-average-pool. boxes N×4 → N×C (CPU float32), in
+    batches of `batch` crops."""
     t = img if isinstance(img, torch.Tensor) else to_tensor(img)
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     dev, out = _device(embedder), []
@@ -161,154 +180,64 @@ def embed_exact(embedder: torch.nn.Module, img, boxes, crop: int = EXEMPLAR_SIZE
         out.append(embedder(crops).mean((2, 3)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, getattr(embedder, 'out_channels', 0))
 
+# %% ../nbs/20_kmeans_sweep.ipynb #05b4b57e
 MAX_AUTO_SCALE = 3.0
 
 def resolve_scale(scale, patch_wh, stride: int = 16, max_scale: float = MAX_AUTO_SCALE) -> float:
-    "The fast mode's image scale: a number as is; 'auto' enlarges until the smaller patch side spans one cell (≤ `max_scale`)."
+    """The fast mode's image scale: a number as is; 'auto' enlarges until the smaller patch side
+    spans one cell (≤ `max_scale`)."""
     if scale == 'auto': return float(np.clip(stride / max(min(patch_wh), 1e-6), 1.0, max_scale))
     if isinstance(scale, str) or not float(scale) > 0:
         raise SegcountError(f"scale must be a positive number or 'auto', got {scale!r}")
     return float(scale)
 
+# %% ../nbs/20_kmeans_sweep.ipynb #fd1b8203
 @torch.no_grad()
 def image_feature_map(embedder: torch.nn.Module, img, scale: float = 1.0) -> torch.Tensor:
-    "One backbone pass: `img` 3×H×W (rescaled by `scale`, zero-padded right/bottom to a multiple of the stride) → 1×C×h×w."
+    """One backbone pass: `img` 3×H×W (rescaled by `scale`, zero-padded right/bottom to a
+    multiple of the stride) → 1×C×h×w."""
     t = img if isinstance(img, torch.Tensor) else to_tensor(img)
     x = t[None].to(_device(embedder))
     if scale != 1.0:
-        x = F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False, antialias=scale < 1)
+        x = F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False,
+                          antialias=scale < 1)
     r = embedder.stride
     x = F.pad(x, (0, -x.shape[-1] % r, 0, -x.shape[-2] % r))
     return embedder(x)
 
+# %% ../nbs/20_kmeans_sweep.ipynb #27ff7f95
 @torch.no_grad()
-def embed_fast(embedder: torch.nn.Module, img, boxes, feat: torch.Tensor | None = None, scale: float = 1.0,
-               out_size: int = 4) -> torch.Tensor:
-    """One backbone pass (or the given `feat` = `image_feature_map(embedder, img, scale)`), then RoIAlign of each
-    box (`out_size`² samples, averaged): boxes N×4 in `img` pixels → N×C (CPU float32)."""
+def embed_fast(embedder: torch.nn.Module, img, boxes, feat: torch.Tensor | None = None,
+               scale: float = 1.0, out_size: int = 4) -> torch.Tensor:
+    """One backbone pass (or the given `feat` = `image_feature_map(embedder, img, scale)`), then
+    RoIAlign of each box (`out_size`² samples, averaged): boxes N×4 in `img` pixels → N×C (CPU
+    float32)."""
     if feat is None: feat = image_feature_map(embedder, img, scale)
     b = torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4), device=feat.device) * scale
     rois = torch.cat([b.new_zeros(len(b), 1), b], 1)
-    return roi_align(feat.float(), rois, out_size, 1 / embedder.stride, sampling_ratio=2, aligned=True).mean((2, 3)).cpu()
+    return roi_align(feat.float(), rois, out_size, 1 / embedder.stride, sampling_ratio=2,
+                     aligned=True).mean((2, 3)).cpu()
 
 # %% ../nbs/20_kmeans_sweep.ipynb #d3e8bddc
 MODES = ('fast', 'exact')
-# What §3.2 leaves open, chosen on evalsets/val (data_scripts/pseudo_mask_choices.py, nbs/data/pseudo_mask_choices.json):
+# What §3.2 leaves open, chosen on evalsets/val (data_scripts/pseudo_mask_choices.py,
+# nbs/data/pseudo_mask_choices.json):
 SWEEP_KS = tuple(range(2, 9))   # the K values Eq. 5 chooses K* from: 2..8 (the paper: 2..6, `KS`)
-PATCH_SCALE = 1.0          # patch side ÷ mean exemplar side (§3.2: a patch is as large as the mean exemplar)
-CLUSTER_RULES = ('mean', 'union')   # the mask keeps f_B's cluster (§3.2), or the union of the exemplars' clusters too
-CLUSTER_RULE = 'union'     # the rule the sweep uses: f_B's cluster plus the cluster nearest each exemplar
-SMOOTHINGS = ('close', 'fill', 'dilate')   # grid operations on a K-means mask before Eq. 5 (`smooth_masks`)
-SMOOTHING = ()             # the ones the sweep applies, in order (none: the raw clusters, as the paper)
-
-def _check_image_boxes(size, boxes, stride: int, kmax: int, name: str = '') -> np.ndarray:
-    "Clear errors for the inputs a sweep cannot use; returns the boxes as float32 N×4."
-    src = f"{name}: " if name else ""
-    W, H = size
-    b = np.asarray(boxes, np.float32).reshape(-1, 4) if boxes is not None else np.zeros((0, 4), np.float32)
-    if len(b) < 1: raise SegcountError(f"{src}need at least 1 exemplar box, got 0")
-    for k, (x1, y1, x2, y2) in enumerate(b, 1):
-        if not (x2 > x1 and y2 > y1):
-            raise SegcountError(f"{src}exemplar box {k} is empty ({[float(v) for v in (x1, y1, x2, y2)]})")
-        if x2 - x1 > W + 1 or y2 - y1 > H + 1:
-            raise SegcountError(f"{src}exemplar box {k} ({x2 - x1:.0f}x{y2 - y1:.0f}) is larger than the image ({W}x{H})")
-    pw, ph = patch_size(b)
-    if W < max(pw, stride) or H < max(ph, stride):
-        raise SegcountError(f"{src}image ({W}x{H}) is smaller than one patch ({max(pw, stride):.0f}x{max(ph, stride):.0f})")
-    h, w = math.ceil(H / stride), math.ceil(W / stride)
-    if h * w + 1 < kmax:
-        raise SegcountError(f"{src}image ({W}x{H}) gives only {h * w} patches, too few for K = {kmax}")
-    return b
-
-def patch_embeddings(img, boxes, grid=None, stride: int = 16, mode: str = 'fast', embedder=None, crop: int = EXEMPLAR_SIZE,
-                     scale='auto', feat: torch.Tensor | None = None, patch_scale: float = PATCH_SCALE,
-                     each: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(patch embeddings (h·w)×C, f_B C) for image `img` (3×H×W or PIL) with exemplar `boxes` N×4.
-    `grid` = (h, w) of the similarity map (default ⌈H/stride⌉×⌈W/stride⌉); `crop`: exact mode's crop size;
-    `scale`: fast mode's image scale (see `resolve_scale`); `feat`: a scale-1 feature map to reuse;
-    `patch_scale`: patch size ÷ the mean exemplar size; `each`: every exemplar's embedding N×C instead of f_B."""
-    if mode not in MODES: raise SegcountError(f"unknown embedding mode {mode!r}; choose one of {MODES}")
-    if not float(patch_scale) > 0: raise SegcountError(f"patch_scale must be positive, got {patch_scale!r}")
-    t = img if isinstance(img, torch.Tensor) else to_tensor(img)
-    H, W = t.shape[-2:]
-    h, w = grid if grid is not None else (math.ceil(H / stride), math.ceil(W / stride))
-    b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    pw, ph = patch_size(b)
-    pb = np.concatenate([patch_grid(h, w, stride, (pw * patch_scale, ph * patch_scale), (W, H)), b])
-    emb = embedder_for(None, embedder) if not isinstance(embedder, torch.nn.Module) else embedder
-    if mode == 'exact': E = embed_exact(emb, t, pb, crop)
-    else:
-        sc = resolve_scale(scale, patch_size(b), emb.stride)
-        E = embed_fast(emb, t, pb, feat=feat if sc == 1.0 else None, scale=sc)   # `feat` is a scale-1 map
-    return E[:h * w], (E[h * w:] if each else E[h * w:].mean(0))
-
-def masks_from_embeddings(P: torch.Tensor, fB: torch.Tensor, grid, ks=KS, n_init: int = 4, seed: int = 0,
-                          normalize: bool = False, device=None, exemplars: torch.Tensor | None = None) -> torch.Tensor:
-    """K-means on P ∪ {f_B} for every K in `ks`: → masks len(ks)×h×w bool, 1 = the patch is in f_B's cluster.
-    `normalize` L2-normalises the embeddings first (cosine K-means). `exemplars` (N×C, each exemplar's embedding):
-    the mask also keeps the cluster whose centre is nearest to each exemplar (the union of the exemplars' clusters)."""
-    X = torch.cat([P, fB[None]]).float()
-    if device is not None: X = X.to(device)
-    if normalize: X = F.normalize(X, dim=1)
-    lab, _ = kmeans(X, ks, n_init=n_init, seed=seed)
-    keep = lab[:, :-1] == lab[:, -1:]
-    if exemplars is not None and len(exemplars):
-        E = exemplars.float().to(X.device)
-        if normalize: E = F.normalize(E, dim=1)
-        kmax = max(int(k) for k in ks)
-        oh = F.one_hot(lab, kmax).to(X.dtype)                                    # len(ks)×N×Kmax
-        n = oh.sum(1)
-        C = torch.einsum('bnk,nd->bkd', oh, X) / n.clamp_min(1)[..., None]     # the clusters' centres
-        near = _sqdist(E, C).masked_fill_((n == 0)[:, None], float('inf')).argmin(-1)   # len(ks)×N_ex
-        keep |= (lab[:, :-1, None] == near[:, None]).any(-1)
-    return keep.view(len(ks), *grid).cpu()
-
-def dilate_mask(mask: torch.Tensor, k: int = 1) -> torch.Tensor:
-    "A boolean mask (…×h×w) grown by `k` cells in every direction (8-connected); `k = 0` returns it unchanged."
-    if k <= 0: return mask
-    m = mask.float().reshape(-1, 1, *mask.shape[-2:])
-    return (F.max_pool2d(m, 2 * k + 1, stride=1, padding=k) > 0).reshape(mask.shape)
-
-def smooth_masks(masks, ops=SMOOTHING) -> torch.Tensor:
-    """Grid operations on masks (h×w or M×h×w bool), in the order of `ops` (names, or one string 'close+fill'):
-    'close' (3×3 closing: bridges gaps of one cell), 'fill' (fills holes: cells the mask encloses), 'dilate'
-    (grows the mask by one cell, 3×3)."""
-    if isinstance(ops, str): ops = tuple(o for o in ops.split('+') if o)
-    m = torch.as_tensor(np.asarray(masks)).bool()
-    shape = m.shape
-    m = m.reshape(-1, *shape[-2:])
-    for op in ops or ():
-        if op == 'dilate': m = dilate_mask(m)
-        elif op == 'close': m = ~dilate_mask(~dilate_mask(m))   # erosion of the dilation: outside counts as inside
-        elif op == 'fill':
-            from scipy.ndimage import binary_fill_holes
-            m = torch.from_numpy(np.stack([binary_fill_holes(x) for x in m.numpy()]))
-        else: raise SegcountError(f"unknown mask smoothing {op!r}; choose from {SMOOTHINGS}")
-    return m.reshape(shape)
-
-def kmeans_masks(img, boxes, grid=None, stride: int = 16, ks=SWEEP_KS, mode: str = 'fast', embedder=None,
-                 crop: int = EXEMPLAR_SIZE, scale='auto', n_init: int = 4, seed: int = 0, normalize: bool = False,
-                 feat: torch.Tensor | None = None, patch_scale: float = PATCH_SCALE, clusters: str = CLUSTER_RULE,
-                 smooth=SMOOTHING) -> torch.Tensor:
-    """Steps 1–3 of §3.2 for every K in `ks`: patch grid (patches `patch_scale` × the mean exemplar), embeddings
-    (`mode` 'fast' or 'exact'), K-means on the patches plus f_B → masks len(ks)×h×w bool of f_B's cluster
-    (`clusters='mean'`) or of the union of the exemplars' clusters ('union'), then `smooth_masks(…, smooth)`.
-    Needs no dots (the fixed-K baseline of Table 4 uses it as is)."""
-    if clusters not in CLUSTER_RULES: raise SegcountError(f"unknown cluster rule {clusters!r}; choose one of {CLUSTER_RULES}")
-    t = img if isinstance(img, torch.Tensor) else to_tensor(img)
-    H, W = t.shape[-2:]
-    b = _check_image_boxes((W, H), boxes, stride, max(ks))
-    grid = tuple(grid) if grid is not None else (math.ceil(H / stride), math.ceil(W / stride))
-    emb = embedder_for(None, embedder)
-    P, E = patch_embeddings(t, b, grid, stride, mode, emb, crop, scale, feat, patch_scale, each=True)
-    m = masks_from_embeddings(P, E.mean(0), grid, ks, n_init, seed, normalize, device=_device(emb),
-                              exemplars=E if clusters == 'union' else None)
-    return smooth_masks(m, smooth)
+# patch side ÷ mean exemplar side (§3.2: a patch is as large as the mean exemplar)
+PATCH_SCALE = 1.0
+# f_B's cluster (§3.2), or also the union of the exemplars' clusters
+CLUSTER_RULES = ('mean', 'union')
+# the rule the sweep uses: f_B's cluster plus the cluster nearest each exemplar
+CLUSTER_RULE = 'union'
+# grid operations on a K-means mask before Eq. 5 (`smooth_masks`)
+SMOOTHINGS = ('close', 'fill', 'dilate')
+SMOOTHING = ()   # the ones the sweep applies, in order (none: the raw clusters, as the paper)
 
 # %% ../nbs/20_kmeans_sweep.ipynb #4fef0189
-def two_kind_image(W: int = 384, H: int = 192, size: int = 24, gap: int = 40, seed: int = 0) -> Sample:
-    """A toy `Sample`: red discs on the left half, blue squares on the right half of a grey image; dots and 3
-    exemplar boxes on the discs (a controlled case for tests and pictures)."""
+def two_kind_image(W: int = 384, H: int = 192, size: int = 24, gap: int = 40,
+                   seed: int = 0) -> Sample:
+    """A toy `Sample`: red discs on the left half, blue squares on the right half of a grey
+    image; dots and 3 exemplar boxes on the discs (a controlled case for tests and pictures)."""
     rng = np.random.default_rng(seed)
     im = Image.new('RGB', (W, H), (200, 200, 200))
     d = ImageDraw.Draw(im)
@@ -319,16 +248,147 @@ def two_kind_image(W: int = 384, H: int = 192, size: int = 24, gap: int = 40, se
             cx, cy = x + jx, y + jy
             x1, y1, x2, y2 = cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2
             if cx < W / 2:
-                d.ellipse([x1, y1, x2, y2], fill=(210, 30, 30)); pts.append((cx, cy)); boxes.append((x1, y1, x2, y2))
+                d.ellipse([x1, y1, x2, y2], fill=(210, 30, 30))
+                pts.append((cx, cy)); boxes.append((x1, y1, x2, y2))
             else: d.rectangle([x1, y1, x2, y2], fill=(30, 40, 200))
     ex = np.asarray(boxes, np.float32)[[0, len(boxes) // 2, -1]]
     return Sample('two-kind', im, ex, np.asarray(pts, np.float32), klass='red discs')
 
-# %% ../nbs/20_kmeans_sweep.ipynb #d5960348
+# %% ../nbs/20_kmeans_sweep.ipynb #b3df5936
+def _check_image_boxes(size, boxes, stride: int, kmax: int, name: str = '') -> np.ndarray:
+    "Clear errors for the inputs a sweep cannot use; returns the boxes as float32 N×4."
+    src = f"{name}: " if name else ""
+    W, H = size
+    b = (np.asarray(boxes, np.float32).reshape(-1, 4) if boxes is not None
+         else np.zeros((0, 4), np.float32))
+    if len(b) < 1: raise SegcountError(f"{src}need at least 1 exemplar box, got 0")
+    for k, (x1, y1, x2, y2) in enumerate(b, 1):
+        if not (x2 > x1 and y2 > y1):
+            raise SegcountError(f"{src}exemplar box {k} is empty "
+                                f"({[float(v) for v in (x1, y1, x2, y2)]})")
+        if x2 - x1 > W + 1 or y2 - y1 > H + 1:
+            raise SegcountError(f"{src}exemplar box {k} ({x2 - x1:.0f}x{y2 - y1:.0f}) is larger "
+                                f"than the image ({W}x{H})")
+    pw, ph = patch_size(b)
+    if W < max(pw, stride) or H < max(ph, stride):
+        raise SegcountError(f"{src}image ({W}x{H}) is smaller than one patch "
+                            f"({max(pw, stride):.0f}x{max(ph, stride):.0f})")
+    h, w = math.ceil(H / stride), math.ceil(W / stride)
+    if h * w + 1 < kmax:
+        raise SegcountError(f"{src}image ({W}x{H}) gives only {h * w} patches, "
+                            f"too few for K = {kmax}")
+    return b
+
+# %% ../nbs/20_kmeans_sweep.ipynb #cd200988
+def patch_embeddings(img, boxes, grid=None, stride: int = 16, mode: str = 'fast', embedder=None,
+                     crop: int = EXEMPLAR_SIZE, scale='auto', feat: torch.Tensor | None = None,
+                     patch_scale: float = PATCH_SCALE,
+                     each: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(patch embeddings (h·w)×C, f_B C) for image `img` (3×H×W or PIL) with exemplar `boxes`
+    N×4. `grid` = (h, w) of the similarity map (default ⌈H/stride⌉×⌈W/stride⌉); `crop`: exact
+    mode's crop size; `scale`: fast mode's image scale (see `resolve_scale`); `feat`: a scale-1
+    feature map to reuse; `patch_scale`: patch size ÷ the mean exemplar size; `each`: every
+    exemplar's embedding N×C instead of f_B."""
+    if mode not in MODES:
+        raise SegcountError(f"unknown embedding mode {mode!r}; choose one of {MODES}")
+    if not float(patch_scale) > 0:
+        raise SegcountError(f"patch_scale must be positive, got {patch_scale!r}")
+    t = img if isinstance(img, torch.Tensor) else to_tensor(img)
+    H, W = t.shape[-2:]
+    h, w = grid if grid is not None else (math.ceil(H / stride), math.ceil(W / stride))
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    pw, ph = patch_size(b)
+    pb = np.concatenate([patch_grid(h, w, stride, (pw * patch_scale, ph * patch_scale), (W, H)), b])
+    emb = embedder_for(None, embedder) if not isinstance(embedder, torch.nn.Module) else embedder
+    if mode == 'exact': E = embed_exact(emb, t, pb, crop)
+    else:
+        sc = resolve_scale(scale, patch_size(b), emb.stride)
+        # `feat` is a scale-1 map
+        E = embed_fast(emb, t, pb, feat=feat if sc == 1.0 else None, scale=sc)
+    return E[:h * w], (E[h * w:] if each else E[h * w:].mean(0))
+
+# %% ../nbs/20_kmeans_sweep.ipynb #c728c75c
+def masks_from_embeddings(P: torch.Tensor, fB: torch.Tensor, grid, ks=KS, n_init: int = 4,
+                          seed: int = 0, normalize: bool = False, device=None,
+                          exemplars: torch.Tensor | None = None) -> torch.Tensor:
+    """K-means on P ∪ {f_B} for every K in `ks`: → masks len(ks)×h×w bool, 1 = the patch is in
+    f_B's cluster. `normalize` L2-normalises the embeddings first (cosine K-means). `exemplars`
+    (N×C, each exemplar's embedding): the mask also keeps the cluster whose centre is nearest to
+    each exemplar (the union of the exemplars' clusters)."""
+    X = torch.cat([P, fB[None]]).float()
+    if device is not None: X = X.to(device)
+    if normalize: X = F.normalize(X, dim=1)
+    lab, _ = kmeans(X, ks, n_init=n_init, seed=seed)
+    keep = lab[:, :-1] == lab[:, -1:]
+    if exemplars is not None and len(exemplars):
+        E = exemplars.float().to(X.device)
+        if normalize: E = F.normalize(E, dim=1)
+        kmax = max(int(k) for k in ks)
+        oh = F.one_hot(lab, kmax).to(X.dtype)                                  # len(ks)×N×Kmax
+        n = oh.sum(1)
+        C = torch.einsum('bnk,nd->bkd', oh, X) / n.clamp_min(1)[..., None]   # the clusters' centres
+        # len(ks)×N_ex
+        near = _sqdist(E, C).masked_fill_((n == 0)[:, None], float('inf')).argmin(-1)
+        keep |= (lab[:, :-1, None] == near[:, None]).any(-1)
+    return keep.view(len(ks), *grid).cpu()
+
+# %% ../nbs/20_kmeans_sweep.ipynb #f3691e6b
+def dilate_mask(mask: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """A boolean mask (…×h×w) grown by `k` cells in every direction (8-connected); `k = 0`
+    returns it unchanged."""
+    if k <= 0: return mask
+    m = mask.float().reshape(-1, 1, *mask.shape[-2:])
+    return (F.max_pool2d(m, 2 * k + 1, stride=1, padding=k) > 0).reshape(mask.shape)
+
+# %% ../nbs/20_kmeans_sweep.ipynb #e669e99d
+def smooth_masks(masks, ops=SMOOTHING) -> torch.Tensor:
+    """Grid operations on masks (h×w or M×h×w bool), in the order of `ops` (names, or one string
+    'close+fill'): 'close' (3×3 closing: bridges gaps of one cell), 'fill' (fills holes: cells
+    the mask encloses), 'dilate' (grows the mask by one cell, 3×3)."""
+    if isinstance(ops, str): ops = tuple(o for o in ops.split('+') if o)
+    m = torch.as_tensor(np.asarray(masks)).bool()
+    shape = m.shape
+    m = m.reshape(-1, *shape[-2:])
+    for op in ops or ():
+        if op == 'dilate': m = dilate_mask(m)
+        # erosion of the dilation: outside counts as in
+        elif op == 'close': m = ~dilate_mask(~dilate_mask(m))
+        elif op == 'fill':
+            from scipy.ndimage import binary_fill_holes
+            m = torch.from_numpy(np.stack([binary_fill_holes(x) for x in m.numpy()]))
+        else: raise SegcountError(f"unknown mask smoothing {op!r}; choose from {SMOOTHINGS}")
+    return m.reshape(shape)
+
+# %% ../nbs/20_kmeans_sweep.ipynb #372cfa98
+def kmeans_masks(img, boxes, grid=None, stride: int = 16, ks=SWEEP_KS, mode: str = 'fast',
+                 embedder=None, crop: int = EXEMPLAR_SIZE, scale='auto', n_init: int = 4,
+                 seed: int = 0, normalize: bool = False, feat: torch.Tensor | None = None,
+                 patch_scale: float = PATCH_SCALE, clusters: str = CLUSTER_RULE,
+                 smooth=SMOOTHING) -> torch.Tensor:
+    """Steps 1–3 of §3.2 for every K in `ks`: patch grid (patches `patch_scale` × the mean
+    exemplar), embeddings (`mode` 'fast' or 'exact'), K-means on the patches plus f_B → masks
+    len(ks)×h×w bool of f_B's cluster (`clusters='mean'`) or of the union of the exemplars'
+    clusters ('union'), then `smooth_masks(…, smooth)`. Needs no dots (the fixed-K baseline of
+    Table 4 uses it as is)."""
+    if clusters not in CLUSTER_RULES:
+        raise SegcountError(f"unknown cluster rule {clusters!r}; choose one of {CLUSTER_RULES}")
+    t = img if isinstance(img, torch.Tensor) else to_tensor(img)
+    H, W = t.shape[-2:]
+    b = _check_image_boxes((W, H), boxes, stride, max(ks))
+    grid = tuple(grid) if grid is not None else (math.ceil(H / stride), math.ceil(W / stride))
+    emb = embedder_for(None, embedder)
+    P, E = patch_embeddings(t, b, grid, stride, mode, emb, crop, scale, feat, patch_scale,
+                            each=True)
+    m = masks_from_embeddings(P, E.mean(0), grid, ks, n_init, seed, normalize, device=_device(emb),
+                              exemplars=E if clusters == 'union' else None)
+    return smooth_masks(m, smooth)
+
+# %% ../nbs/20_kmeans_sweep.ipynb #4a8d5895
 def _num(v) -> float | None:
     "A float for JSON (NaN → None)."
     return None if v is None or v != v else float(v)
 
+# %% ../nbs/20_kmeans_sweep.ipynb #d5960348
 @dataclass
 class PseudoLabel:
     "The result of a K sweep on one image (mask on the similarity-map grid, h×w)."
@@ -342,7 +402,7 @@ class PseudoLabel:
     gt_count: float          # number of dots
     count_nomask: float      # the counter without a mask
     error_nomask: float      # ||D − D*||² without a mask
-    size: tuple = (0, 0)     # (W, H) of the image the mask belongs to (the counter's input, see `sweep_height`)
+    size: tuple = (0, 0)     # (W, H) of the mask's image (the counter's input, see `sweep_height`)
     stride: int = 16
     mode: str = 'fast'
     seconds: float = 0.0
@@ -355,58 +415,74 @@ class PseudoLabel:
 
     def record(self) -> dict:
         "JSON-able summary (what the split manifest stores per image)."
-        return dict(k=int(self.k), ks=[int(k) for k in self.ks], errors=[float(e) for e in self.errors],
-                    counts=[float(c) for c in self.counts], gt_count=float(self.gt_count),
-                    count_nomask=_num(self.count_nomask), error_nomask=_num(self.error_nomask),
-                    shape=list(self.mask.shape), size=[int(v) for v in self.size], stride=int(self.stride),
-                    mode=self.mode, seconds=round(float(self.seconds), 4))
+        return dict(k=int(self.k), ks=[int(k) for k in self.ks],
+                    errors=[float(e) for e in self.errors], counts=[float(c) for c in self.counts],
+                    gt_count=float(self.gt_count), count_nomask=_num(self.count_nomask),
+                    error_nomask=_num(self.error_nomask), shape=list(self.mask.shape),
+                    size=[int(v) for v in self.size], stride=int(self.stride), mode=self.mode,
+                    seconds=round(float(self.seconds), 4))
 
     def __repr__(self):
-        return (f"PseudoLabel({self.name!r}, K*={self.k}, counts={[round(c, 1) for c in self.counts]}, "
-                f"gt={self.gt_count:g}, no mask={self.count_nomask:.1f}, mask {self.mask.shape}, {self.mode})")
+        return (f"PseudoLabel({self.name!r}, K*={self.k}, "
+                f"counts={[round(c, 1) for c in self.counts]}, gt={self.gt_count:g}, "
+                f"no mask={self.count_nomask:.1f}, mask {self.mask.shape}, {self.mode})")
 
-# %% ../nbs/20_kmeans_sweep.ipynb #e0ce8aa8
-SWEEP_HEIGHT = MODEL_HEIGHT   # the sweep's image height: the paper's 384 ('counter', the counter's own resize rule, measured no better)
+# %% ../nbs/20_kmeans_sweep.ipynb #c36e7460
+# The sweep's image height: the paper's 384 ('counter', the counter's own resize rule, measured no
+# better)
+SWEEP_HEIGHT = MODEL_HEIGHT
 
 def sweep_height(sample: Sample, counter: Counter | None = None, height=SWEEP_HEIGHT) -> int | None:
-    """The height the sweep resizes `sample` to: `height` itself (an int, or None = as is), or for 'counter' the
-    counter's resize rule (`data.model_height` with `resize_rule(counter.config)`: 384 for a counter without one)."""
+    """The height the sweep resizes `sample` to: `height` itself (an int, or None = as is), or
+    for 'counter' the counter's resize rule (`data.model_height` with
+    `resize_rule(counter.config)`: 384 for a counter without one)."""
     if height != 'counter': return height
-    return model_height(sample.size, sample.boxes, MODEL_HEIGHT, **resize_rule(getattr(counter, 'config', None) or {}))
+    return model_height(sample.size, sample.boxes, MODEL_HEIGHT,
+                        **resize_rule(getattr(counter, 'config', None) or {}))
 
-def prepare_sample(sample: Sample, height: int | None = MODEL_HEIGHT, stride: int = 16, kmax: int = max(SWEEP_KS),
-                   need_dots: bool = True) -> Sample:
-    "`sample` resized to the counter's `height` (None: as is), checked for what a sweep needs (clear `SegcountError`s)."
+# %% ../nbs/20_kmeans_sweep.ipynb #34057b95
+def prepare_sample(sample: Sample, height: int | None = MODEL_HEIGHT, stride: int = 16,
+                   kmax: int = max(SWEEP_KS), need_dots: bool = True) -> Sample:
+    """`sample` resized to the counter's `height` (None: as is), checked for what a sweep needs
+    (clear `SegcountError`s)."""
     name = sample.name
     W0, H0 = sample.size
-    b = np.asarray(sample.boxes, np.float32).reshape(-1, 4) if sample.boxes is not None else np.zeros((0, 4))
+    b = (np.asarray(sample.boxes, np.float32).reshape(-1, 4) if sample.boxes is not None
+         else np.zeros((0, 4)))
     if len(b) < 1: raise SegcountError(f"{name}: need at least 1 exemplar box, got 0")
     for k, (x1, y1, x2, y2) in enumerate(b, 1):   # before resizing, in the user's pixels
         if x2 - x1 > W0 + 1 or y2 - y1 > H0 + 1:
-            raise SegcountError(f"{name}: exemplar box {k} ({x2 - x1:.0f}x{y2 - y1:.0f}) is larger than the image ({W0}x{H0})")
+            raise SegcountError(f"{name}: exemplar box {k} ({x2 - x1:.0f}x{y2 - y1:.0f}) is larger "
+                                f"than the image ({W0}x{H0})")
     if W0 < stride or H0 < stride:
-        raise SegcountError(f"{name}: image ({W0}x{H0}) is smaller than one patch ({stride}x{stride} pixels)")
+        raise SegcountError(f"{name}: image ({W0}x{H0}) is smaller than one patch "
+                            f"({stride}x{stride} pixels)")
     if need_dots and (sample.points is None or len(np.asarray(sample.points).reshape(-1, 2)) == 0):
         raise SegcountError(f"{name}: no annotated dots; Eq. 5 needs the ground-truth density")
     s = sample if height is None or H0 == height else resize_sample(sample, height)
     _check_image_boxes(s.size, s.boxes, stride, kmax, name)
     return s
 
+# %% ../nbs/20_kmeans_sweep.ipynb #4288d55c
 def _target_density(s: Sample) -> np.ndarray:
     "D* for sample `s` (its density map if it has one, else Gaussians on the dots)."
-    if s.density is not None and s.density.shape == (s.size[1], s.size[0]): return s.density.astype(np.float32)
+    if s.density is not None and s.density.shape == (s.size[1], s.size[0]):
+        return s.density.astype(np.float32)
     return density_from_points(s.points, s.size, boxes=s.boxes)
 
+# %% ../nbs/20_kmeans_sweep.ipynb #e0ce8aa8
 @torch.no_grad()
-def kmeans_sweep(sample: Sample, counter: Counter, ks=SWEEP_KS, mode: str = 'fast', embedder=None, crop: int = EXEMPLAR_SIZE,
-                 scale='auto', n_init: int = 4, seed: int = 0, delta: float | None = None,
-                 normalize: bool = False, height: int | str | None = SWEEP_HEIGHT, keep: bool = False,
-                 nomask: bool = True, patch_scale: float = PATCH_SCALE, clusters: str = CLUSTER_RULE,
-                 smooth=SMOOTHING, masks: torch.Tensor | None = None) -> PseudoLabel:
-    """Pseudo-label one image (§3.2): K-means masks for every K in `ks` (`kmeans_masks`; or the given `masks`,
-    len(ks)×h×w), Eq. 4 with δ (`delta`, default the counter's), the counter's densities in one batch, K* by
-    Eq. 5. The image is resized to `sweep_height(sample, counter, height)`. `nomask` adds the unmasked counter to
-    the batch (for `count_nomask`); `keep` also stores densities and S."""
+def kmeans_sweep(sample: Sample, counter: Counter, ks=SWEEP_KS, mode: str = 'fast', embedder=None,
+                 crop: int = EXEMPLAR_SIZE, scale='auto', n_init: int = 4, seed: int = 0,
+                 delta: float | None = None, normalize: bool = False,
+                 height: int | str | None = SWEEP_HEIGHT, keep: bool = False, nomask: bool = True,
+                 patch_scale: float = PATCH_SCALE, clusters: str = CLUSTER_RULE, smooth=SMOOTHING,
+                 masks: torch.Tensor | None = None) -> PseudoLabel:
+    """Pseudo-label one image (§3.2): K-means masks for every K in `ks` (`kmeans_masks`; or the
+    given `masks`, len(ks)×h×w), Eq. 4 with δ (`delta`, default the counter's), the counter's
+    densities in one batch, K* by Eq. 5. The image is resized to `sweep_height(sample, counter,
+    height)`. `nomask` adds the unmasked counter to the batch (for `count_nomask`); `keep` also
+    stores densities and S."""
     t0 = time.perf_counter()
     ks = [int(k) for k in ks]
     counter.eval()
@@ -415,66 +491,78 @@ def kmeans_sweep(sample: Sample, counter: Counter, ks=SWEEP_KS, mode: str = 'fas
     dev = counter.device
     img = to_tensor(s.image).to(dev)
     H, W = img.shape[-2:]
-    raw = counter.backbone_image(img[None])                             # the one backbone pass of the counter
+    raw = counter.backbone_image(img[None])   # the one backbone pass of the counter
     feat = counter.image_features(raw=raw)
     vec = counter.exemplar_vector(crop_exemplars(img, s.boxes, EXEMPLAR_SIZE)[None])
-    S = counter.similarity(feat, vec)                                   # 1×1×h×w
+    S = counter.similarity(feat, vec)                                # 1×1×h×w
     h, w = S.shape[-2:]
     emb = embedder_for(counter, embedder)
     if _device(emb) != torch.device(dev): emb = emb.to(dev)
-    same_pass = resolve_scale(scale, patch_size(s.boxes), r) == 1.0 and emb is getattr(counter, 'backbone', None)
-    shared = raw if (mode == 'fast' and same_pass) else None          # reuse the counter's backbone pass
+    same_pass = (resolve_scale(scale, patch_size(s.boxes), r) == 1.0
+                 and emb is getattr(counter, 'backbone', None))
+    shared = raw if (mode == 'fast' and same_pass) else None   # reuse the counter's backbone pass
     if masks is None:
-        masks = kmeans_masks(img, s.boxes, (h, w), r, ks, mode, emb, crop, scale, n_init, seed, normalize, feat=shared,
-                             patch_scale=patch_scale, clusters=clusters, smooth=smooth)
+        masks = kmeans_masks(img, s.boxes, (h, w), r, ks, mode, emb, crop, scale, n_init, seed,
+                             normalize, feat=shared, patch_scale=patch_scale, clusters=clusters,
+                             smooth=smooth)
     masks = torch.as_tensor(masks).bool().cpu()
     if tuple(masks.shape) != (len(ks), h, w):
-        raise SegcountError(f"{s.name}: masks are {tuple(masks.shape)}, the sweep needs {(len(ks), h, w)}")
-    M = torch.cat([masks, torch.ones(int(nomask), h, w, dtype=torch.bool)]).to(dev)[:, None]   # (+ "no mask")
+        raise SegcountError(f"{s.name}: masks are {tuple(masks.shape)}, "
+                            f"the sweep needs {(len(ks), h, w)}")
+    # + "no mask"
+    M = torch.cat([masks, torch.ones(int(nomask), h, w, dtype=torch.bool)]).to(dev)[:, None]
     n, nk = len(M), len(ks)
-    Sk = counter.apply_mask(S.expand(n, -1, -1, -1), M, delta)          # Eq. 4
+    Sk = counter.apply_mask(S.expand(n, -1, -1, -1), M, delta)       # Eq. 4
     D = counter.regress(feat.expand(n, -1, -1, -1), Sk, size=(H, W), mask=M)[:, 0].float()
     Dstar = torch.from_numpy(_target_density(s)).to(D.device)
-    err = (D - Dstar).pow(2).sum((1, 2)).cpu()                          # ||D_k − D*||², Eq. 5
+    err = (D - Dstar).pow(2).sum((1, 2)).cpu()                       # ||D_k − D*||², Eq. 5
     counts = D.sum((1, 2)).cpu()
     i = int(err[:nk].argmin())
     m = masks.numpy()
     nan = float('nan')
-    return PseudoLabel(name=s.name, ks=ks, k=ks[i], mask=m[i].copy(), masks=m, errors=err[:nk].tolist(),
-                       counts=counts[:nk].tolist(), gt_count=float(len(s.points)),
-                       count_nomask=float(counts[nk]) if nomask else nan, error_nomask=float(err[nk]) if nomask else nan,
+    return PseudoLabel(name=s.name, ks=ks, k=ks[i], mask=m[i].copy(), masks=m,
+                       errors=err[:nk].tolist(), counts=counts[:nk].tolist(),
+                       gt_count=float(len(s.points)),
+                       count_nomask=float(counts[nk]) if nomask else nan,
+                       error_nomask=float(err[nk]) if nomask else nan,
                        size=(int(W), int(H)), stride=r, mode=mode, seconds=time.perf_counter() - t0,
                        densities=D[:nk].cpu().numpy() if keep else None,
                        density_nomask=D[nk].cpu().numpy() if keep and nomask else None,
                        similarity=S[0, 0].cpu().numpy() if keep else None)
 
-# %% ../nbs/20_kmeans_sweep.ipynb #b4d15479
-THRESHOLDS = (0.2, 0.4, 0.6, 0.8)
-
+# %% ../nbs/20_kmeans_sweep.ipynb #215f4a4a
 def normalise_map(S) -> torch.Tensor:
     "Min–max normalisation of a map to [0, 1] (a constant map becomes all ones)."
     S = torch.as_tensor(S).float()
     lo, hi = S.min(), S.max()
     return torch.ones_like(S) if hi - lo <= 1e-12 else (S - lo) / (hi - lo)
 
+# %% ../nbs/20_kmeans_sweep.ipynb #b4d15479
+THRESHOLDS = (0.2, 0.4, 0.6, 0.8)
+
 def similarity_masks(S, thresholds=THRESHOLDS) -> torch.Tensor:
-    "Binarised normalised similarity map (§5.1): S h×w → len(thresholds)×h×w bool, 1 where S_norm >= t."
+    """Binarised normalised similarity map (§5.1): S h×w → len(thresholds)×h×w bool, 1 where
+    S_norm >= t."""
     Sn = normalise_map(S).squeeze()
     return torch.stack([Sn >= t for t in thresholds])
 
+# %% ../nbs/20_kmeans_sweep.ipynb #8c14d0da
 @torch.no_grad()
-def imagenet_similarity(img, boxes, embedder=None, exemplar_size: int = EXEMPLAR_SIZE) -> torch.Tensor:
-    """§5.1's similarity map from ImageNet features: the image's feature map correlated with each exemplar's
-    pooled features (crops at `exemplar_size`), averaged over exemplars → h×w (CPU)."""
+def imagenet_similarity(img, boxes, embedder=None,
+                        exemplar_size: int = EXEMPLAR_SIZE) -> torch.Tensor:
+    """§5.1's similarity map from ImageNet features: the image's feature map correlated with each
+    exemplar's pooled features (crops at `exemplar_size`), averaged over exemplars → h×w (CPU)."""
     t = img if isinstance(img, torch.Tensor) else to_tensor(img)
     emb = embedder_for(None, embedder)
     fmap = image_feature_map(emb, t)[0].float()                         # C×h×w
     ex = embed_exact(emb, t, boxes, exemplar_size)                      # N×C
     return torch.einsum('chw,nc->nhw', fmap.cpu(), ex).mean(0)
 
+# %% ../nbs/20_kmeans_sweep.ipynb #94116452
 def dot_box_mask(points, patch_wh, grid, stride: int = 16) -> torch.Tensor:
-    """§5.1's dot annotation masks: a box of size `patch_wh` centred at every dot, rasterised to the h×w grid
-    (cell (i, j) covers [j·r, (j+1)·r) × [i·r, (i+1)·r)); a cell is 1 if any box overlaps it."""
+    """§5.1's dot annotation masks: a box of size `patch_wh` centred at every dot, rasterised to
+    the h×w grid (cell (i, j) covers [j·r, (j+1)·r) × [i·r, (i+1)·r)); a cell is 1 if any box
+    overlaps it."""
     h, w = grid
     p = torch.as_tensor(np.asarray(points, np.float32).reshape(-1, 2))
     if len(p) == 0: return torch.zeros(h, w, dtype=torch.bool)
@@ -487,18 +575,24 @@ def dot_box_mask(points, patch_wh, grid, stride: int = 16) -> torch.Tensor:
     cy = (y1 < rows + stride) & (y2 > rows)                             # M×h
     return (cy[:, :, None] & cx[:, None, :]).any(0)
 
-def fixed_k_mask(sample: Sample, k: int = 5, counter: Counter | None = None, mode: str = 'fast', embedder=None,
-                 height: int | str | None = SWEEP_HEIGHT, **kw) -> torch.Tensor:
-    "Table 4's baseline: the K-means mask at one fixed `k` (no dots needed) → h×w bool (`height`: see `sweep_height`)."
+# %% ../nbs/20_kmeans_sweep.ipynb #5d4a736d
+def fixed_k_mask(sample: Sample, k: int = 5, counter: Counter | None = None, mode: str = 'fast',
+                 embedder=None, height: int | str | None = SWEEP_HEIGHT, **kw) -> torch.Tensor:
+    """Table 4's baseline: the K-means mask at one fixed `k` (no dots needed) → h×w bool
+    (`height`: see `sweep_height`)."""
     stride = counter.stride if counter is not None else 16
     s = prepare_sample(sample, sweep_height(sample, counter, height), stride, k, need_dots=False)
-    return kmeans_masks(s.image, s.boxes, None, stride, (k,), mode, embedder_for(counter, embedder), **kw)[0]
+    return kmeans_masks(s.image, s.boxes, None, stride, (k,), mode, embedder_for(counter, embedder),
+                        **kw)[0]
 
+# %% ../nbs/20_kmeans_sweep.ipynb #c8f34bf0
 @torch.no_grad()
 def counts_with_masks(sample: Sample, counter: Counter, masks, delta: float | None = None,
                       height: int | str | None = SWEEP_HEIGHT) -> torch.Tensor:
-    "The counter's count with each of `masks` (M×h×w, None rows = no mask not allowed) as one batch → M counts."
-    s = prepare_sample(sample, sweep_height(sample, counter, height), counter.stride, 1, need_dots=False)
+    """The counter's count with each of `masks` (M×h×w, None rows = no mask not allowed) as one
+    batch → M counts."""
+    s = prepare_sample(sample, sweep_height(sample, counter, height), counter.stride, 1,
+                       need_dots=False)
     img = to_tensor(s.image).to(counter.device)
     feat = counter.image_features(img[None])
     vec = counter.exemplar_vector(crop_exemplars(img, s.boxes, EXEMPLAR_SIZE)[None])
@@ -506,14 +600,18 @@ def counts_with_masks(sample: Sample, counter: Counter, masks, delta: float | No
     M = torch.as_tensor(masks).bool().to(counter.device)
     M = M[None] if M.ndim == 2 else M
     n = len(M)
-    D = counter.regress(feat.expand(n, -1, -1, -1), counter.apply_mask(S.expand(n, -1, -1, -1), M[:, None], delta),
+    D = counter.regress(feat.expand(n, -1, -1, -1),
+                        counter.apply_mask(S.expand(n, -1, -1, -1), M[:, None], delta),
                         size=tuple(img.shape[-2:]), mask=M[:, None])
     return D.float().sum((1, 2, 3)).cpu()
 
-def ablation_masks(sample: Sample, counter: Counter, ks=KS, thresholds=THRESHOLDS, mode: str = 'fast',
-                   embedder=None, pseudo: PseudoLabel | None = None, height: int | str | None = SWEEP_HEIGHT) -> dict:
-    """Every pseudo mask of Tables 3–4 for one image → {name: h×w bool}: 'sim@t' (ImageNet similarity
-    thresholds), 'dots', 'K=k' (fixed K, for k in `ks`: the paper's 2..6), 'K*' (Eq. 5 over `ks`; from `pseudo` if given)."""
+# %% ../nbs/20_kmeans_sweep.ipynb #302156c3
+def ablation_masks(sample: Sample, counter: Counter, ks=KS, thresholds=THRESHOLDS,
+                   mode: str = 'fast', embedder=None, pseudo: PseudoLabel | None = None,
+                   height: int | str | None = SWEEP_HEIGHT) -> dict:
+    """Every pseudo mask of Tables 3–4 for one image → {name: h×w bool}: 'sim@t' (ImageNet
+    similarity thresholds), 'dots', 'K=k' (fixed K, for k in `ks`: the paper's 2..6), 'K*' (Eq. 5
+    over `ks`; from `pseudo` if given)."""
     s = prepare_sample(sample, sweep_height(sample, counter, height), counter.stride, max(ks))
     emb = embedder_for(counter, embedder)
     pl = pseudo if pseudo is not None else kmeans_sweep(s, counter, ks, mode, emb, height=None)
@@ -526,15 +624,14 @@ def ablation_masks(sample: Sample, counter: Counter, ks=KS, thresholds=THRESHOLD
     out['K*'] = torch.as_tensor(pl.mask)
     return out
 
-# %% ../nbs/20_kmeans_sweep.ipynb #b59aebf3
-MANIFEST_FORMAT = 'segcount-pseudolabels/1'
-
+# %% ../nbs/20_kmeans_sweep.ipynb #ac93aa45
 def _stems(names: list) -> dict:
     "File stem per image name ('3.jpg' → '3'); the full name, made safe, where stems collide."
     stems = [Path(n).stem for n in names]
     dup = {s for s in stems if stems.count(s) > 1}
     return {n: (safe_name(n) if s in dup else s) for n, s in zip(names, stems)}
 
+# %% ../nbs/20_kmeans_sweep.ipynb #59e317b3
 def _save_result(pl: PseudoLabel, out: Path, stem: str, save_all: bool) -> dict:
     "Write the mask (and all K masks) then the record, atomically; return the record."
     rec = pl.record()
@@ -546,6 +643,7 @@ def _save_result(pl: PseudoLabel, out: Path, stem: str, save_all: bool) -> dict:
     with atomic_write(out / 'records' / f'{stem}.json', 'w') as f: json.dump(rec, f)
     return rec
 
+# %% ../nbs/20_kmeans_sweep.ipynb #14fcc8bc
 def _done(out: Path, stem: str) -> dict | None:
     "The record of a finished image (mask and record present and readable), else None."
     m, r = out / 'masks' / f'{stem}.npy', out / 'records' / f'{stem}.json'
@@ -553,50 +651,34 @@ def _done(out: Path, stem: str) -> dict | None:
     try: return json.loads(r.read_text())
     except (OSError, json.JSONDecodeError): return None
 
+# %% ../nbs/20_kmeans_sweep.ipynb #012ff5ce
 _W = {}   # per-process state of a worker
 
 def _worker_init(root, split, out, counter, kw):
     torch.set_num_threads(1)
     _W.update(ds=FSC147(root, split, density=True), out=Path(out), counter=counter.eval(), kw=kw)
 
-def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mode: str = 'fast',
-                      workers: int = 0, resume: bool = True, ks=SWEEP_KS, embedder=None, crop: int = EXEMPLAR_SIZE,
-                      scale='auto', n_init: int = 4, seed: int = 0, delta: float | None = None, save_all: bool = False,
-                      limit: int | None = None, progress: bool = True, device: str | None = None) -> dict:
-    """Pseudo masks (§3.2) for every image of `split` of the FSC-147-layout folder `root`, written under
-    `out_dir` (masks/, records/, manifest.json). `counter`: a `Counter`, a weights file, or None (the default
-    model), loaded on `device` (default: CUDA when present; worker processes use the CPU). Returns the manifest."""
-    if mode not in MODES: raise SegcountError(f"unknown embedding mode {mode!r}; choose one of {MODES}")
-    if out_dir is None: raise SegcountError("pseudolabel_split: out_dir is required")
-    out = Path(out_dir)
-    ds = FSC147(root, split, density=True)
-    names = ds.names[:limit] if limit is not None else list(ds.names)
-    stems = _stems(names)
-    for d in ('masks', 'records') + (('masks_all',) if save_all else ()): (out / d).mkdir(parents=True, exist_ok=True)
-    if device is None: device = 'cuda' if torch.cuda.is_available() and not workers else 'cpu'
-    counter, desc = resolve_counter(counter, device)
-    emb = embedder_for(counter, embedder)
-    kw = dict(ks=tuple(ks), mode=mode, crop=crop, scale=scale, n_init=n_init, seed=seed, delta=delta)
-    records, failed, todo, t0 = {}, {}, [], time.perf_counter()
-    for n in names:
-        rec = _done(out, stems[n]) if resume else None
-        if rec is not None: records[n] = rec
-        else: todo.append(n)
-    n_skipped = len(records)
-    bar = tqdm(total=len(names), initial=n_skipped, desc=f'pseudolabel {split}', unit='img', file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+# %% ../nbs/20_kmeans_sweep.ipynb #9292dfef
+def _worker_task(name: str, stem: str, save_all: bool):
+    """Worker task: sweep image `name`, write its files; (name, record, None) or (name, None,
+    reason)."""
+    try:
+        pl = kmeans_sweep(_W['ds'][name], _W['counter'], **_W['kw'])
+        return name, _save_result(pl, _W['out'], stem, save_all), None
+    except Exception as e:   # a failed image never stops the run
+        return name, None, one_line(e, with_type=True)
 
-    def finish(name, rec, err):
-        if rec is not None: records[name] = rec
-        else: failed[name] = err
-        bar.update(1)
-        bar.set_postfix(failed=len(failed), refresh=False)
-
+# %% ../nbs/20_kmeans_sweep.ipynb #19958ada
+def _sweep_images(todo: list, finish, ds, counter: Counter, emb, kw: dict, out: Path, stems: dict,
+                  save_all: bool, workers: int, root, split: str) -> None:
+    """Sweep every image named in `todo` and write its files, here or in `workers` spawned
+    processes; `finish(name, record, reason)` after each (a failed image never stops the run)."""
     if workers and workers > 0 and len(todo) > 1:
-        ctx = mp.get_context('spawn')   # no fork after torch threads started; workers run on the CPU
+        ctx = mp.get_context('spawn')  # no fork after torch threads started; workers run on the CPU
         wkw = dict(kw, embedder=None if emb is getattr(counter, 'backbone', None) else emb)
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(str(root), split, str(out), copy.deepcopy(counter).cpu(), wkw)) as ex:
+                                 initargs=(str(root), split, str(out), copy.deepcopy(counter).cpu(),
+                                           wkw)) as ex:
             futs = [ex.submit(_worker_task, n, stems[n], save_all) for n in todo]
             for f in as_completed(futs): finish(*f.result())
     else:
@@ -606,99 +688,127 @@ def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mo
                 finish(n, _save_result(pl, out, stems[n], save_all), None)
             except Exception as e:   # a failed image never stops the run
                 finish(n, None, one_line(e, with_type=True))
+
+# %% ../nbs/20_kmeans_sweep.ipynb #b59aebf3
+MANIFEST_FORMAT = 'segcount-pseudolabels/1'
+
+def pseudolabel_split(root, split: str = 'train', out_dir=None, counter=None, mode: str = 'fast',
+                      workers: int = 0, resume: bool = True, ks=SWEEP_KS, embedder=None,
+                      crop: int = EXEMPLAR_SIZE, scale='auto', n_init: int = 4, seed: int = 0,
+                      delta: float | None = None, save_all: bool = False, limit: int | None = None,
+                      progress: bool = True, device: str | None = None) -> dict:
+    """Pseudo masks (§3.2) for every image of `split` of the FSC-147-layout folder `root`,
+    written under `out_dir` (masks/, records/, manifest.json). `counter`: a `Counter`, a weights
+    file, or None (the default model), loaded on `device` (default: CUDA when present; worker
+    processes use the CPU). Returns the manifest."""
+    if mode not in MODES:
+        raise SegcountError(f"unknown embedding mode {mode!r}; choose one of {MODES}")
+    if out_dir is None: raise SegcountError("pseudolabel_split: out_dir is required")
+    out = Path(out_dir)
+    ds = FSC147(root, split, density=True)
+    names = ds.names[:limit] if limit is not None else list(ds.names)
+    stems = _stems(names)
+    for d in ('masks', 'records') + (('masks_all',) if save_all else ()):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    if device is None: device = 'cuda' if torch.cuda.is_available() and not workers else 'cpu'
+    counter, desc = resolve_counter(counter, device)
+    emb = embedder_for(counter, embedder)
+    kw = dict(ks=tuple(ks), mode=mode, crop=crop, scale=scale, n_init=n_init, seed=seed,
+              delta=delta)
+    records, failed, todo, t0 = {}, {}, [], time.perf_counter()
+    for n in names:
+        rec = _done(out, stems[n]) if resume else None
+        if rec is not None: records[n] = rec
+        else: todo.append(n)
+    n_skipped = len(records)
+    bar = tqdm(total=len(names), initial=n_skipped, desc=f'pseudolabel {split}', unit='img',
+               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+
+    def finish(name, rec, err):
+        if rec is not None: records[name] = rec
+        else: failed[name] = err
+        bar.update(1)
+        bar.set_postfix(failed=len(failed), refresh=False)
+
+    _sweep_images(todo, finish, ds, counter, emb, kw, out, stems, save_all, workers, root, split)
     bar.close()
     ks_done = [r['k'] for r in records.values()]
-    manifest = dict(format=MANIFEST_FORMAT, root=str(root), split=split, mode=mode, ks=[int(k) for k in ks],
-                    crop=crop if mode == 'exact' else None, scale=scale if mode == 'fast' else None, n_init=n_init, seed=seed,
-                    delta=counter.delta if delta is None else delta, height=SWEEP_HEIGHT, patch_scale=PATCH_SCALE,
-                    clusters=CLUSTER_RULE, smooth=list(SMOOTHING), counter=desc,
-                    counter_config=getattr(counter, 'config', None), embedder=getattr(emb, 'name', type(emb).__name__),
-                    n_images=len(names), n_done=len(records), n_failed=len(failed), n_skipped=n_skipped,
-                    k_histogram={str(k): ks_done.count(k) for k in ks}, seconds=round(time.perf_counter() - t0, 2),
+    manifest = dict(format=MANIFEST_FORMAT, root=str(root), split=split, mode=mode,
+                    ks=[int(k) for k in ks], crop=crop if mode == 'exact' else None,
+                    scale=scale if mode == 'fast' else None, n_init=n_init, seed=seed,
+                    delta=counter.delta if delta is None else delta, height=SWEEP_HEIGHT,
+                    patch_scale=PATCH_SCALE, clusters=CLUSTER_RULE, smooth=list(SMOOTHING),
+                    counter=desc, counter_config=getattr(counter, 'config', None),
+                    embedder=getattr(emb, 'name', type(emb).__name__), n_images=len(names),
+                    n_done=len(records), n_failed=len(failed), n_skipped=n_skipped,
+                    k_histogram={str(k): ks_done.count(k) for k in ks},
+                    seconds=round(time.perf_counter() - t0, 2),
                     images={n: records[n] for n in names if n in records}, failed=failed)
     with atomic_write(out / 'manifest.json', 'w') as f: json.dump(manifest, f, indent=1)
     return manifest
 
-def _worker_task(name: str, stem: str, save_all: bool):
-    "Worker task: sweep image `name`, write its files; (name, record, None) or (name, None, reason)."
-    try:
-        pl = kmeans_sweep(_W['ds'][name], _W['counter'], **_W['kw'])
-        return name, _save_result(pl, _W['out'], stem, save_all), None
-    except Exception as e:   # a failed image never stops the run
-        return name, None, one_line(e, with_type=True)
-
-# %% ../nbs/20_kmeans_sweep.ipynb #e3779029
+# %% ../nbs/20_kmeans_sweep.ipynb #02f698da
 def _bench_samples(root, n_images: int, split: str | None = None) -> list:
-    "The first `n_images` samples of `root`: a groups file, a folder with groups.json, or an FSC-147 folder."
+    """The first `n_images` samples of `root`: a groups file, a folder with groups.json, or an
+    FSC-147 folder."""
     p = Path(root)
     if p.is_file(): ds = read_groups(p)
     elif (p / 'groups.json').is_file(): ds = read_groups(p / 'groups.json')
     elif p.is_dir(): ds = FSC147(p, split)
-    else: raise SegcountError(f"{p}: no such file or folder (expected a groups file or an FSC-147 folder)")
+    else:
+        raise SegcountError(f"{p}: no such file or folder "
+                            f"(expected a groups file or an FSC-147 folder)")
     return [ds[i] for i in range(min(n_images, len(ds)))]
 
+# %% ../nbs/20_kmeans_sweep.ipynb #cc6a0007
 def _cells_of(points, stride: int, grid) -> tuple[np.ndarray, np.ndarray]:
     "Row and column of the similarity-map cell of each dot."
     p = np.asarray(points, np.float32).reshape(-1, 2)
-    return (np.clip((p[:, 1] // stride).astype(int), 0, grid[0] - 1), np.clip((p[:, 0] // stride).astype(int), 0, grid[1] - 1))
+    return (np.clip((p[:, 1] // stride).astype(int), 0, grid[0] - 1),
+            np.clip((p[:, 0] // stride).astype(int), 0, grid[1] - 1))
 
-def bench_pseudolabel(root, n_images: int = 4, counter=None, split: str | None = None, ks=SWEEP_KS, crop: int = EXEMPLAR_SIZE,
-                      n_init: int = 4, seed: int = 0, embedder=None, repeats: int = 3, threads: int | None = None,
-                      verbose: bool = True, height: int | str | None = SWEEP_HEIGHT) -> dict:
-    """Time and compare the embedding modes on the first `n_images` of `root` (resized as the sweep resizes them,
-    `sweep_height`): exact_s_per_image / fast_s_per_image (masks for all K: embeddings + K-means), speedup,
-    mask_iou (mean IoU of fast vs exact masks at the same K), mask_iou_reseeded (exact vs exact with another
-    K-means seed), dot_recall_* / mask_area_* (share of dots inside the masks / of cells kept, mean over K),
-    kstar_recall_* / kstar_area_* (the same for the mask Eq. 5 picks, K*), sweep_s_per_image (fast masks + the
-    counter on the masked maps, one per K, as one batch + Eq. 5) and sweep_s_384x576. Fast timings are the best of
-    `repeats`; `threads` sets torch's CPU threads for the run. Prints a summary to stderr."""
-    old_threads = torch.get_num_threads()
-    if threads: torch.set_num_threads(int(threads))
-    try:
-        return _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, repeats, verbose, height)
-    finally: torch.set_num_threads(old_threads)
+# %% ../nbs/20_kmeans_sweep.ipynb #54fd19cc
+def _best_of(f, n: int):
+    "The shortest time of `n` calls of `f`, and the last call's result."
+    ts, out = [], None
+    for _ in range(n):
+        t = time.perf_counter(); out = f(); ts.append(time.perf_counter() - t)
+    return min(ts), out
 
-def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, repeats, verbose, height) -> dict:
-    counter, desc = resolve_counter(counter)
-    emb = embedder_for(counter, embedder)
+# %% ../nbs/20_kmeans_sweep.ipynb #bb6f7768
+def _bench_row(s: Sample, counter: Counter, emb, sweep, ks, crop: int, n_init: int, seed: int,
+               repeats: int) -> dict:
+    "One image's measurements for `bench_pseudolabel` (`sweep`: the whole fast sweep of a sample)."
     r = counter.stride
-    samples = [prepare_sample(s, sweep_height(s, counter, height), r, max(ks), need_dots=False)
-               for s in _bench_samples(root, n_images, split)]
-    if not samples: raise SegcountError(f"{root}: no images to benchmark")
-    def best_of(f, n):
-        ts, out = [], None
-        for _ in range(n):
-            t = time.perf_counter(); out = f(); ts.append(time.perf_counter() - t)
-        return min(ts), out
     kw = dict(ks=ks, n_init=n_init, seed=seed)
-    sweep = lambda s: kmeans_sweep(s, counter, ks, 'fast', emb, n_init=n_init, seed=seed, height=None, nomask=False)
-    kmeans_masks(samples[0].image, samples[0].boxes, mode='fast', embedder=emb, **kw)   # warm-up
-    rows = []
-    for s in samples:
-        img = to_tensor(s.image)
-        te, me = best_of(lambda: kmeans_masks(img, s.boxes, mode='exact', embedder=emb, crop=crop, **kw), 1)
-        tf, mf = best_of(lambda: kmeans_masks(img, s.boxes, mode='fast', embedder=emb, **kw), repeats)
-        grid = tuple(me.shape[-2:])
-        P, fB = patch_embeddings(img, s.boxes, grid, r, 'exact', emb, crop)
-        me2 = masks_from_embeddings(P, fB, grid, ks, n_init, seed + 1)
-        row = dict(name=s.name, size=list(s.size), exact_s=te, fast_s=tf, iou=iou(me, mf).tolist(),
-                   iou_reseeded=iou(me, me2).tolist(), area_exact=me.float().mean().item(),
-                   area_fast=mf.float().mean().item())
-        if len(s.points):
-            i, j = _cells_of(s.points, r, grid)
-            row.update(recall_exact=me[:, i, j].float().mean().item(), recall_fast=mf[:, i, j].float().mean().item())
-            for mode, M in (('exact', me), ('fast', mf)):   # the mask Eq. 5 picks among these
-                ki = kmeans_sweep(s, counter, ks, mode, emb, height=None, masks=M, nomask=False).k_index
-                row.update({f'kstar_recall_{mode}': M[ki, i, j].float().mean().item(),
-                            f'kstar_area_{mode}': M[ki].float().mean().item()})
-            row['sweep_s'] = best_of(lambda: sweep(s), repeats)[0]
-        rows.append(row)
-    s0 = samples[0]
-    f = 576 / s0.size[0]
-    s576 = Sample(s0.name, s0.image.resize((576, MODEL_HEIGHT)), s0.boxes * np.float32([f, 1, f, 1]),
-                  s0.points * np.float32([f, 1]) if len(s0.points) else np.float32([[288, 192]]))
-    t576 = best_of(lambda: sweep(s576), repeats)[0]
-    mean = lambda key: float(np.mean([x[key] for x in rows if key in x])) if any(key in x for x in rows) else None
+    img = to_tensor(s.image)
+    te, me = _best_of(lambda: kmeans_masks(img, s.boxes, mode='exact', embedder=emb, crop=crop,
+                                           **kw), 1)
+    tf, mf = _best_of(lambda: kmeans_masks(img, s.boxes, mode='fast', embedder=emb, **kw), repeats)
+    grid = tuple(me.shape[-2:])
+    P, fB = patch_embeddings(img, s.boxes, grid, r, 'exact', emb, crop)
+    me2 = masks_from_embeddings(P, fB, grid, ks, n_init, seed + 1)
+    row = dict(name=s.name, size=list(s.size), exact_s=te, fast_s=tf, iou=iou(me, mf).tolist(),
+               iou_reseeded=iou(me, me2).tolist(), area_exact=me.float().mean().item(),
+               area_fast=mf.float().mean().item())
+    if len(s.points):
+        i, j = _cells_of(s.points, r, grid)
+        row.update(recall_exact=me[:, i, j].float().mean().item(),
+                   recall_fast=mf[:, i, j].float().mean().item())
+        for mode, M in (('exact', me), ('fast', mf)):   # the mask Eq. 5 picks among these
+            ki = kmeans_sweep(s, counter, ks, mode, emb, height=None, masks=M, nomask=False).k_index
+            row.update({f'kstar_recall_{mode}': M[ki, i, j].float().mean().item(),
+                        f'kstar_area_{mode}': M[ki].float().mean().item()})
+        row['sweep_s'] = _best_of(lambda: sweep(s), repeats)[0]
+    return row
+
+# %% ../nbs/20_kmeans_sweep.ipynb #2cfba9e0
+def _bench_summary(rows: list, t576: float, ks, height, crop: int, n_init: int, emb, desc: str,
+                   counter: Counter, verbose: bool) -> dict:
+    """`bench_pseudolabel`'s result from the per-image `rows` and the time of the sweep at
+    384×576 (`t576`)."""
+    mean = lambda key: (float(np.mean([x[key] for x in rows if key in x]))
+                        if any(key in x for x in rows) else None)
     rnd = lambda v, n=3: None if v is None else round(v, n)
     ex, fa = mean('exact_s'), mean('fast_s')
     ious = np.array([x['iou'] for x in rows])
@@ -708,27 +818,75 @@ def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, rep
                mask_iou_reseeded=round(float(np.mean([x['iou_reseeded'] for x in rows])), 3),
                dot_recall_exact=rnd(mean('recall_exact')), dot_recall_fast=rnd(mean('recall_fast')),
                mask_area_exact=rnd(mean('area_exact')), mask_area_fast=rnd(mean('area_fast')),
-               kstar_recall_exact=rnd(mean('kstar_recall_exact')), kstar_recall_fast=rnd(mean('kstar_recall_fast')),
-               kstar_area_exact=rnd(mean('kstar_area_exact')), kstar_area_fast=rnd(mean('kstar_area_fast')),
-               height=height,
+               kstar_recall_exact=rnd(mean('kstar_recall_exact')),
+               kstar_recall_fast=rnd(mean('kstar_recall_fast')),
+               kstar_area_exact=rnd(mean('kstar_area_exact')),
+               kstar_area_fast=rnd(mean('kstar_area_fast')), height=height,
                sweep_s_per_image=rnd(mean('sweep_s'), 4), sweep_s_384x576=round(t576, 4),
-               exact_crop=crop, n_init=n_init, ks=list(ks), embedder=getattr(emb, 'name', type(emb).__name__),
+               exact_crop=crop, n_init=n_init, ks=list(ks),
+               embedder=getattr(emb, 'name', type(emb).__name__),
                counter=desc, device=str(counter.device), torch_threads=torch.get_num_threads(),
                load_avg_1min=round(os.getloadavg()[0], 2) if hasattr(os, 'getloadavg') else None,
                images=[dict(name=x['name'], size=x['size'], exact_s=round(x['exact_s'], 3),
-                            fast_s=round(x['fast_s'], 4), iou=[round(v, 3) for v in x['iou']]) for x in rows])
+                            fast_s=round(x['fast_s'], 4), iou=[round(v, 3) for v in x['iou']])
+                       for x in rows])
     if verbose:
-        print(f"pseudolabel bench on {len(rows)} image(s): exact {ex:.2f} s, fast {fa:.3f} s per image "
-              f"(x{ex / fa:.0f}); mask IoU fast vs exact {res['mask_iou']:.2f} (exact vs reseeded exact "
-              f"{res['mask_iou_reseeded']:.2f}); whole fast sweep {res['sweep_s_per_image']} s per image, "
-              f"{t576:.3f} s at 384x576; K* masks keep {res['kstar_recall_exact']} (exact) / {res['kstar_recall_fast']} "
-              f"(fast) of the dots on {res['kstar_area_exact']} / {res['kstar_area_fast']} of the cells", file=sys.stderr)
+        print(f"pseudolabel bench on {len(rows)} image(s): exact {ex:.2f} s, fast {fa:.3f} s per "
+              f"image (x{ex / fa:.0f}); mask IoU fast vs exact {res['mask_iou']:.2f} (exact vs "
+              f"reseeded exact {res['mask_iou_reseeded']:.2f}); whole fast sweep "
+              f"{res['sweep_s_per_image']} s per image, "
+              f"{t576:.3f} s at 384x576; K* masks keep {res['kstar_recall_exact']} (exact) / "
+              f"{res['kstar_recall_fast']} (fast) of the dots on {res['kstar_area_exact']} / "
+              f"{res['kstar_area_fast']} of the cells", file=sys.stderr)
     return res
 
-# %% ../nbs/20_kmeans_sweep.ipynb #4c3403bf
+# %% ../nbs/20_kmeans_sweep.ipynb #b8994aec
+def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, repeats, verbose,
+           height) -> dict:
+    counter, desc = resolve_counter(counter)
+    emb = embedder_for(counter, embedder)
+    r = counter.stride
+    samples = [prepare_sample(s, sweep_height(s, counter, height), r, max(ks), need_dots=False)
+               for s in _bench_samples(root, n_images, split)]
+    if not samples: raise SegcountError(f"{root}: no images to benchmark")
+    kw = dict(ks=ks, n_init=n_init, seed=seed)
+    sweep = lambda s: kmeans_sweep(s, counter, ks, 'fast', emb, n_init=n_init, seed=seed,
+                                   height=None, nomask=False)
+    kmeans_masks(samples[0].image, samples[0].boxes, mode='fast', embedder=emb, **kw)   # warm-up
+    rows = [_bench_row(s, counter, emb, sweep, ks, crop, n_init, seed, repeats) for s in samples]
+    s0 = samples[0]
+    f = 576 / s0.size[0]
+    s576 = Sample(s0.name, s0.image.resize((576, MODEL_HEIGHT)),
+                  s0.boxes * np.float32([f, 1, f, 1]),
+                  s0.points * np.float32([f, 1]) if len(s0.points) else np.float32([[288, 192]]))
+    t576 = _best_of(lambda: sweep(s576), repeats)[0]
+    return _bench_summary(rows, t576, ks, height, crop, n_init, emb, desc, counter, verbose)
+
+# %% ../nbs/20_kmeans_sweep.ipynb #e3779029
+def bench_pseudolabel(root, n_images: int = 4, counter=None, split: str | None = None, ks=SWEEP_KS,
+                      crop: int = EXEMPLAR_SIZE, n_init: int = 4, seed: int = 0, embedder=None,
+                      repeats: int = 3, threads: int | None = None, verbose: bool = True,
+                      height: int | str | None = SWEEP_HEIGHT) -> dict:
+    """Time and compare the embedding modes on the first `n_images` of `root` (resized as the
+    sweep resizes them, `sweep_height`): exact_s_per_image / fast_s_per_image (masks for all K:
+    embeddings + K-means), speedup, mask_iou (mean IoU of fast vs exact masks at the same K),
+    mask_iou_reseeded (exact vs exact with another K-means seed), dot_recall_* / mask_area_*
+    (share of dots inside the masks / of cells kept, mean over K), kstar_recall_* / kstar_area_*
+    (the same for the mask Eq. 5 picks, K*), sweep_s_per_image (fast masks + the counter on the
+    masked maps, one per K, as one batch + Eq. 5) and sweep_s_384x576. Fast timings are the best
+    of `repeats`; `threads` sets torch's CPU threads for the run. Prints a summary to stderr."""
+    old_threads = torch.get_num_threads()
+    if threads: torch.set_num_threads(int(threads))
+    try:
+        return _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, repeats,
+                      verbose, height)
+    finally: torch.set_num_threads(old_threads)
+
+# %% ../nbs/20_kmeans_sweep.ipynb #da4c5b9c
 def dots_kept(pl: PseudoLabel, points, mask: np.ndarray | None = None, size=None) -> float:
-    """Share of the dots whose similarity-map cell is inside `mask` (default: K*'s): the dot recall of a mask.
-    `points` are in the pixels of an image of `size` (W, H) (default: the sweep's own, `pl.size`)."""
+    """Share of the dots whose similarity-map cell is inside `mask` (default: K*'s): the dot
+    recall of a mask. `points` are in the pixels of an image of `size` (W, H) (default: the
+    sweep's own, `pl.size`)."""
     m = pl.mask if mask is None else np.asarray(mask)
     p = np.asarray(points, np.float32).reshape(-1, 2)
     if len(p) == 0: return 1.0
@@ -737,59 +895,77 @@ def dots_kept(pl: PseudoLabel, points, mask: np.ndarray | None = None, size=None
     j = np.clip((p[:, 0] // pl.stride).astype(int), 0, m.shape[1] - 1)
     return float(m[i, j].mean())
 
-def plot_sweep(pl: PseudoLabel, sample: Sample, axs=None, title: str | None = None, dots: bool = False):
-    """Figure 4 of the paper for one image: input + exemplars, then per K the mask over the density D_k with its
-    count; K* framed in green. `pl` from `kmeans_sweep(..., keep=True)`; `sample` at any size (drawn at the sweep's).
-    `dots`: also the annotated dots (yellow) and, per K, the share of them in the mask and of the cells it keeps."""
-    import matplotlib.pyplot as plt   # plotting only: matplotlib takes ~0.4 s to import, which counting does not need
+# %% ../nbs/20_kmeans_sweep.ipynb #4c3403bf
+def plot_sweep(pl: PseudoLabel, sample: Sample, axs=None, title: str | None = None,
+               dots: bool = False):
+    """Figure 4 of the paper for one image: input + exemplars, then per K the mask over the
+    density D_k with its count; K* framed in green. `pl` from `kmeans_sweep(..., keep=True)`;
+    `sample` at any size (drawn at the sweep's). `dots`: also the annotated dots (yellow) and,
+    per K, the share of them in the mask and of the cells it keeps."""
+    # plotting only: matplotlib takes ~0.4 s to import, counting needs none
+    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
-    if pl.densities is None: raise SegcountError(f"{pl.name}: run kmeans_sweep(..., keep=True) to plot densities")
+    if pl.densities is None:
+        raise SegcountError(f"{pl.name}: run kmeans_sweep(..., keep=True) to plot densities")
     n = len(pl.ks) + 1
-    if axs is None: _, axs = plt.subplots(1, n, figsize=(2.6 * n, 2.6 * sample.size[1] / sample.size[0] + 0.4))
+    if axs is None:
+        _, axs = plt.subplots(1, n, figsize=(2.6 * n, 2.6 * sample.size[1] / sample.size[0] + 0.4))
     W, H = pl.size
     img = np.asarray(sample.image.resize((W, H)), np.float32) / 255
     axs[0].imshow(img)
-    for x1, y1, x2, y2 in np.asarray(sample.boxes) * np.float32([W / sample.size[0], H / sample.size[1]] * 2):
-        axs[0].add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec='white', lw=1.5, ls='--'))
+    for x1, y1, x2, y2 in (np.asarray(sample.boxes)
+                           * np.float32([W / sample.size[0], H / sample.size[1]] * 2)):
+        axs[0].add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec='white', lw=1.5,
+                                   ls='--'))
     pts = np.asarray(sample.points, np.float32).reshape(-1, 2)
     if dots and len(pts):
-        axs[0].scatter(*(pts * np.float32([W / sample.size[0], H / sample.size[1]])).T, s=5, c='yellow', lw=0)
+        axs[0].scatter(*(pts * np.float32([W / sample.size[0], H / sample.size[1]])).T, s=5,
+                       c='yellow', lw=0)
     axs[0].set_title(title or f'{pl.name}: {pl.gt_count:g} dots', fontsize=8)
     vmax = max(float(pl.densities.max()), 1e-6)
     for a, k, m, D, c in zip(axs[1:], pl.ks, pl.masks, pl.densities, pl.counts):
         up = np.kron(m, np.ones((pl.stride, pl.stride)))[:H, :W]
         a.imshow(img * (0.35 + 0.65 * up[..., None]))
         a.imshow(D, cmap='jet', alpha=0.55, vmin=0, vmax=vmax)
-        a.text(3, 3, f'{c:.1f}', color='white', va='top', fontsize=9, bbox=dict(fc='black', alpha=0.6, lw=0))
-        stats = f'\n{dots_kept(pl, pts, m, sample.size):.0%} of dots, {m.mean():.0%} of cells' if dots else ''
-        a.set_title(f'K={k}' + (' (K*)' if k == pl.k else '') + stats, fontsize=8, color='green' if k == pl.k else 'black')
+        a.text(3, 3, f'{c:.1f}', color='white', va='top', fontsize=9,
+               bbox=dict(fc='black', alpha=0.6, lw=0))
+        stats = (f'\n{dots_kept(pl, pts, m, sample.size):.0%} of dots, {m.mean():.0%} of cells'
+                 if dots else '')
+        a.set_title(f'K={k}' + (' (K*)' if k == pl.k else '') + stats, fontsize=8,
+                    color='green' if k == pl.k else 'black')
         if k == pl.k: a.add_patch(Rectangle((0, 0), W - 1, H - 1, fill=False, ec='lime', lw=5))
     for a in axs: a.set_xticks([]); a.set_yticks([])
     return axs
 
 # %% ../nbs/20_kmeans_sweep.ipynb #8172ed4b
 def oracle_report(samples, counter: Counter, mode: str = 'fast', ks=SWEEP_KS, **kw) -> list[dict]:
-    """Per sample: K*, dots kept by the K* mask, gt count, count without mask and at K* (the oracle, Eq. 5), their
-    errors, and the smallest count error over all K (`err_bestk`: what a count-based choice of K would give)."""
+    """Per sample: K*, dots kept by the K* mask, gt count, count without mask and at K* (the
+    oracle, Eq. 5), their errors, and the smallest count error over all K (`err_bestk`: what a
+    count-based choice of K would give)."""
     rows = []
     for s in samples:
         pl = kmeans_sweep(s, counter, ks, mode, **kw)
         kept = dots_kept(pl, s.points, size=s.size)
         c_k = pl.counts[pl.k_index]
-        rows.append(dict(name=pl.name, gt=pl.gt_count, k=pl.k, dots_kept=round(kept, 3), all_dots_kept=kept >= 1.0,
-                         count_nomask=round(pl.count_nomask, 2), count_kstar=round(c_k, 2),
-                         err_nomask=round(abs(pl.count_nomask - pl.gt_count), 2), err_kstar=round(abs(c_k - pl.gt_count), 2),
+        rows.append(dict(name=pl.name, gt=pl.gt_count, k=pl.k, dots_kept=round(kept, 3),
+                         all_dots_kept=kept >= 1.0, count_nomask=round(pl.count_nomask, 2),
+                         count_kstar=round(c_k, 2),
+                         err_nomask=round(abs(pl.count_nomask - pl.gt_count), 2),
+                         err_kstar=round(abs(c_k - pl.gt_count), 2),
                          err_bestk=round(min(abs(c - pl.gt_count) for c in pl.counts), 2)))
     return rows
 
+# %% ../nbs/20_kmeans_sweep.ipynb #f59ae0c4
 def print_oracle(rows: list[dict], title: str = ''):
     "The oracle table and its summary line."
     if title: print(title)
-    print(f"{'group':28s} {'gt':>5s} {'K*':>3s} {'dots kept':>9s} {'no mask':>8s} {'at K*':>8s} {'best-K err':>10s}")
+    print(f"{'group':28s} {'gt':>5s} {'K*':>3s} {'dots kept':>9s} {'no mask':>8s} {'at K*':>8s} "
+          f"{'best-K err':>10s}")
     for r in rows:
-        print(f"{r['name']:28s} {r['gt']:5.0f} {r['k']:3d} {r['dots_kept']:9.0%} {r['count_nomask']:8.1f} "
-              f"{r['count_kstar']:8.1f} {r['err_bestk']:10.1f}")
+        print(f"{r['name']:28s} {r['gt']:5.0f} {r['k']:3d} {r['dots_kept']:9.0%} "
+              f"{r['count_nomask']:8.1f} {r['count_kstar']:8.1f} {r['err_bestk']:10.1f}")
     n = len(rows)
     print(f"all dots kept in {sum(r['all_dots_kept'] for r in rows)}/{n} groups; MAE no mask "
-          f"{np.mean([r['err_nomask'] for r in rows]):.1f}, at K* (oracle, Eq. 5) {np.mean([r['err_kstar'] for r in rows]):.1f}, "
+          f"{np.mean([r['err_nomask'] for r in rows]):.1f}, at K* (oracle, Eq. 5) "
+          f"{np.mean([r['err_kstar'] for r in rows]):.1f}, "
           f"best K by count {np.mean([r['err_bestk'] for r in rows]):.1f}")

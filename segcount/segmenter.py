@@ -26,15 +26,19 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .backbones import Backbone, TrunkModel, build_backbone
-from .core import (BATCH_SIZE, EXEMPLAR_SIZE, LR, WEIGHT_DECAY, check_optimisation, seed_everything, N_EXEMPLARS, SEGMENTER_EPOCHS, THRESHOLD, SegcountError, atomic_write, configured,
-                   MODEL_HEIGHT, log as _log, pick_device, run_record, safe_name)
+from .core import (BATCH_SIZE, EXEMPLAR_SIZE, LR, WEIGHT_DECAY, check_optimisation,
+                           seed_everything, N_EXEMPLARS, SEGMENTER_EPOCHS, THRESHOLD, SegcountError,
+                           atomic_write, configured, MODEL_HEIGHT, log as _log, pick_device,
+                           run_record, safe_name)
 from .counter import Counter, resolve_counter
-from .data import FSC147, Sample, crop_exemplars, model_height, pad_stack, resize_rule, resize_sample, to_tensor
+from .data import (FSC147, Sample, crop_exemplars, model_height, pad_stack, resize_rule,
+                           resize_sample, to_tensor)
 from .metrics import iou, masked_mse
 from .pseudolabel import kmeans_sweep, two_kind_image
 from .synthetic import make_two_class_image
-from .model_files import (build_model, checkpoint, export_checkpoint, load_checkpoint, load_model, model_from_checkpoint, model_path,
-                          read_metadata, save_model)
+from .model_files import (build_model, checkpoint, export_checkpoint, load_checkpoint,
+                                  load_model, model_from_checkpoint, model_path, read_metadata,
+                                  save_model)
 from .training_loop import epoch_batches, fit, resume_run, save_epoch
 
 # %% auto #0
@@ -49,23 +53,31 @@ SEGMENTER_FORMAT = 'segcount-segmenter/1'
 class Segmenter(TrunkModel):
     """Exemplar-based segmentation model P (paper §3.3).
 
-    forward(image B×3×H×W in [0,1], exemplars B×N×3×128×128 in [0,1]) → predicted mask B×1×h×w in [-1, 1]
-    (Eq. 6), h = ⌈H/16⌉, w = ⌈W/16⌉. `forward_features(raw_img, raw_ex)` does the same from the trunk's outputs
-    (`backbone_image` / `backbone_exemplars`, identical to `Counter`'s for the same frozen trunk)."""
-    KIND, FORMAT = 'segmenter', SEGMENTER_FORMAT   # what its weight files and checkpoints say they hold (`model_files`)
-    def __init__(self, backbone_name: str = 'mobilenet_v2', backbone_weights: str | None = 'imagenet',
-                 freeze_backbone: bool = True, proj_dim: int = 128, hidden_dim: int = 256):
+    forward(image B×3×H×W in [0,1], exemplars B×N×3×128×128 in [0,1]) → predicted mask B×1×h×w in
+    [-1, 1] (Eq. 6), h = ⌈H/16⌉, w = ⌈W/16⌉. `forward_features(raw_img, raw_ex)` does the same
+    from the trunk's outputs (`backbone_image` / `backbone_exemplars`, identical to `Counter`'s
+    for the same frozen trunk)."""
+    # what its weight files and checkpoints hold (`model_files`)
+    KIND, FORMAT = 'segmenter', SEGMENTER_FORMAT
+    def __init__(self, backbone_name: str = 'mobilenet_v2',
+                 backbone_weights: str | None = 'imagenet', freeze_backbone: bool = True,
+                 proj_dim: int = 128, hidden_dim: int = 256):
         super().__init__()
-        self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights, freeze=freeze_backbone)
+        self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights,
+                                                 freeze=freeze_backbone)
         c = self.backbone.out_channels
-        self.head = nn.Sequential(nn.Conv2d(c, hidden_dim, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden_dim, proj_dim, 1))
+        self.head = nn.Sequential(nn.Conv2d(c, hidden_dim, 1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(hidden_dim, proj_dim, 1))
         self.recommended_dilate = 0   # set from a weights file's metadata by `load_segmenter`
         self.config = dict(format=SEGMENTER_FORMAT, backbone_name=backbone_name,
-                           backbone_weights=backbone_weights if backbone_weights is None else str(backbone_weights),
-                           freeze_backbone=bool(freeze_backbone), proj_dim=int(proj_dim), hidden_dim=int(hidden_dim))
+                           backbone_weights=(backbone_weights if backbone_weights is None
+                                             else str(backbone_weights)),
+                           freeze_backbone=bool(freeze_backbone), proj_dim=int(proj_dim),
+                           hidden_dim=int(hidden_dim))
 
     def exemplar_vector(self, raw_ex: torch.Tensor) -> torch.Tensor:
-        "Pooled raw exemplar features B×N×C → v, B×d (head per exemplar, then the mean over exemplars)."
+        """Pooled raw exemplar features B×N×C → v, B×d (head per exemplar, then the mean over
+        exemplars)."""
         return self.head(raw_ex[..., None, None].flatten(0, 1)).view(*raw_ex.shape[:2], -1).mean(1)
 
     def forward_features(self, raw_img: torch.Tensor, raw_ex: torch.Tensor) -> torch.Tensor:
@@ -73,8 +85,9 @@ class Segmenter(TrunkModel):
         if raw_ex.ndim == 2: raw_ex = raw_ex[:, None]
         C = self.backbone.out_channels
         if raw_img.ndim != 4 or raw_img.shape[1] != C or raw_ex.shape[-1] != C:
-            raise SegcountError(f"segmenter ({self.config['backbone_name']}) expects {C}-channel trunk features, "
-                                f"got image {tuple(raw_img.shape)} and exemplars {tuple(raw_ex.shape)}")
+            raise SegcountError(f"segmenter ({self.config['backbone_name']}) expects {C}-channel "
+                                f"trunk features, got image {tuple(raw_img.shape)} and exemplars "
+                                f"{tuple(raw_ex.shape)}")
         f, v = self.head(raw_img), self.exemplar_vector(raw_ex)
         return F.cosine_similarity(f, v[:, :, None, None].to(f.dtype), dim=1, eps=1e-8)[:, None]
 
@@ -87,53 +100,68 @@ def build_segmenter(config: dict | None = None, **overrides) -> Segmenter:
     "A `Segmenter` from a config dict (as in `segmenter.config`), with keyword overrides."
     return build_model(Segmenter, config, **overrides)
 
+# %% ../nbs/21_segmenter.ipynb #973efa59
 def save_segmenter(model: Segmenter, path: str | os.PathLike, include_backbone: bool | None = None,
                    metadata: dict | None = None) -> Path:
-    "Write `model` as a safetensors weight file (atomically): kind 'segmenter' (`segcount.model_files.save_model`)."
+    """Write `model` as a safetensors weight file (atomically): kind 'segmenter'
+    (`segcount.model_files.save_model`)."""
     return save_model(model, path, include_backbone, metadata)
 
+# %% ../nbs/21_segmenter.ipynb #2b1716ea
 def load_segmenter(path: str | os.PathLike, device: str | torch.device = 'cpu',
                    backbone_weights: str | os.PathLike | None = None) -> Segmenter:
-    """A `Segmenter` (eval mode) from a `save_segmenter` file; wrong kind, tampering, bad config → `SegcountError`.
-    `path` may be a Hub reference (`hf://OWNER/REPO/FILE`). `model.recommended_dilate` is the file's `dilate` metadata
-    (cells to grow the mask by, see `pipeline.dilate_mask`; 0 if absent)."""
+    """A `Segmenter` (eval mode) from a `save_segmenter` file; wrong kind, tampering, bad config
+    → `SegcountError`. `path` may be a Hub reference (`hf://OWNER/REPO/FILE`).
+    `model.recommended_dilate` is the file's `dilate` metadata (cells to grow the mask by, see
+    `pipeline.dilate_mask`; 0 if absent)."""
     path = model_path(path)
     model = load_model(path, 'segmenter', build_segmenter, device, backbone_weights)
     try: model.recommended_dilate = max(0, int(json.loads(read_metadata(path).get('dilate', '0'))))
-    except (TypeError, ValueError): model.recommended_dilate = 0   # a malformed hint: the paper's rule
+    # a malformed hint: the paper's rule
+    except (TypeError, ValueError): model.recommended_dilate = 0
     return model
 
+# %% ../nbs/21_segmenter.ipynb #096552ec
 def shares_backbone(counter: Counter, segmenter: Segmenter) -> bool:
-    "True when both use the same frozen, pretrained trunk, so one backbone pass can serve both (Predictor)."
+    """True when both use the same frozen, pretrained trunk, so one backbone pass can serve both
+    (Predictor)."""
     cc, sc = counter.config, segmenter.config
     return (cc.get('backbone_name') == sc.get('backbone_name') and bool(cc.get('freeze_backbone'))
             and bool(sc.get('freeze_backbone')) and cc.get('backbone_weights') is not None
             and cc.get('backbone_weights') == sc.get('backbone_weights'))
 
+# %% ../nbs/21_segmenter.ipynb #b105d0cf
 def check_pair(counter: Counter, segmenter: Segmenter, source: str = 'segmenter') -> None:
-    "Raise `SegcountError` when the segmenter's mask cannot be used with this counter (different grid stride)."
+    """Raise `SegcountError` when the segmenter's mask cannot be used with this counter
+    (different grid stride)."""
     if int(counter.stride) != int(segmenter.stride):
-        raise SegcountError(f"{source}: segmenter stride {segmenter.stride} does not match the counter's "
-                            f"{counter.stride}; train the segmenter with the counter's backbone")
+        raise SegcountError(f"{source}: segmenter stride {segmenter.stride} does not match the "
+                            f"counter's {counter.stride}; train the segmenter with the counter's "
+                            f"backbone")
 
 # %% ../nbs/21_segmenter.ipynb #90646c84
-def seg_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def seg_loss(pred: torch.Tensor, target: torch.Tensor,
+             valid: torch.Tensor | None = None) -> torch.Tensor:
     "Eq. 7: mean over valid cells of (M^p − M*)²; pred/target/valid B×1×h×w (or B×h×w)."
     return masked_mse(pred, target.view_as(pred), valid)
 
-def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = THRESHOLD, valid=None) -> float:
-    "IoU between `pred > threshold` and the binary `target` (over valid cells); 1 when both are empty."
+# %% ../nbs/21_segmenter.ipynb #200b5b36
+def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = THRESHOLD,
+             valid=None) -> float:
+    """IoU between `pred > threshold` and the binary `target` (over valid cells); 1 when both are
+    empty."""
     p, t = pred > threshold, target.view_as(pred) > 0.5
     if valid is not None: v = valid.view_as(pred).bool(); p, t = p & v, t & v
     return float(iou(p[None], t[None])[0])
 
 # %% ../nbs/21_segmenter.ipynb #b2534cc7
 @torch.no_grad()
-def make_item(model: Segmenter, sample: Sample, mask, height: int | None = MODEL_HEIGHT, n_exemplars: int = N_EXEMPLARS,
-              features: bool | None = None) -> dict:
-    """A training item from `sample` (resized to `height`) and its pseudo mask `mask` (h×w on the grid of the
-    resized image): dict(raw_img C×h×w, raw_ex N×C, mask h×w, name) — or with `features=False` (default when the
-    trunk is trainable) dict(image uint8 3×H×W, exemplars uint8 N×3×128×128, mask, name)."""
+def make_item(model: Segmenter, sample: Sample, mask, height: int | None = MODEL_HEIGHT,
+              n_exemplars: int = N_EXEMPLARS, features: bool | None = None) -> dict:
+    """A training item from `sample` (resized to `height`) and its pseudo mask `mask` (h×w on the
+    grid of the resized image): dict(raw_img C×h×w, raw_ex N×C, mask h×w, name) — or with
+    `features=False` (default when the trunk is trainable) dict(image uint8 3×H×W, exemplars
+    uint8 N×3×128×128, mask, name)."""
     s = sample if height is None or sample.size[1] == height else resize_sample(sample, height)
     img = to_tensor(s.image)
     b = np.asarray(s.boxes, np.float32).reshape(-1, 4)
@@ -143,18 +171,20 @@ def make_item(model: Segmenter, sample: Sample, mask, height: int | None = MODEL
     h, w = model.feature_size(*img.shape[-2:])
     m = torch.as_tensor(np.asarray(mask), dtype=torch.float32)
     if tuple(m.shape) != (h, w):
-        raise SegcountError(f"{s.name}: pseudo mask is {tuple(m.shape)}, the {img.shape[-1]}x{img.shape[-2]} "
-                            f"image needs {(h, w)}")
+        raise SegcountError(f"{s.name}: pseudo mask is {tuple(m.shape)}, the "
+                            f"{img.shape[-1]}x{img.shape[-2]} image needs {(h, w)}")
     if features is None: features = model.backbone.frozen
     if not features:
-        return dict(image=(img * 255).round().to(torch.uint8), exemplars=(ex * 255).round().to(torch.uint8),
-                    mask=m, name=s.name)
+        return dict(image=(img * 255).round().to(torch.uint8),
+                    exemplars=(ex * 255).round().to(torch.uint8), mask=m, name=s.name)
     dev = model.device
     return dict(raw_img=model.backbone_image(img[None].to(dev))[0].cpu(),
                 raw_ex=model.backbone_exemplars(ex[None].to(dev))[0].cpu(), mask=m, name=s.name)
 
+# %% ../nbs/21_segmenter.ipynb #8946fa5e
 def collate_items(items: list[dict]) -> dict:
-    "Stack items, right/bottom zero-padding maps (and images) to the largest; `valid` B×1×h×w marks real cells."
+    """Stack items, right/bottom zero-padding maps (and images) to the largest; `valid` B×1×h×w
+    marks real cells."""
     mask, valid = pad_stack([it['mask'] for it in items])
     out = dict(mask=mask[:, None], valid=valid, name=[it['name'] for it in items])
     if 'raw_img' in items[0]:
@@ -165,15 +195,17 @@ def collate_items(items: list[dict]) -> dict:
                    exemplars=torch.stack([it['exemplars'] for it in items]).float() / 255)
     return out
 
+# %% ../nbs/21_segmenter.ipynb #a7e657b8
 def predict_batch(model: Segmenter, b: dict, dev: torch.device) -> torch.Tensor:
     "M^p for a collated batch (cached features or images), cropped to the batch's mask grid."
     if 'raw_img' in b: M = model.forward_features(b['raw_img'].to(dev), b['raw_ex'].to(dev))
     else: M = model(b['image'].to(dev), b['exemplars'].to(dev))
     return M[..., :b['mask'].shape[-2], :b['mask'].shape[-1]]
 
+# %% ../nbs/21_segmenter.ipynb #411919f8
 @torch.no_grad()
-def evaluate_segmenter(model: Segmenter, items: list[dict], batch_size: int = BATCH_SIZE, threshold: float = THRESHOLD,
-                       device: torch.device | None = None) -> dict:
+def evaluate_segmenter(model: Segmenter, items: list[dict], batch_size: int = BATCH_SIZE,
+                       threshold: float = THRESHOLD, device: torch.device | None = None) -> dict:
     "dict(loss = Eq. 7 over `items`, iou = mean IoU of (M^p > threshold) with M*, n)."
     dev = device or model.device
     was = model.training; model.eval()
@@ -184,32 +216,41 @@ def evaluate_segmenter(model: Segmenter, items: list[dict], batch_size: int = BA
         tot += seg_loss(M, t, v).item() * v.sum().item(); cells += v.sum().item()
         ious += [mask_iou(M[k], t[k], threshold, v[k]) for k in range(len(M))]
     model.train(was)
-    return dict(loss=tot / max(cells, 1), iou=float(np.mean(ious)) if ious else float('nan'), n=len(items))
+    return dict(loss=tot / max(cells, 1), iou=float(np.mean(ious)) if ious else float('nan'),
+                n=len(items))
 
-def fit_segmenter(model: Segmenter, items: list[dict], epochs: int = SEGMENTER_EPOCHS, lr: float = LR,
-                  batch_size: int = BATCH_SIZE, weight_decay: float = WEIGHT_DECAY, seed: int = 0,
-                  device: torch.device | str | None = None, optimizer: torch.optim.Optimizer | None = None,
-                  start_epoch: int = 0, val_items: list | None = None, on_epoch: Callable[[int, dict], None] | None = None,
+# %% ../nbs/21_segmenter.ipynb #98295c54
+def fit_segmenter(model: Segmenter, items: list[dict], epochs: int = SEGMENTER_EPOCHS,
+                  lr: float = LR, batch_size: int = BATCH_SIZE, weight_decay: float = WEIGHT_DECAY,
+                  seed: int = 0, device: torch.device | str | None = None,
+                  optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0,
+                  val_items: list | None = None,
+                  on_epoch: Callable[[int, dict], None] | None = None,
                   max_seconds: float | None = None, progress: bool = False) -> list[dict]:
-    """Train `model` on `items` (from `make_item`) with AdamW and Eq. 7 through `training_loop.fit`; returns the
-    history (one dict per epoch: epoch, train_loss, images_per_s, seconds, lr[, val_loss, val_iou][, partial]).
-    `on_epoch(epoch, rec)` runs after each epoch (checkpointing); `max_seconds` stops after the current batch."""
+    """Train `model` on `items` (from `make_item`) with AdamW and Eq. 7 through
+    `training_loop.fit`; returns the history (one dict per epoch: epoch, train_loss,
+    images_per_s, seconds, lr[, val_loss, val_iou][, partial]). `on_epoch(epoch, rec)` runs after
+    each epoch (checkpointing); `max_seconds` stops after the current batch."""
     dev = torch.device(device) if device is not None else model.device
     model.to(dev)
-    opt = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    opt = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                                         weight_decay=weight_decay)
     def step(idx, g):
         b = collate_items([items[i] for i in idx])
-        return seg_loss(predict_batch(model, b, dev), b['mask'].to(dev), b['valid'].to(dev)), len(idx)
+        return (seg_loss(predict_batch(model, b, dev), b['mask'].to(dev), b['valid'].to(dev)),
+                len(idx))
     def validate():
         ev = evaluate_segmenter(model, val_items, batch_size, device=dev)
         return dict(val_loss=ev['loss'], val_iou=ev['iou'])
-    return fit(model, opt, step, lambda epoch, g: epoch_batches(len(items), batch_size, g), epochs, start_epoch, seed,
-               validate if val_items else None, on_epoch,
-               None if max_seconds is None else time.monotonic() + max_seconds, desc='segmenter epoch', progress=progress)
+    return fit(model, opt, step, lambda epoch, g: epoch_batches(len(items), batch_size, g), epochs,
+               start_epoch, seed, validate if val_items else None, on_epoch,
+               None if max_seconds is None else time.monotonic() + max_seconds,
+               desc='segmenter epoch', progress=progress)
 
 # %% ../nbs/21_segmenter.ipynb #426b3f2b
 def toy_items(model: Segmenter, n: int = 8, seed: int = 0, **kw) -> tuple[list[dict], list[Sample]]:
-    "`n` two-kind toy images (`pseudolabel.two_kind_image`) as training items, M* = cells holding target dots."
+    """`n` two-kind toy images (`pseudolabel.two_kind_image`) as training items, M* = cells
+    holding target dots."""
     items, samples = [], []
     for i in range(n):
         s = two_kind_image(seed=seed + i, **kw)
@@ -222,9 +263,11 @@ def toy_items(model: Segmenter, n: int = 8, seed: int = 0, **kw) -> tuple[list[d
 
 # %% ../nbs/21_segmenter.ipynb #295d6ab1
 def training_samples(root, split: str = 'train', data: str = 'both', max_images: int | None = None,
-                     seed: int = 0, height: int = MODEL_HEIGHT, log: Callable[[str], None] = _log) -> list[Sample]:
-    """The segmenter's training images (see `train_segmenter`): split images and/or two-class concatenations
-    (with `data='both'` and a single class in the split, images only, with a note)."""
+                     seed: int = 0, height: int = MODEL_HEIGHT,
+                     log: Callable[[str], None] = _log) -> list[Sample]:
+    """The segmenter's training images (see `train_segmenter`): split images and/or two-class
+    concatenations (with `data='both'` and a single class in the split, images only, with a
+    note)."""
     if data not in ('both', 'images', 'two-class'):
         raise SegcountError(f"unknown data {data!r}: use 'both', 'images' or 'two-class'")
     ds = FSC147(root, split, density=False)
@@ -235,8 +278,10 @@ def training_samples(root, split: str = 'train', data: str = 'both', max_images:
     n_two = n_total - n_img
     klass = [ds.classes.get(n) for n in ds.names]
     if n_two and len({k for k in klass if k is not None}) < 2 and any(k is not None for k in klass):
-        if data == 'two-class': raise SegcountError(f"{root}: split {split!r} needs two classes for two-class images")
-        log(f"{root}: split {split!r} has one class; training on its images only (no two-class images)")
+        if data == 'two-class':
+            raise SegcountError(f"{root}: split {split!r} needs two classes for two-class images")
+        log(f"{root}: split {split!r} has one class; training on its images only "
+            f"(no two-class images)")
         n_img, n_two = n_total, 0
     order = rng.permutation(len(ds))
     out = [ds[int(i)] for i in order[:min(n_img, len(ds))]]
@@ -244,15 +289,20 @@ def training_samples(root, split: str = 'train', data: str = 'both', max_images:
         t = int(rng.integers(len(ds)))
         others = [j for j in range(len(ds)) if klass[j] != klass[t] or klass[t] is None]
         others = [j for j in others if j != t]
-        if not others: raise SegcountError(f"{root}: split {split!r} needs two classes for two-class images")
+        if not others:
+            raise SegcountError(f"{root}: split {split!r} needs two classes for two-class images")
         o = int(others[int(rng.integers(len(others)))])
-        s = make_two_class_image(ds[t], ds[o], rng, height=height,
-                                 name=f"2c{k}_{Path(ds.names[t]).stem}_{Path(ds.names[o]).stem}.jpg")
+        s = make_two_class_image(
+            ds[t], ds[o], rng, height=height,
+            name=f"2c{k}_{Path(ds.names[t]).stem}_{Path(ds.names[o]).stem}.jpg")
         out.append(s)
     return out
 
-def pseudo_mask(sample: Sample, counter: Counter, cache_dir: Path | None = None, **sweep_kw) -> np.ndarray:
-    "M* of `sample` by the K sweep (Eq. 5), read from / written to `cache_dir/<name>.npy` when given."
+# %% ../nbs/21_segmenter.ipynb #d28535b3
+def pseudo_mask(sample: Sample, counter: Counter, cache_dir: Path | None = None,
+                **sweep_kw) -> np.ndarray:
+    """M* of `sample` by the K sweep (Eq. 5), read from / written to `cache_dir/<name>.npy` when
+    given."""
     f = cache_dir / f"{safe_name(sample.name)}.npy" if cache_dir is not None else None
     if f is not None and f.is_file():
         try:
@@ -267,38 +317,47 @@ def pseudo_mask(sample: Sample, counter: Counter, cache_dir: Path | None = None,
         with atomic_write(f, 'wb') as fh: np.save(fh, m.astype(np.uint8))
     return m
 
+# %% ../nbs/21_segmenter.ipynb #85164a0a
 def load_segmenter_checkpoint(path: str | os.PathLike) -> dict:
-    "A segmenter training checkpoint (`weights_only=True`); missing, unreadable or foreign → `SegcountError`."
+    """A segmenter training checkpoint (`weights_only=True`); missing, unreadable or foreign →
+    `SegcountError`."""
     return load_checkpoint(path, kind='segmenter')
 
+# %% ../nbs/21_segmenter.ipynb #018f49b1
 def segmenter_from_checkpoint(ckpt, device: str | torch.device = 'cpu') -> Segmenter:
     "Rebuild the `Segmenter` of a checkpoint (dict or path), eval mode."
     return model_from_checkpoint(ckpt, 'segmenter', build_segmenter, device)
 
+# %% ../nbs/21_segmenter.ipynb #9ee86827
 def _training_summary(ck: dict) -> dict:
     "What a segmenter weight file records of its training run."
     hist = ck.get('history') or []
-    return dict(epochs=ck['epoch'], best_val_loss=ck.get('best_val_loss'), last=hist[-1] if hist else None,
-                counter=ck.get('counter'))
+    return dict(epochs=ck['epoch'], best_val_loss=ck.get('best_val_loss'),
+                last=hist[-1] if hist else None, counter=ck.get('counter'))
 
+# %% ../nbs/21_segmenter.ipynb #fe42c66b
 def export_segmenter(ckpt, path: str | os.PathLike, metadata: dict | None = None) -> Path:
-    "Checkpoint (best.pt/last.pt or its dict) → safetensors segmenter file with the training summary in metadata."
+    """Checkpoint (best.pt/last.pt or its dict) → safetensors segmenter file with the training
+    summary in metadata."""
     return export_checkpoint(ckpt, path, 'segmenter', build_segmenter, _training_summary, metadata)
 
 # %% ../nbs/21_segmenter.ipynb #70917486
 @dataclass
 class SegmenterTraining:
-    """How `train_segmenter` trains: every setting with its default, written once (the paper's §4.1 recipe: AdamW,
-    lr 1e-5, batch 8, 20 epochs). `segcount train-segmenter` makes its flags from these fields (`segcount.cli.config_flags`)."""
+    """How `train_segmenter` trains: every setting with its default, written once (the paper's
+    §4.1 recipe: AdamW, lr 1e-5, batch 8, 20 epochs). `segcount train-segmenter` makes its flags
+    from these fields (`segcount.cli.config_flags`)."""
     counter_weights: str | None = field(default=None, metadata=dict(flag='--counter',
         help="counter for the pseudo masks: .safetensors or .pt (default: the embedded model)"))
-    backbone: str | None = field(default=None, metadata=dict(help="the trunk (default: the counter's)",
-                                                             choices=('mobilenet_v2', 'resnet50')))
-    freeze_backbone: bool = field(default=True, metadata=dict(flag='--finetune-backbone', invert=True,
+    backbone: str | None = field(default=None, metadata=dict(
+        help="the trunk (default: the counter's)", choices=('mobilenet_v2', 'resnet50')))
+    freeze_backbone: bool = field(default=True, metadata=dict(
+        flag='--finetune-backbone', invert=True,
         help="train the trunk too (default: frozen, cached)"))
     proj_dim: int = 128
     epochs: int = SEGMENTER_EPOCHS
-    lr: float = field(default=LR, metadata=dict(help="paper: 1e-5; a frozen trunk + fresh head on a CPU: 1e-3"))
+    lr: float = field(default=LR, metadata=dict(
+        help="paper: 1e-5; a frozen trunk + fresh head on a CPU: 1e-3"))
     batch_size: int = BATCH_SIZE
     weight_decay: float = WEIGHT_DECAY
     seed: int = 0
@@ -308,22 +367,80 @@ class SegmenterTraining:
     max_images: int | None = None
     val_fraction: float = 0.1
     n_exemplars: int = N_EXEMPLARS
-    pseudo_dir: str | None = field(default=None, metadata=dict(help="pseudo-mask cache (default: OUT/pseudo)"))
-    sweep_kw: dict | None = field(default=None, metadata=dict(cli=False))   # other `kmeans_sweep` arguments
+    pseudo_dir: str | None = field(default=None, metadata=dict(
+        help="pseudo-mask cache (default: OUT/pseudo)"))
+    # other `kmeans_sweep` arguments
+    sweep_kw: dict | None = field(default=None, metadata=dict(cli=False))
     device: str = field(default='auto', metadata=dict(help="auto, cpu, cuda, cuda:N or mps"))
-    max_minutes: float | None = field(default=None, metadata=dict(help="stop, after saving, once this wall time is exceeded"))
+    max_minutes: float | None = field(default=None, metadata=dict(
+        help="stop, after saving, once this wall time is exceeded"))
     resume: bool = field(default=False, metadata=dict(help="continue from OUT/last.pt"))
 
     def __post_init__(self): check_optimisation(self)
 
+# %% ../nbs/21_segmenter.ipynb #28a3e58d
+def _counter_and_model(c: SegmenterTraining, dev) -> tuple[Counter, str, Segmenter]:
+    """The counter of `c` (and its description) and a fresh segmenter on its trunk, on `dev`;
+    their strides match."""
+    counter, cdesc = resolve_counter(c.counter_weights, dev)
+    model = build_segmenter(dict(backbone_name=c.backbone or counter.config['backbone_name'],
+                                 freeze_backbone=c.freeze_backbone, proj_dim=c.proj_dim)).to(dev)
+    check_pair(counter, model)
+    return counter, cdesc, model
+
+# %% ../nbs/21_segmenter.ipynb #a116b95c
+def _training_items(samples: list, model: Segmenter, counter: Counter, pdir: Path,
+                    c: SegmenterTraining, progress: bool) -> tuple[list[dict], dict]:
+    """Training items of `samples` (pseudo masks cached in `pdir`) and {name: reason} for the
+    images skipped."""
+    items, skipped = [], {}
+    bar = tqdm(samples, desc='pseudo masks + features', unit='img', file=sys.stderr,
+               disable=not progress)
+    t0 = time.monotonic()
+    for k, s in enumerate(bar):
+        try:
+            # as the Predictor
+            hgt = model_height(s.size, s.boxes, MODEL_HEIGHT, **resize_rule(counter.config))
+            s = resize_sample(s, hgt) if s.size[1] != hgt else s
+            m = pseudo_mask(s, counter, pdir, seed=c.seed, **dict(c.sweep_kw or {}, height=None))
+            items.append(make_item(model, s, m, height=None, n_exemplars=c.n_exemplars))
+        except SegcountError as e:
+            skipped[s.name] = str(e)
+        bar.set_postfix(img_s=f"{(k + 1) / max(time.monotonic() - t0, 1e-9):.2f}",
+                        skipped=len(skipped), refresh=False)
+    bar.close()
+    return items, skipped
+
+# %% ../nbs/21_segmenter.ipynb #eca2522e
+def _split_val(items: list, val_fraction: float, seed: int) -> tuple[list, list]:
+    """(train items, val items): a seeded `val_fraction` of `items` held out; none with fewer
+    than 5 items."""
+    perm = np.random.default_rng(seed).permutation(len(items))
+    n_val = int(round(len(items) * val_fraction)) if len(items) >= 5 else 0
+    return [items[i] for i in perm[n_val:]], [items[i] for i in perm[:n_val]]
+
+# %% ../nbs/21_segmenter.ipynb #e4af2150
+def _resume_state(out_dir: Path, model: Segmenter, opt, c: SegmenterTraining,
+                  log: Callable[[str], None]) -> tuple[dict, int, list]:
+    """(best so far: dict(loss, iou), epochs done, history) of the run in `out_dir`; a fresh
+    start without `c.resume`."""
+    best = dict(loss=float('inf'), iou=None)
+    ck, start_epoch, history = (resume_run(out_dir, model, opt, c.lr, c.weight_decay, log)
+                                if c.resume else (None, 0, []))
+    if ck is not None:
+        if ck.get('best_val_loss') is not None: best['loss'] = float(ck['best_val_loss'])
+        best['iou'] = ck.get('best_val_iou')
+    return best, start_epoch, history
+
 # %% ../nbs/21_segmenter.ipynb #3d5907d3
 def train_segmenter(root, out_dir, config: SegmenterTraining | None = None, progress: bool = True,
                     log: Callable[[str], None] = _log, **overrides) -> dict:
-    """Train the exemplar segmenter (§3.3) on `root` (FSC-147 layout) as `config` (a `SegmenterTraining`; keyword
-    `overrides` change single settings) says; write `out_dir/{last,best}.pt`, `history.json`, `pseudo/` (unless
-    `pseudo_dir`). Returns dict(out_dir, last, best, epochs, best_val_loss (the train loss when there is no val
-    set), best_val_iou, history, counter, n_train, n_val, skipped, stopped_early, seconds). See the notebook text
-    for the steps."""
+    """Train the exemplar segmenter (§3.3) on `root` (FSC-147 layout) as `config` (a
+    `SegmenterTraining`; keyword `overrides` change single settings) says; write
+    `out_dir/{last,best}.pt`, `history.json`, `pseudo/` (unless `pseudo_dir`). Returns
+    dict(out_dir, last, best, epochs, best_val_loss (the train loss when there is no val set),
+    best_val_iou, history, counter, n_train, n_val, skipped, stopped_early, seconds). See the
+    notebook text for the steps."""
     c = configured(SegmenterTraining, config, **overrides)
     t_start = time.monotonic()
     args = run_record(root, out_dir, c)
@@ -331,48 +448,27 @@ def train_segmenter(root, out_dir, config: SegmenterTraining | None = None, prog
     pdir = Path(c.pseudo_dir) if c.pseudo_dir is not None else out_dir / 'pseudo'
     dev = pick_device(c.device)
     seed_everything(c.seed)
-    counter, cdesc = resolve_counter(c.counter_weights, dev)
-    model = build_segmenter(dict(backbone_name=c.backbone or counter.config['backbone_name'],
-                                 freeze_backbone=c.freeze_backbone, proj_dim=c.proj_dim)).to(dev)
-    check_pair(counter, model)
-
+    counter, cdesc, model = _counter_and_model(c, dev)
     samples = training_samples(root, c.split, c.data, c.max_images, c.seed, log=log)
-    items, skipped = [], {}
-    bar = tqdm(samples, desc='pseudo masks + features', unit='img', file=sys.stderr, disable=not progress)
-    t0 = time.monotonic()
-    for k, s in enumerate(bar):
-        try:
-            hgt = model_height(s.size, s.boxes, MODEL_HEIGHT, **resize_rule(counter.config))  # as the Predictor
-            s = resize_sample(s, hgt) if s.size[1] != hgt else s
-            m = pseudo_mask(s, counter, pdir, seed=c.seed, **dict(c.sweep_kw or {}, height=None))
-            items.append(make_item(model, s, m, height=None, n_exemplars=c.n_exemplars))
-        except SegcountError as e:
-            skipped[s.name] = str(e)
-        bar.set_postfix(img_s=f"{(k + 1) / max(time.monotonic() - t0, 1e-9):.2f}", skipped=len(skipped), refresh=False)
-    bar.close()
+    items, skipped = _training_items(samples, model, counter, pdir, c, progress)
     if skipped: log(f"skipped {len(skipped)} image(s), e.g. {next(iter(skipped.values()))}")
     if not items: raise SegcountError(f"{root}: no usable training images for the segmenter")
-    perm = np.random.default_rng(c.seed).permutation(len(items))
-    n_val = int(round(len(items) * c.val_fraction)) if len(items) >= 5 else 0
-    val_items = [items[i] for i in perm[:n_val]]
-    train_items = [items[i] for i in perm[n_val:]]
+    train_items, val_items = _split_val(items, c.val_fraction, c.seed)
     del counter
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
     last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
-    best = dict(loss=float('inf'), iou=None)
-    ck, start_epoch, history = resume_run(out_dir, model, opt, c.lr, c.weight_decay, log) if c.resume else (None, 0, [])
-    if ck is not None:
-        if ck.get('best_val_loss') is not None: best['loss'] = float(ck['best_val_loss'])
-        best['iou'] = ck.get('best_val_iou')
+    best, start_epoch, history = _resume_state(out_dir, model, opt, c, log)
 
     def checkpoint_at(epoch):
-        return checkpoint(model, opt, epoch, history, best_val_loss=None if math.isinf(best['loss']) else best['loss'],
+        return checkpoint(model, opt, epoch, history,
+                          best_val_loss=None if math.isinf(best['loss']) else best['loss'],
                           best_val_iou=best['iou'], counter=cdesc, train_args=args)
 
     def on_epoch(epoch, rec):
-        if rec.get('partial'):   # an interrupted epoch: keep the weights, but resume redoes this epoch
+        # an interrupted epoch: keep the weights, but resume redoes this epoch
+        if rec.get('partial'):
             save_epoch(out_dir, checkpoint_at(epoch - 1), history, best=False)
             log(f"max_minutes={c.max_minutes} reached during epoch {epoch}; saved last.pt"); return
         history.append(rec)
@@ -380,15 +476,19 @@ def train_segmenter(root, out_dir, config: SegmenterTraining | None = None, prog
         improved = score < best['loss']
         if improved: best.update(loss=score, iou=rec.get('val_iou'))
         save_epoch(out_dir, checkpoint_at(epoch), history, improved)
-        log(f"segmenter epoch {epoch}/{c.epochs}  loss {rec['train_loss']:.4f}  {rec['images_per_s']:.0f} img/s"
-            + (f"  val loss {rec['val_loss']:.4f}  IoU@{THRESHOLD} {rec['val_iou']:.3f}" if 'val_loss' in rec else ''))
+        log(f"segmenter epoch {epoch}/{c.epochs}  loss {rec['train_loss']:.4f}  "
+            f"{rec['images_per_s']:.0f} img/s"
+            + (f"  val loss {rec['val_loss']:.4f}  IoU@{THRESHOLD} {rec['val_iou']:.3f}"
+               if 'val_loss' in rec else ''))
 
-    left = None if c.max_minutes is None else max(0.0, 60 * c.max_minutes - (time.monotonic() - t_start))
-    fit_segmenter(model, train_items, c.epochs, c.lr, c.batch_size, c.weight_decay, c.seed, dev, opt, start_epoch,
-                  val_items or None, on_epoch, left, progress)
-    n_done = max([r['epoch'] for r in history if not r.get('partial')], default=start_epoch)   # older runs kept partial records
+    left = (None if c.max_minutes is None
+            else max(0.0, 60 * c.max_minutes - (time.monotonic() - t_start)))
+    fit_segmenter(model, train_items, c.epochs, c.lr, c.batch_size, c.weight_decay, c.seed, dev,
+                  opt, start_epoch, val_items or None, on_epoch, left, progress)
+    # older runs kept partial records
+    n_done = max([r['epoch'] for r in history if not r.get('partial')], default=start_epoch)
     return dict(out_dir=str(out_dir), last=str(last_path), best=str(best_path), epochs=n_done,
-                best_val_loss=None if math.isinf(best['loss']) else best['loss'], best_val_iou=best['iou'],
-                history=history, counter=cdesc, n_train=len(train_items), n_val=len(val_items), skipped=skipped,
-                stopped_early=n_done < c.epochs,
+                best_val_loss=None if math.isinf(best['loss']) else best['loss'],
+                best_val_iou=best['iou'], history=history, counter=cdesc, n_train=len(train_items),
+                n_val=len(val_items), skipped=skipped, stopped_early=n_done < c.epochs,
                 seconds=round(time.monotonic() - t_start, 1))

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
@@ -34,11 +35,13 @@ __all__ = ['EXCLUDED_SOURCES', 'COLOR_PHOTOS', 'GRAY_TEXTURES', 'BACKGROUNDS', '
            'make_two_class_image', 'make_synthetic_set']
 
 # %% ../nbs/01_synthetic.ipynb #d7ae951e
-EXCLUDED_SOURCES = frozenset({'coins', 'cell', 'ihc', 'microaneurysms'})  # evaluation data or cell imagery
+# evaluation data or cell imagery
+EXCLUDED_SOURCES = frozenset({'coins', 'cell', 'ihc', 'microaneurysms'})
 COLOR_PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'motorcycle_left', 'motorcycle_right',
                 'hubble_deep_field', 'retina', 'color')
 GRAY_TEXTURES = ('brick', 'grass', 'gravel', 'camera', 'moon', 'page', 'text', 'clock_motion')
 
+# %% ../nbs/01_synthetic.ipynb #f21abc15
 def skimage_data_dir() -> Path|None:
     "scikit-image's bundled `data/` folder, or `None` when scikit-image is not installed."
     spec = importlib.util.find_spec('skimage')
@@ -46,10 +49,13 @@ def skimage_data_dir() -> Path|None:
     d = Path(list(spec.submodule_search_locations)[0]) / 'data'
     return d if d.is_dir() else None
 
+# %% ../nbs/01_synthetic.ipynb #cf98daca
 @lru_cache(maxsize=None)
 def load_source(name:str) -> np.ndarray:
-    "The scikit-image sample photo `name` as an RGB uint8 `H×W×3` array (cached); never one of `EXCLUDED_SOURCES`."
-    if name in EXCLUDED_SOURCES: raise ValueError(f"source photo {name!r} is excluded: it is (like) real evaluation data")
+    """The scikit-image sample photo `name` as an RGB uint8 `H×W×3` array (cached); never one of
+    `EXCLUDED_SOURCES`."""
+    if name in EXCLUDED_SOURCES:
+        raise ValueError(f"source photo {name!r} is excluded: it is (like) real evaluation data")
     d = skimage_data_dir()
     if d is None: raise FileNotFoundError(f"source photo {name!r}: scikit-image is not installed")
     for ext in ('.png', '.jpg'):
@@ -63,9 +69,11 @@ def load_source(name:str) -> np.ndarray:
             return a
     raise FileNotFoundError(f"source photo {name!r}: not found in {d}")
 
+# %% ../nbs/01_synthetic.ipynb #578cc3d6
 @lru_cache(maxsize=None)
 def available_sources() -> tuple:
-    "`(colour photos, grey textures)`: the names this installation can load (both empty without scikit-image)."
+    """`(colour photos, grey textures)`: the names this installation can load (both empty without
+    scikit-image)."""
     d = skimage_data_dir()
     if d is None: return (), ()
     ok = lambda n: (d / f'{n}.png').exists() or (d / f'{n}.jpg').exists()
@@ -77,6 +85,7 @@ def random_colour(rng, sat=(0.35, 1.0), val=(0.25, 1.0)) -> np.ndarray:
     s = rng.uniform(0, 0.12) if rng.random() < 0.12 else rng.uniform(*sat)
     return np.array(colorsys.hsv_to_rgb(rng.random(), s, rng.uniform(*val)), np.float32)
 
+# %% ../nbs/01_synthetic.ipynb #1b034d1b
 def colour_name(rgb) -> str:
     "A coarse English name for the RGB colour `rgb` in `[0,1]` (used to name object classes)."
     h, s, v = colorsys.rgb_to_hsv(*[float(c) for c in rgb])
@@ -92,8 +101,10 @@ def colour_name(rgb) -> str:
     if h < 290: return 'purple'
     return 'pink'
 
+# %% ../nbs/01_synthetic.ipynb #13431548
 def _contrasting_colour(rng, against=None, min_dist:float=0.3, tries:int=12) -> np.ndarray:
-    "A random colour at least `min_dist` (RGB distance) from `against`, when `tries` draws find one."
+    """A random colour at least `min_dist` (RGB distance) from `against`, when `tries` draws find
+    one."""
     for _ in range(tries):
         c = random_colour(rng)
         if against is None or np.linalg.norm(c - against) >= min_dist: break
@@ -105,26 +116,33 @@ def _rand_crop(rng, arr:np.ndarray, h:int, w:int) -> np.ndarray:
     H, W = arr.shape[:2]
     if H < h or W < w:
         f = max(h / H, w / W) * 1.01
-        arr = np.asarray(Image.fromarray(arr).resize((math.ceil(W * f), math.ceil(H * f)), Image.BILINEAR))
+        arr = Image.fromarray(arr).resize((math.ceil(W * f), math.ceil(H * f)), Image.BILINEAR)
+        arr = np.asarray(arr)
         H, W = arr.shape[:2]
     y, x = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
     return arr[y:y + h, x:x + w]
 
+# %% ../nbs/01_synthetic.ipynb #7ca33502
 def _value_noise(rng, h:int, w:int, cells:int, channels:int=1) -> np.ndarray:
-    "A smooth random field `h×w×channels` in `[0,1]`: a random grid `cells` wide, upscaled bicubically."
+    """A smooth random field `h×w×channels` in `[0,1]`: a random grid `cells` wide, upscaled
+    bicubically."""
     ch, cw = max(2, round(cells * h / max(h, w))), max(2, round(cells * w / max(h, w)))
     small = (rng.random((ch, cw, channels)) * 255).astype(np.uint8)
-    a = np.asarray(Image.fromarray(small[..., 0] if channels == 1 else small).resize((w, h), Image.BICUBIC), np.float32) / 255
+    a = small[..., 0] if channels == 1 else small
+    a = np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC), np.float32) / 255
     return a[..., None] if channels == 1 else a
 
+# %% ../nbs/01_synthetic.ipynb #b5559eb9
 BACKGROUNDS = {'gradient': 0.2, 'noise': 0.2, 'flat': 0.1, 'texture': 0.25, 'photo': 0.25}
 
 def random_background(rng, w:int, h:int, kind:str|None=None) -> np.ndarray:
-    "A float32 `h×w×3` background in `[0,1]`: a gradient, smooth noise, a flat colour, a tinted texture or a photo crop."
+    """A float32 `h×w×3` background in `[0,1]`: a gradient, smooth noise, a flat colour, a tinted
+    texture or a photo crop."""
     photos, textures = available_sources()
     kinds = [k for k in BACKGROUNDS if (k != 'texture' or textures) and (k != 'photo' or photos)]
     if kind is None:
-        p = np.array([BACKGROUNDS[k] for k in kinds]); kind = kinds[rng.choice(len(kinds), p=p / p.sum())]
+        p = np.array([BACKGROUNDS[k] for k in kinds])
+        kind = kinds[rng.choice(len(kinds), p=p / p.sum())]
     c1, c2 = random_colour(rng), random_colour(rng)
     if kind == 'flat': bg = np.broadcast_to(c1, (h, w, 3))
     elif kind == 'gradient':
@@ -135,12 +153,15 @@ def random_background(rng, w:int, h:int, kind:str|None=None) -> np.ndarray:
     elif kind == 'noise':
         n = sum(_value_noise(rng, h, w, c) * wt for c, wt in ((4, .5), (16, .3), (64, .2)))
         bg = c1 + (c2 - c1) * n
-        if rng.random() < 0.4: bg = bg * 0.75 + 0.25 * _value_noise(rng, h, w, int(rng.integers(3, 30)), 3)
+        if rng.random() < 0.4:
+            bg = bg * 0.75 + 0.25 * _value_noise(rng, h, w, int(rng.integers(3, 30)), 3)
     elif kind == 'texture':
         src = load_source(textures[rng.integers(len(textures))])
         s = rng.uniform(0.5, 2.0)
-        crop = _rand_crop(rng, src, max(8, min(src.shape[0], round(h / s))), max(8, min(src.shape[1], round(w / s))))
-        g = np.asarray(Image.fromarray(crop).convert('L').resize((w, h), Image.BILINEAR), np.float32)[..., None] / 255
+        crop = _rand_crop(rng, src, max(8, min(src.shape[0], round(h / s))),
+                          max(8, min(src.shape[1], round(w / s))))
+        g = Image.fromarray(crop).convert('L').resize((w, h), Image.BILINEAR)
+        g = np.asarray(g, np.float32)[..., None] / 255
         bg = c1 + (c2 - c1) * g
     elif kind == 'photo':
         src = load_source(photos[rng.integers(len(photos))])
@@ -148,7 +169,8 @@ def random_background(rng, w:int, h:int, kind:str|None=None) -> np.ndarray:
         ch, cw = min(src.shape[0], round(h / s)), min(src.shape[1], round(w / s))
         if cw / ch > w / h: cw = round(ch * w / h)   # keep the canvas' aspect ratio
         else: ch = round(cw * h / w)
-        bg = np.asarray(Image.fromarray(_rand_crop(rng, src, ch, cw)).resize((w, h), Image.BILINEAR), np.float32) / 255
+        crop = Image.fromarray(_rand_crop(rng, src, ch, cw)).resize((w, h), Image.BILINEAR)
+        bg = np.asarray(crop, np.float32) / 255
         if rng.random() < 0.3: bg = bg * rng.uniform(0.4, 0.8) + c1 * rng.uniform(0.1, 0.4)
     else: raise ValueError(f"unknown background kind {kind!r} (one of {', '.join(BACKGROUNDS)})")
     bg = np.asarray(bg, np.float32)
@@ -156,17 +178,24 @@ def random_background(rng, w:int, h:int, kind:str|None=None) -> np.ndarray:
     return np.clip(bg, 0, 1).astype(np.float32)
 
 # %% ../nbs/01_synthetic.ipynb #e44cb197
-SHAPES = ('disc', 'ring', 'square', 'rounded', 'triangle', 'polygon', 'star', 'blob', 'cross', 'crescent')
+SHAPES = ('disc', 'ring', 'square', 'rounded', 'triangle', 'polygon', 'star', 'blob', 'cross',
+          'crescent')
 PLURALS = dict(disc='discs', ring='rings', square='squares', rounded='tiles', triangle='triangles',
-               polygon='polygons', star='stars', blob='blobs', cross='crosses', crescent='crescents')
+               polygon='polygons', star='stars', blob='blobs', cross='crosses',
+               crescent='crescents')
 FILLS = ('flat', 'shaded', 'stripes', 'spots', 'noise', 'texture')
 
+# %% ../nbs/01_synthetic.ipynb #7afd5c4c
 def _poly(n:int, r:float, phase:float=0.0, c:float=0.5) -> list:
+    """The `n` corners `(x, y)` of a regular polygon of radius `r` around `(c, c)`, the first at
+    angle `phase`."""
     t = phase + np.arange(n) * 2 * np.pi / n
     return list(zip(c + r * np.cos(t), c + r * np.sin(t)))
 
+# %% ../nbs/01_synthetic.ipynb #2b155d69
 def shape_mask(shape:str, T:int, rng) -> np.ndarray:
-    "Anti-aliased alpha mask (float32 `T×T` in `[0,1]`) of a procedural `shape` filling the template box."
+    """Anti-aliased alpha mask (float32 `T×T` in `[0,1]`) of a procedural `shape` filling the
+    template box."""
     S, m = 2 * T, 0.02                      # drawn at 2x, then box-filtered down
     im = Image.new('L', (S, S), 0); d = ImageDraw.Draw(im)
     sc = lambda pts: [(x * S, y * S) for x, y in pts]
@@ -174,18 +203,21 @@ def shape_mask(shape:str, T:int, rng) -> np.ndarray:
     if shape == 'disc': d.ellipse(box, fill=255)
     elif shape == 'ring':
         d.ellipse(box, fill=255)
-        r = rng.uniform(0.18, 0.33); d.ellipse([(0.5 - r) * S, (0.5 - r) * S, (0.5 + r) * S, (0.5 + r) * S], fill=0)
+        r = rng.uniform(0.18, 0.33)
+        d.ellipse([(0.5 - r) * S, (0.5 - r) * S, (0.5 + r) * S, (0.5 + r) * S], fill=0)
     elif shape == 'square': d.rectangle(box, fill=255)
     elif shape == 'rounded': d.rounded_rectangle(box, radius=rng.uniform(0.1, 0.45) * S, fill=255)
     elif shape == 'triangle': d.polygon(sc([(0.5, m), (1 - m, 1 - m), (m, 1 - m)]), fill=255)
-    elif shape == 'polygon': d.polygon(sc(_poly(int(rng.integers(5, 9)), 0.48, rng.uniform(0, 1))), fill=255)
+    elif shape == 'polygon':
+        d.polygon(sc(_poly(int(rng.integers(5, 9)), 0.48, rng.uniform(0, 1))), fill=255)
     elif shape == 'star':
         n, ri = int(rng.integers(4, 9)), rng.uniform(0.35, 0.6)
         outer, inner = _poly(n, 0.49, -np.pi / 2), _poly(n, 0.49 * ri, -np.pi / 2 + np.pi / n)
         d.polygon(sc([p for pair in zip(outer, inner) for p in pair]), fill=255)
     elif shape == 'blob':
         t = np.linspace(0, 2 * np.pi, 64, endpoint=False); r = np.ones_like(t)
-        for k in range(2, 6): r += rng.uniform(0, 0.5 / k) * np.cos(k * t + rng.uniform(0, 2 * np.pi))
+        for k in range(2, 6):
+            r += rng.uniform(0, 0.5 / k) * np.cos(k * t + rng.uniform(0, 2 * np.pi))
         r = 0.48 * r / r.max()
         d.polygon(sc(list(zip(0.5 + r * np.cos(t), 0.5 + r * np.sin(t)))), fill=255)
     elif shape == 'cross':
@@ -194,18 +226,23 @@ def shape_mask(shape:str, T:int, rng) -> np.ndarray:
         d.rectangle([m * S, (0.5 - a) * S, (1 - m) * S, (0.5 + a) * S], fill=255)
     elif shape == 'crescent':
         d.ellipse(box, fill=255)
-        o = rng.uniform(0.25, 0.45); d.ellipse([(m + o) * S, (m - 0.1) * S, (1 - m + o) * S, (0.9 - m) * S], fill=0)
+        o = rng.uniform(0.25, 0.45)
+        d.ellipse([(m + o) * S, (m - 0.1) * S, (1 - m + o) * S, (0.9 - m) * S], fill=0)
     else: raise ValueError(f"unknown shape {shape!r} (one of {', '.join(SHAPES)})")
     return np.asarray(im.resize((T, T), Image.BOX), np.float32) / 255
 
+# %% ../nbs/01_synthetic.ipynb #623a3535
 def fill_texture(fill:str, T:int, colour, rng, mask:np.ndarray) -> np.ndarray:
-    "RGB float32 `T×T×3` look of an object: flat, shaded (3-D), stripes, spots, noise, or a tinted photo texture."
+    """RGB float32 `T×T×3` look of an object: flat, shaded (3-D), stripes, spots, noise, or a tinted
+    photo texture."""
     c2 = random_colour(rng)
     yy, xx = (np.mgrid[0:T, 0:T] + 0.5) / T
     if fill == 'flat': rgb = np.broadcast_to(colour, (T, T, 3))
     elif fill == 'shaded':  # darker rim (blurred mask as height) + a specular spot
-        hgt = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(T / 6)), np.float32) / 255
-        spot = np.exp(-((xx - rng.uniform(0.3, 0.45)) ** 2 + (yy - rng.uniform(0.3, 0.45)) ** 2) / (2 * 0.12 ** 2))
+        hgt = Image.fromarray((mask * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(T / 6))
+        hgt = np.asarray(hgt, np.float32) / 255
+        spot = np.exp(-((xx - rng.uniform(0.3, 0.45)) ** 2 + (yy - rng.uniform(0.3, 0.45)) ** 2)
+                      / (2 * 0.12 ** 2))
         rgb = colour * (0.45 + 0.55 * hgt[..., None]) + rng.uniform(0.2, 0.6) * spot[..., None]
     elif fill == 'stripes':
         t, f = rng.uniform(0, np.pi), rng.uniform(1.5, 4.5)
@@ -217,12 +254,14 @@ def fill_texture(fill:str, T:int, colour, rng, mask:np.ndarray) -> np.ndarray:
             x, y, r = rng.uniform(0, T), rng.uniform(0, T), rng.uniform(0.04, 0.12) * T
             d.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(255 * c) for c in c2))
         rgb = np.asarray(im, np.float32) / 255
-    elif fill == 'noise': rgb = colour * (0.6 + 0.8 * _value_noise(rng, T, T, int(rng.integers(3, 10))))
+    elif fill == 'noise':
+        rgb = colour * (0.6 + 0.8 * _value_noise(rng, T, T, int(rng.integers(3, 10))))
     elif fill == 'texture':
         _, textures = available_sources()
         if not textures: return fill_texture('noise', T, colour, rng, mask)
         src = load_source(textures[rng.integers(len(textures))])
-        g = np.asarray(Image.fromarray(_rand_crop(rng, src, 64, 64)).convert('L').resize((T, T), Image.BILINEAR), np.float32)
+        g = Image.fromarray(_rand_crop(rng, src, 64, 64)).convert('L')
+        g = np.asarray(g.resize((T, T), Image.BILINEAR), np.float32)
         rgb = colour * (0.5 + g[..., None] / 255)
     else: raise ValueError(f"unknown fill {fill!r} (one of {', '.join(FILLS)})")
     return np.clip(rgb, 0, 1).astype(np.float32)
@@ -239,63 +278,94 @@ class Kind:
     colour_jitter: float = 0.05
     info: dict = field(default_factory=dict)  # how it was made (written to the annotation)
 
+# %% ../nbs/01_synthetic.ipynb #e285addd
 def _template(rgb:np.ndarray, alpha:np.ndarray, outline:bool, rng) -> Image.Image:
     "Premultiplied `RGBa` template from colours and alpha; `outline` darkens a thin rim."
     if outline:
-        er = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).filter(ImageFilter.MinFilter(3 if len(alpha) < 96 else 5)), np.float32) / 255
+        k = 3 if len(alpha) < 96 else 5
+        er = Image.fromarray((alpha * 255).astype(np.uint8)).filter(ImageFilter.MinFilter(k))
+        er = np.asarray(er, np.float32) / 255
         edge = np.clip(alpha - er, 0, 1)[..., None]
         rgb = rgb * (1 - edge) + rgb * rng.uniform(0, 0.4) * edge
-    return Image.fromarray(np.dstack([rgb * 255, alpha * 255]).round().astype(np.uint8), 'RGBA').convert('RGBa')
+    rgba = np.dstack([rgb * 255, alpha * 255]).round().astype(np.uint8)
+    return Image.fromarray(rgba, 'RGBA').convert('RGBa')
 
-def _rotation(rng, p=(0.3, 0.3, 0.4)) -> float: return float(rng.choice([0.0, 15.0, 180.0], p=list(p)))
+# %% ../nbs/01_synthetic.ipynb #224f2a3c
+def _rotation(rng, p=(0.3, 0.3, 0.4)) -> float:
+    "An instance's largest turn in degrees: 0, 15 or 180 with probabilities `p`."
+    return float(rng.choice([0.0, 15.0, 180.0], p=list(p)))
 
+# %% ../nbs/01_synthetic.ipynb #26f5218c
 def procedural_kind(rng, T:int=96, shape:str|None=None, colour=None, background=None) -> Kind:
-    "A procedural kind (shape × fill × colour); `background` is a mean background colour to stand out from."
+    """A procedural kind (shape × fill × colour); `background` is a mean background colour to stand
+    out from."""
     shape = shape or SHAPES[rng.integers(len(SHAPES))]
     fill = FILLS[rng.choice(len(FILLS), p=[0.25, 0.3, 0.1, 0.1, 0.15, 0.1])]
-    colour = _contrasting_colour(rng, background) if colour is None else np.asarray(colour, np.float32)
+    colour = (_contrasting_colour(rng, background) if colour is None
+              else np.asarray(colour, np.float32))
     mask = shape_mask(shape, T, rng)
     rgb = fill_texture(fill, T, colour, rng, mask)
     aspect = 1.0 if rng.random() < 0.5 else float(np.exp(rng.uniform(-0.7, 0.7)))
     plural = PLURALS[shape]
     if shape == 'disc' and abs(aspect - 1) > 0.15: plural = 'ellipses'
     if shape == 'square' and abs(aspect - 1) > 0.15: plural = 'bars'
-    return Kind(f'{colour_name(colour)} {plural}', _template(rgb, mask, rng.random() < 0.35, rng), aspect, _rotation(rng),
-                float(rng.uniform(0.03, 0.15)), float(rng.uniform(0.0, 0.12)),
-                dict(type='procedural', shape=shape, fill=fill, colour=[round(float(c), 3) for c in colour]))
+    return Kind(f'{colour_name(colour)} {plural}', _template(rgb, mask, rng.random() < 0.35, rng),
+                aspect, _rotation(rng), float(rng.uniform(0.03, 0.15)),
+                float(rng.uniform(0.0, 0.12)),
+                dict(type='procedural', shape=shape, fill=fill,
+                     colour=[round(float(c), 3) for c in colour]))
 
-def collage_kind(rng, T:int=96, source:str|None=None, background=None, min_dist:float=0.2, tries:int=6) -> Kind:
-    "A self-collage kind (UnCounTR-style): one random crop of a real photo under an elliptic/rounded/blob mask."
+# %% ../nbs/01_synthetic.ipynb #36705b12
+def collage_kind(rng, T:int=96, source:str|None=None, background=None, min_dist:float=0.2,
+                 tries:int=6) -> Kind:
+    """A self-collage kind (UnCounTR-style): one random crop of a real photo under an
+    elliptic/rounded/blob mask."""
     photos, _ = available_sources()
-    if not photos and source is None: raise FileNotFoundError('collage_kind needs scikit-image sample photos')
+    if not photos and source is None:
+        raise FileNotFoundError('collage_kind needs scikit-image sample photos')
     source = source or photos[rng.integers(len(photos))]
     src = load_source(source)
     for _ in range(tries):  # prefer a crop whose mean colour differs from the background's
         side = int(rng.integers(24, min(220, min(src.shape[:2])) + 1))
         ar = float(np.exp(rng.uniform(-0.5, 0.5)))
-        h, w = min(src.shape[0], max(8, round(side * ar))), min(src.shape[1], max(8, round(side / ar)))
-        crop = np.asarray(Image.fromarray(_rand_crop(rng, src, h, w)).resize((T, T), Image.BILINEAR), np.float32) / 255
+        h = min(src.shape[0], max(8, round(side * ar)))
+        w = min(src.shape[1], max(8, round(side / ar)))
+        crop = Image.fromarray(_rand_crop(rng, src, h, w)).resize((T, T), Image.BILINEAR)
+        crop = np.asarray(crop, np.float32) / 255
         if background is None or np.linalg.norm(crop.mean((0, 1)) - background) >= min_dist: break
-    mshape = str(rng.choice(['disc', 'rounded', 'square', 'blob', 'polygon'], p=[0.45, 0.2, 0.1, 0.15, 0.1]))
+    mshape = str(rng.choice(['disc', 'rounded', 'square', 'blob', 'polygon'],
+                            p=[0.45, 0.2, 0.1, 0.15, 0.1]))
     mask = shape_mask(mshape, T, rng)
-    return Kind(f"{source.replace('_', ' ')} patches", _template(crop, mask, rng.random() < 0.2, rng), h / w,
-                _rotation(rng, (0.3, 0.4, 0.3)), float(rng.uniform(0.03, 0.15)), float(rng.uniform(0.0, 0.1)),
+    name = f"{source.replace('_', ' ')} patches"
+    return Kind(name, _template(crop, mask, rng.random() < 0.2, rng), h / w,
+                _rotation(rng, (0.3, 0.4, 0.3)), float(rng.uniform(0.03, 0.15)),
+                float(rng.uniform(0.0, 0.1)),
                 dict(type='collage', source=source, mask=mshape, crop=[h, w]))
 
+# %% ../nbs/01_synthetic.ipynb #3c92a7c2
 @lru_cache(maxsize=8)
 def list_sprites(folder:str) -> tuple:
-    "The RGBA object pictures (`*.png`, sorted) of a sprite `folder`; named `<group>__<name>.png` by `data_scripts/fetch_sprites.py`."
+    """The RGBA object pictures (`*.png`, sorted) of a sprite `folder`; named `<group>__<name>.png`
+    by `data_scripts/fetch_sprites.py`."""
     files = tuple(sorted(Path(folder).glob('*.png')))
-    if not files: raise SegcountError(f"{folder}: no PNG sprites found (make them with data_scripts/fetch_sprites.py)")
+    if not files:
+        raise SegcountError(f"{folder}: no PNG sprites found "
+                            "(make them with data_scripts/fetch_sprites.py)")
     return files
 
-def _sprite_group(p:Path) -> str: return p.stem.split('__')[0] if '__' in p.stem else ''
+# %% ../nbs/01_synthetic.ipynb #3e92d1ff
+def _sprite_group(p:Path) -> str:
+    "The group of sprite file `p` (`fruit` for `fruit__apple.png`; '' without a group)."
+    return p.stem.split('__')[0] if '__' in p.stem else ''
 
+# %% ../nbs/01_synthetic.ipynb #d3a6c482
 def sprite_kind(rng, T:int=96, folder:str|None=None, like:Kind|None=None) -> Kind:
-    "A kind from a picture of a real object class (an RGBA sprite, e.g. an emoji); `like`: prefer its group (look-alikes)."
+    """A kind from a picture of a real object class (an RGBA sprite, e.g. an emoji); `like`: prefer
+    its group (look-alikes)."""
     files = list_sprites(str(folder))
     if like is not None and like.info.get('type') == 'sprite':
-        same = [p for p in files if _sprite_group(p) == like.info['group'] and p.name != like.info['file']]
+        same = [p for p in files
+                if _sprite_group(p) == like.info['group'] and p.name != like.info['file']]
         if same: files = same
     p = files[rng.integers(len(files))]
     im = Image.open(p).convert('RGBA')
@@ -310,13 +380,16 @@ def sprite_kind(rng, T:int=96, folder:str|None=None, like:Kind|None=None) -> Kin
 
 # %% ../nbs/01_synthetic.ipynb #906d5328
 def render_instance(kind:Kind, size:float, rng) -> np.ndarray:
-    "Premultiplied float32 `h×w×4` sprite of one instance of `kind` whose longer side is about `size` px."
+    """Premultiplied float32 `h×w×4` sprite of one instance of `kind` whose longer side is about
+    `size` px."""
     s = size * float(np.exp(rng.normal(0, kind.scale_jitter)))
     tw, th = kind.template.size
-    aspect = kind.aspect * th / tw               # non-square templates (sprites) keep their own shape
+    aspect = kind.aspect * th / tw   # non-square templates (sprites) keep their own shape
     w, h = (s, s * aspect) if aspect <= 1 else (s / aspect, s)
     im = kind.template.resize((max(2, round(w)), max(2, round(h))), Image.BILINEAR)
-    if kind.rotation: im = im.rotate(rng.uniform(-kind.rotation, kind.rotation), resample=Image.BILINEAR, expand=True)
+    if kind.rotation:
+        im = im.rotate(rng.uniform(-kind.rotation, kind.rotation), resample=Image.BILINEAR,
+                       expand=True)
     a = np.asarray(im, np.float32) * (1 / 255)
     if kind.colour_jitter:
         f = (1 + rng.normal(0, kind.colour_jitter)) * (1 + rng.normal(0, kind.colour_jitter / 3, 3))
@@ -325,8 +398,10 @@ def render_instance(kind:Kind, size:float, rng) -> np.ndarray:
     return a
 
 # %% ../nbs/01_synthetic.ipynb #d8d31cc4
-def _blend(canvas:np.ndarray, spr:np.ndarray, x0:int, y0:int, alpha_scale:float=1.0, shadow:bool=False):
-    "Composite premultiplied sprite `spr` onto `canvas` (in place) with its top-left at `(x0, y0)`, clipped."
+def _blend(canvas:np.ndarray, spr:np.ndarray, x0:int, y0:int, alpha_scale:float=1.0,
+           shadow:bool=False):
+    """Composite premultiplied sprite `spr` onto `canvas` (in place) with its top-left at
+    `(x0, y0)`, clipped."""
     H, W = canvas.shape[:2]; h, w = spr.shape[:2]
     xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + w), min(H, y0 + h)
     if xa >= xb or ya >= yb: return
@@ -335,13 +410,19 @@ def _blend(canvas:np.ndarray, spr:np.ndarray, x0:int, y0:int, alpha_scale:float=
     if shadow: dst *= 1 - a
     else: dst[:] = dst * (1 - a) + sub[..., :3] * alpha_scale
 
-def _loguniform(rng, lo:float, hi:float) -> float: return float(np.exp(rng.uniform(np.log(lo), np.log(max(hi, lo)))))
+# %% ../nbs/01_synthetic.ipynb #cb3d5aca
+def _loguniform(rng, lo:float, hi:float) -> float:
+    "A number between `lo` and `hi` (`lo` when `hi` < `lo`) whose logarithm is uniform."
+    return float(np.exp(rng.uniform(np.log(lo), np.log(max(hi, lo)))))
 
+# %% ../nbs/01_synthetic.ipynb #863c55aa
 LAYOUTS = ('uniform', 'grid', 'clusters')
-PACKED_COVER = (0.7, 1.2)   # packed scenes: target objects' boxes cover this share of the canvas (so they touch)
+# packed scenes: target objects' boxes cover this share of the canvas (so they touch)
+PACKED_COVER = (0.7, 1.2)
 
 class _Layout:
-    "Proposes centres for one kind's `n` objects: uniform, jittered grid or clusters, in the image or a sub-rectangle."
+    """Proposes centres for one kind's `n` objects: uniform, jittered grid or clusters, in the image
+    or a sub-rectangle."""
     def __init__(self, rng, W:int, H:int, n:int, packed:bool=False):
         self.rng, self.W, self.H = rng, W, H
         if packed or rng.random() < 0.55: self.r = (0.0, 0.0, float(W), float(H))
@@ -351,10 +432,12 @@ class _Layout:
             self.r = (rng.uniform(0, W - rw), rng.uniform(0, H - rh), rw, rh)
         self.kind = 'grid' if packed else LAYOUTS[rng.choice(3, p=[0.45, 0.3, 0.25])]
         x, y, rw, rh = self.r
-        if self.kind == 'grid':   # packed: every other row shifted half a cell (hexagonal, like fruit in a crate)
-            d = np.sqrt(rw * rh / max(n, 1)); cols = max(1, round(rw / d)); rows = max(1, math.ceil(n / cols))
+        if self.kind == 'grid':   # packed: every other row shifted half a cell (hexagonal: a crate)
+            d = np.sqrt(rw * rh / max(n, 1)); cols = max(1, round(rw / d))
+            rows = max(1, math.ceil(n / cols))
             self.d = np.array([rw / cols, rh / rows])
-            gx, gy = np.meshgrid((np.arange(cols) + 0.5) * self.d[0] + x, (np.arange(rows) + 0.5) * self.d[1] + y)
+            gx, gy = np.meshgrid((np.arange(cols) + 0.5) * self.d[0] + x,
+                                 (np.arange(rows) + 0.5) * self.d[1] + y)
             if packed: gx = gx + (np.arange(rows)[:, None] % 2) * 0.5 * self.d[0]
             self.cells = np.stack([gx.ravel(), gy.ravel()], 1)[rng.permutation(rows * cols)]
         elif self.kind == 'clusters':
@@ -366,14 +449,16 @@ class _Layout:
         rng, (x, y, rw, rh) = self.rng, self.r
         if self.kind == 'grid' and i < len(self.cells):
             p = self.cells[i] + rng.uniform(-1, 1, 2) * (0.15 + 0.15 * attempt) * self.d
-        elif self.kind == 'clusters': p = self.centres[rng.integers(len(self.centres))] + rng.normal(0, self.sigma, 2)
+        elif self.kind == 'clusters':
+            p = self.centres[rng.integers(len(self.centres))] + rng.normal(0, self.sigma, 2)
         else: p = np.array([rng.uniform(x, x + rw), rng.uniform(y, y + rh)])
         return float(np.clip(p[0], 1, self.W - 1)), float(np.clip(p[1], 1, self.H - 1))
 
 # %% ../nbs/01_synthetic.ipynb #62bfba47
 @dataclass
 class Scene:
-    "A generated image with exact labels: dots of every object, three exemplar boxes of the target kind."
+    """A generated image with exact labels: dots of every object, three exemplar boxes of the target
+    kind."""
     image: Image.Image
     target_class: str
     points: np.ndarray        # [M,2] centres of the target objects
@@ -392,30 +477,40 @@ class Scene:
         "H×W bool mask of the visible pixels of target objects (e.g. to check pseudo masks)."
         return np.isin(self.label_map, np.flatnonzero(self.object_kind == 0))
 
-    def annotation(self) -> dict:
-        "Extra keys of this scene's entry in `annotation_FSC147_384.json` (besides boxes and points)."
-        r = lambda a: np.round(np.asarray(a, np.float64), 2).tolist()
-        return {'target_class': self.target_class, 'other_points': {k: r(v) for k, v in self.other_points.items()},
-                'kinds': {k.name: k.info for k in self.kinds}}
+# %% ../nbs/01_synthetic.ipynb #bb747657
+@patch
+def annotation(self:Scene) -> dict:
+    "Extra keys of this scene's entry in `annotation_FSC147_384.json` (besides boxes and points)."
+    r = lambda a: np.round(np.asarray(a, np.float64), 2).tolist()
+    return {'target_class': self.target_class,
+            'other_points': {k: r(v) for k, v in self.other_points.items()},
+            'kinds': {k.name: k.info for k in self.kinds}}
 
-    def to_sample(self, name:str='scene.jpg') -> Sample:
-        "This scene as a `segcount.data.Sample` (klass = the target class)."
-        return Sample(name, self.image, self.boxes.copy(), self.points.copy(), klass=self.target_class, meta=self.annotation())
+# %% ../nbs/01_synthetic.ipynb #554a7d5a
+@patch
+def to_sample(self:Scene, name:str='scene.jpg') -> Sample:
+    "This scene as a `segcount.data.Sample` (klass = the target class)."
+    return Sample(name, self.image, self.boxes.copy(), self.points.copy(), klass=self.target_class,
+                  meta=self.annotation())
 
 # %% ../nbs/01_synthetic.ipynb #2bc2dbd1
 def _make_kinds(rng, n_kinds:int, collage_prob:float, sizes:list, background=None, sprites=None,
                 sprite_prob:float=0.45) -> list:
-    "The target kind, then distractors with distinct names (often the target's shape or colour: hard negatives)."
+    """The target kind, then distractors with distinct names (often the target's shape or colour:
+    hard negatives)."""
     photos, _ = available_sources()
     T = lambda s: int(np.clip(2 ** math.ceil(math.log2(max(s, 1) * 1.4)), 32, 128))  # template side
     def new(i, ref=None):
         if ref is not None and ref.info['type'] == 'procedural' and rng.random() < 0.6:
-            if rng.random() < 0.55: return procedural_kind(rng, T(sizes[i]), shape=ref.info['shape'], background=background)
+            if rng.random() < 0.55:
+                return procedural_kind(rng, T(sizes[i]), shape=ref.info['shape'],
+                                       background=background)
             c = np.clip(np.array(ref.info['colour']) + rng.normal(0, 0.05, 3), 0, 1)
             return procedural_kind(rng, T(sizes[i]), colour=c, background=background)
         if sprites and rng.random() < sprite_prob:
             return sprite_kind(rng, T(sizes[i]), sprites, like=ref if rng.random() < 0.5 else None)
-        if photos and rng.random() < collage_prob: return collage_kind(rng, T(sizes[i]), background=background)
+        if photos and rng.random() < collage_prob:
+            return collage_kind(rng, T(sizes[i]), background=background)
         return procedural_kind(rng, T(sizes[i]), background=background)
     kinds = [new(0)]
     for i in range(1, n_kinds):
@@ -424,27 +519,72 @@ def _make_kinds(rng, n_kinds:int, collage_prob:float, sizes:list, background=Non
             if k.name not in {q.name for q in kinds}: kinds.append(k); break
     return kinds
 
+# %% ../nbs/01_synthetic.ipynb #aadc57a2
 def photometric_jitter(canvas:np.ndarray, rng, p:float=1.0) -> np.ndarray:
-    """Camera and staining looks that generated scenes otherwise lack, each with probability about `p`: low contrast,
-    gamma, a dark exposure (fluorescence-like), grey (aerial or microscope channels), and defocus. `canvas`: H×W×3 in [0,1]."""
+    """Camera and staining looks that generated scenes otherwise lack, each with probability about
+    `p`: low contrast, gamma, a dark exposure (fluorescence-like), grey (aerial or microscope
+    channels), and defocus. `canvas`: H×W×3 in [0,1]."""
     c = np.asarray(canvas, np.float32)
-    if rng.random() < 0.35 * p:                                   # washed out: objects barely above the background
+    if rng.random() < 0.35 * p:   # washed out: objects barely above the background
         m = c.mean((0, 1), keepdims=True); c = m + (c - m) * rng.uniform(0.35, 0.8)
     if rng.random() < 0.3 * p: c = np.clip(c, 0, 1) ** rng.uniform(0.5, 2.0)
-    if rng.random() < 0.15 * p: c = c * rng.uniform(0.15, 0.5)     # dark: dim objects on a black field
-    if rng.random() < 0.15 * p: c = np.repeat((c * np.array([0.299, 0.587, 0.114], np.float32)).sum(-1, keepdims=True), 3, -1)
+    if rng.random() < 0.15 * p: c = c * rng.uniform(0.15, 0.5)   # dark: dim objects, black field
+    if rng.random() < 0.15 * p:
+        grey = (c * np.array([0.299, 0.587, 0.114], np.float32)).sum(-1, keepdims=True)
+        c = np.repeat(grey, 3, -1)
     if rng.random() < 0.2 * p:
-        im = Image.fromarray((np.clip(c, 0, 1) * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(0.8, 2.0)))
+        im = Image.fromarray((np.clip(c, 0, 1) * 255).astype(np.uint8))
+        im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.8, 2.0)))
         c = np.asarray(im, np.float32) / 255
     return c.astype(np.float32)
 
-def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_occlusion:float, tries:int,
-             photometric:float=0.0, packed:bool=False) -> Scene|None:
-    """Paint `counts[k]` objects of each kind on `canvas` under the occlusion budget; `None` if < 3 targets fit.
-    `packed`: the target kind on a hexagonal grid over the whole canvas, so neighbours touch and overlap."""
+# %% ../nbs/01_synthetic.ipynb #dbf3c0ad
+def _place(rng, canvas:np.ndarray, label:np.ndarray, area:np.ndarray, vis:np.ndarray, j:int,
+           keep:float, kind:Kind, layout:_Layout, i:int, size:float, persp, tries:int, shadow:bool):
+    """Object `j`, the `i`-th of `kind`, at the first of `tries` spots from `layout` where every
+    object keeps `keep` of its pixels visible: painted on `canvas`, recorded in `label`, `area` and
+    `vis`. Returns its box and centre, or None."""
+    H, W = canvas.shape[:2]
+    for attempt in range(tries):
+        cx, cy = layout.propose(i, attempt)
+        s = size * ((persp + 2 * (1 - persp) * cy / H) if persp else 1.0)
+        spr = render_instance(kind, max(4.0, s), rng)
+        h, w = spr.shape[:2]
+        x0, y0 = int(round(cx - w / 2)), int(round(cy - h / 2))
+        full = spr[..., 3] > 0.5
+        a_full = int(full.sum())
+        if a_full < 3: continue
+        xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + w), min(H, y0 + h)
+        m = full[ya - y0:yb - y0, xa - x0:xb - x0]
+        inside = int(m.sum())
+        if inside < keep * a_full: continue
+        under = label[ya:yb, xa:xb][m]; under = under[under >= 0]
+        if under.size:
+            u, c = np.unique(under, return_counts=True)
+            if np.any(vis[u] - c < keep * area[u]): continue
+            vis[u] -= c
+        area[j], vis[j] = a_full, inside
+        label[ya:yb, xa:xb][m] = j
+        if shadow:
+            off = max(1, round(0.08 * max(h, w)))
+            _blend(canvas, spr, x0 + off, y0 + off, 0.35, shadow=True)
+        _blend(canvas, spr, x0, y0)
+        ys, xs = np.nonzero(full)
+        box = (max(0, x0 + xs.min()), max(0, y0 + ys.min()),
+               min(W, x0 + xs.max() + 1), min(H, y0 + ys.max() + 1))
+        return box, (min(max(x0 + w / 2, 0), W - 0.01), min(max(y0 + h / 2, 0), H - 0.01))
+    return None
+
+# %% ../nbs/01_synthetic.ipynb #781eec48
+def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_occlusion:float,
+             tries:int, photometric:float=0.0, packed:bool=False) -> Scene|None:
+    """Paint `counts[k]` objects of each kind on `canvas` under the occlusion budget; `None` if < 3
+    targets fit. `packed`: the target kind on a hexagonal grid over the whole canvas, so neighbours
+    touch and overlap."""
     H, W = canvas.shape[:2]
     label = np.full((H, W), -1, np.int32)
-    keep = 1 - (0.0 if rng.random() < 0.4 and not packed else rng.uniform(0.05, max_occlusion))
+    keep = 1 - (0.0 if rng.random() < 0.4 and not packed
+                else rng.uniform(min(0.05, max_occlusion), max_occlusion))
     persp = rng.uniform(0.5, 0.9) if rng.random() < 0.25 else None
     shadows = [rng.random() < 0.25 for _ in kinds]
     layouts = [_Layout(rng, W, H, c, packed=packed and k == 0) for k, c in enumerate(counts)]
@@ -454,102 +594,105 @@ def _compose(rng, canvas:np.ndarray, kinds:list, counts:list, sizes:list, max_oc
     boxes, centres, kind_of = [], [], []
     for k in order:
         i = seen[k]; seen[k] += 1
-        for attempt in range(tries):
-            cx, cy = layouts[k].propose(i, attempt)
-            size = sizes[k] * ((persp + 2 * (1 - persp) * cy / H) if persp else 1.0)
-            spr = render_instance(kinds[k], max(4.0, size), rng)
-            h, w = spr.shape[:2]
-            x0, y0 = int(round(cx - w / 2)), int(round(cy - h / 2))
-            full = spr[..., 3] > 0.5
-            a_full = int(full.sum())
-            if a_full < 3: continue
-            xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + w), min(H, y0 + h)
-            m = full[ya - y0:yb - y0, xa - x0:xb - x0]
-            inside = int(m.sum())
-            if inside < keep * a_full: continue
-            under = label[ya:yb, xa:xb][m]; under = under[under >= 0]
-            if under.size:
-                u, c = np.unique(under, return_counts=True)
-                if np.any(vis[u] - c < keep * area[u]): continue
-                vis[u] -= c
-            j = len(boxes)
-            area[j], vis[j] = a_full, inside
-            label[ya:yb, xa:xb][m] = j
-            if shadows[k]:
-                off = max(1, round(0.08 * max(h, w)))
-                _blend(canvas, spr, x0 + off, y0 + off, 0.35, shadow=True)
-            _blend(canvas, spr, x0, y0)
-            ys, xs = np.nonzero(full)
-            boxes.append((max(0, x0 + xs.min()), max(0, y0 + ys.min()), min(W, x0 + xs.max() + 1), min(H, y0 + ys.max() + 1)))
-            centres.append((min(max(x0 + w / 2, 0), W - 0.01), min(max(y0 + h / 2, 0), H - 0.01)))
-            kind_of.append(k)
-            break
+        placed = _place(rng, canvas, label, area, vis, len(boxes), keep, kinds[k], layouts[k], i,
+                        sizes[k], persp, tries, shadows[k])
+        if placed is None: continue
+        boxes.append(placed[0]); centres.append(placed[1]); kind_of.append(k)
     kind_of = np.array(kind_of, np.int64)
     tgt = np.flatnonzero(kind_of == 0)
     if len(tgt) < 3: return None
-    boxes = np.array(boxes, np.float32).reshape(-1, 4); centres = np.array(centres, np.float32).reshape(-1, 2)
+    boxes = np.array(boxes, np.float32).reshape(-1, 4)
+    centres = np.array(centres, np.float32).reshape(-1, 2)
     visibility = (vis[:len(boxes)] / np.maximum(area[:len(boxes)], 1)).astype(np.float32)
     full_vis = tgt[visibility[tgt] >= 0.97]
-    ex = rng.choice(full_vis, 3, replace=False) if len(full_vis) >= 3 else tgt[np.argsort(-visibility[tgt], kind='stable')[:3]]
+    ex = (rng.choice(full_vis, 3, replace=False) if len(full_vis) >= 3
+          else tgt[np.argsort(-visibility[tgt], kind='stable')[:3]])
     # camera-like global effects: slight blur, exposure, sensor noise
     if rng.random() < 0.15:
-        canvas = np.asarray(Image.fromarray((canvas * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.0))), np.float32) / 255
+        blur = ImageFilter.GaussianBlur(rng.uniform(0.4, 1.0))
+        canvas = Image.fromarray((canvas * 255).astype(np.uint8)).filter(blur)
+        canvas = np.asarray(canvas, np.float32) / 255
     canvas = canvas * rng.uniform(0.85, 1.15) + rng.uniform(-0.06, 0.06)
-    if rng.random() < 0.3: canvas = canvas + rng.normal(0, rng.uniform(0.005, 0.03), canvas.shape).astype(np.float32)
+    if rng.random() < 0.3:
+        canvas = canvas + rng.normal(0, rng.uniform(0.005, 0.03), canvas.shape).astype(np.float32)
     if photometric > 0: canvas = photometric_jitter(canvas, rng, photometric)
     img = Image.fromarray((np.clip(canvas, 0, 1) * 255 + 0.5).astype(np.uint8))
     other = {kinds[k].name: centres[kind_of == k] for k in range(1, len(kinds))}
-    return Scene(img, kinds[0].name, centres[tgt], boxes[ex], other, boxes, kind_of, visibility, label, kinds)
+    return Scene(img, kinds[0].name, centres[tgt], boxes[ex], other, boxes, kind_of, visibility,
+                 label, kinds)
 
-def make_scene(rng=None, width=(384, 768), height:int=MODEL_HEIGHT, count_range=(5, 600), dense_prob:float=0.3,
-               n_kinds=(1, 3), collage_prob:float=0.35, max_occlusion:float=0.45, tries:int=4,
-               sprites=None, sprite_prob:float=0.45, photometric:float=0.0, packed_prob:float=0.0) -> Scene:
-    """One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range; counts, kinds and occlusion
-    as in the text; `sprites`: a folder of object pictures, used for a kind with probability `sprite_prob`.
-    `height`: an int, or a range (lo, hi) drawn log-uniformly, the width then scaling by height / lo.
-    `photometric`: strength of `photometric_jitter` (0 = none). `packed_prob`: share of packed scenes, where the
-    target objects' boxes cover PACKED_COVER of the canvas and touch (a crate of apples, a tree canopy, a field of nuclei)."""
+# %% ../nbs/01_synthetic.ipynb #510fae49
+def _draw_counts(rng, A:float, k:float, count_range, dense_prob:float, n_kinds, packed_prob:float):
+    """`(packed, counts, sizes)` of a scene on a canvas of `A` pixels, `k` × 384 high: the target
+    kind first, then the distractors."""
+    lo, hi = count_range
+    # no draw when packed scenes are off: old seeds give old scenes
+    packed = packed_prob > 0 and rng.random() < packed_prob
+    if packed:   # packed: touching objects covering most of the canvas
+        n_t = _loguniform(rng, max(lo, 20), hi)
+        s_t = float(np.clip(np.sqrt(rng.uniform(*PACKED_COVER) * A / n_t), 5 * k, 110 * k))
+        n_t = max(3.0, min(hi, rng.uniform(*PACKED_COVER) * A / s_t ** 2))
+    elif rng.random() < dense_prob and hi >= 120:   # dense: many small objects
+        n_t = _loguniform(rng, max(lo, 120), hi)
+        s_t = rng.uniform(5 * k, max(6 * k, min(20.0 * k, np.sqrt(0.35 * A / n_t))))
+    else:
+        n_t = _loguniform(rng, lo, min(hi, 150))
+        up = min(110.0 * k, np.sqrt(0.3 * A / n_t)); s_t = _loguniform(rng, min(8 * k, up), up)
+    nk = int(rng.integers(n_kinds[0], n_kinds[1] + 1))
+    counts, sizes = [round(n_t)], [s_t]
+    for _ in range(nk - 1):
+        counts.append(round(_loguniform(rng, 3, max(4, min(1.5 * n_t, 400)))))
+        sizes.append(s_t * rng.uniform(0.85, 1.15) if rng.random() < 0.4
+                     else float(np.clip(s_t * np.exp(rng.uniform(-0.8, 0.8)), 5 * k, 120 * k)))
+    rest = sum(c * s * s for c, s in zip(counts[1:], sizes[1:]))
+    if rest and (counts[0] * sizes[0] ** 2 + rest) * 0.7 > 0.5 * A:   # too crowded: thin out
+        f = max(0.1, (0.5 * A / 0.7 - counts[0] * sizes[0] ** 2) / rest)
+        counts = [counts[0]] + [max(3, round(c * min(1, f))) for c in counts[1:]]
+    return packed, counts, sizes
+
+# %% ../nbs/01_synthetic.ipynb #7098a5f3
+def make_scene(rng=None, width=(384, 768), height:int=MODEL_HEIGHT, count_range=(5, 600),
+               dense_prob:float=0.3, n_kinds=(1, 3), collage_prob:float=0.35,
+               max_occlusion:float=0.45, tries:int=4, sprites=None, sprite_prob:float=0.45,
+               photometric:float=0.0, packed_prob:float=0.0) -> Scene:
+    """One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range;
+    counts, kinds and occlusion as in the text; `sprites`: a folder of object pictures, used for a
+    kind with probability `sprite_prob`. `height`: an int, or a range (lo, hi) drawn log-uniformly,
+    the width then scaling by height / lo. `photometric`: strength of `photometric_jitter` (0 =
+    none). `packed_prob`: share of packed scenes, where the target objects' boxes cover PACKED_COVER
+    of the canvas and touch (a crate of apples, a tree canopy, a field of nuclei)."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     lo, hi = count_range
-    if not (1 <= lo <= hi): raise ValueError(f"count_range must be (lo, hi) with 1 <= lo <= hi, got {count_range}")
-    if not (0 <= max_occlusion <= 0.5): raise ValueError(f"max_occlusion must be in [0, 0.5], got {max_occlusion}")
-    W = int(rng.integers(width[0], width[1] + 1)) if isinstance(width, (tuple, list)) else int(width)
-    if isinstance(height, (tuple, list)):   # a range of canvas heights: the same scenes drawn with more pixels
+    if not (1 <= lo <= hi):
+        raise ValueError(f"count_range must be (lo, hi) with 1 <= lo <= hi, got {count_range}")
+    if not (0 <= max_occlusion <= 0.5):
+        raise ValueError(f"max_occlusion must be in [0, 0.5], got {max_occlusion}")
+    W = (int(rng.integers(width[0], width[1] + 1)) if isinstance(width, (tuple, list))
+         else int(width))
+    if isinstance(height, (tuple, list)):   # a range of heights: the same scenes with more pixels
         H = round(_loguniform(rng, height[0], height[1])); W = round(W * H / height[0])
     else: H = int(height)
     A, k = W * H, H / MODEL_HEIGHT          # k: object sizes below are for height 384
     for _ in range(10):
-        packed = packed_prob > 0 and rng.random() < packed_prob   # no draw when off: old seeds give old scenes
-        if packed:                                    # packed: touching objects covering most of the canvas
-            n_t = _loguniform(rng, max(lo, 20), hi)
-            s_t = float(np.clip(np.sqrt(rng.uniform(*PACKED_COVER) * A / n_t), 5 * k, 110 * k))
-            n_t = max(3.0, min(hi, rng.uniform(*PACKED_COVER) * A / s_t ** 2))
-        elif rng.random() < dense_prob and hi >= 120:   # dense: many small objects
-            n_t = _loguniform(rng, max(lo, 120), hi)
-            s_t = rng.uniform(5 * k, max(6 * k, min(20.0 * k, np.sqrt(0.35 * A / n_t))))
-        else:
-            n_t = _loguniform(rng, lo, min(hi, 150))
-            up = min(110.0 * k, np.sqrt(0.3 * A / n_t)); s_t = _loguniform(rng, min(8 * k, up), up)
-        nk = int(rng.integers(n_kinds[0], n_kinds[1] + 1))
-        counts, sizes = [round(n_t)], [s_t]
-        for _ in range(nk - 1):
-            counts.append(round(_loguniform(rng, 3, max(4, min(1.5 * n_t, 400)))))
-            sizes.append(s_t * rng.uniform(0.85, 1.15) if rng.random() < 0.4 else float(np.clip(s_t * np.exp(rng.uniform(-0.8, 0.8)), 5 * k, 120 * k)))
-        rest = sum(c * s * s for c, s in zip(counts[1:], sizes[1:]))
-        if rest and (counts[0] * sizes[0] ** 2 + rest) * 0.7 > 0.5 * A:   # too crowded: thin out the distractors
-            f = max(0.1, (0.5 * A / 0.7 - counts[0] * sizes[0] ** 2) / rest)
-            counts = [counts[0]] + [max(3, round(c * min(1, f))) for c in counts[1:]]
+        packed, counts, sizes = _draw_counts(rng, A, k, count_range, dense_prob, n_kinds,
+                                             packed_prob)
         canvas = random_background(rng, W, H)
-        kinds = _make_kinds(rng, nk, collage_prob, sizes, canvas.mean((0, 1)), sprites, sprite_prob)
-        scene = _compose(rng, canvas, kinds, counts[:len(kinds)], sizes[:len(kinds)], max_occlusion, tries, photometric, packed)
+        kinds = _make_kinds(rng, len(counts), collage_prob, sizes, canvas.mean((0, 1)), sprites,
+                            sprite_prob)
+        scene = _compose(rng, canvas, kinds, counts[:len(kinds)], sizes[:len(kinds)], max_occlusion,
+                         tries, photometric, packed)
         if scene is not None: return scene
-    raise RuntimeError(f'make_scene: could not place 3 target objects in 10 attempts (W={W}, H={H}, count_range={count_range})')
+    raise RuntimeError(f'make_scene: could not place 3 target objects in 10 attempts '
+                       f'(W={W}, H={H}, count_range={count_range})')
 
 # %% ../nbs/01_synthetic.ipynb #e19dc84e
 def _split_names(names:list, splits, rng) -> dict:
-    "Assign `names` to train/val/test by the fractions `splits`; a non-zero fraction gets at least one image."
+    """Assign `names` to train/val/test by the fractions `splits`; a non-zero fraction gets at least
+    one image."""
     n = len(names); fr = np.asarray(splits, float)
-    if fr.shape != (3,) or (fr < 0).any() or fr.sum() <= 0: raise ValueError(f"splits must be 3 non-negative fractions (train, val, test), got {splits}")
+    if fr.shape != (3,) or (fr < 0).any() or fr.sum() <= 0:
+        raise ValueError(f"splits must be 3 non-negative fractions (train, val, test), "
+                         f"got {splits}")
     fr = fr / fr.sum()
     k = [max(1, int(round(n * f))) if f > 0 and n >= 3 else int(round(n * f)) for f in fr[1:]]
     perm = [names[i] for i in rng.permutation(n)]
@@ -557,33 +700,43 @@ def _split_names(names:list, splits, rng) -> dict:
     return {'train': [x for x in names if x not in val and x not in test],
             'val': [x for x in names if x in val], 'test': [x for x in names if x in test]}
 
+# %% ../nbs/01_synthetic.ipynb #c0b07a31
 def _scene_sample(args) -> Sample:
-    "Scene `i` of seed `seed` as a `Sample` named `<i>.jpg` (a top-level function, so worker processes can run it)."
+    """Scene `i` of seed `seed` as a `Sample` named `<i>.jpg` (a top-level function, so worker
+    processes can run it)."""
     seed, i, kw = args
     return make_scene(np.random.default_rng([seed, 0, i]), **kw).to_sample(f'{i}.jpg')
 
-def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=MODEL_HEIGHT, splits=(0.8, 0.1, 0.1),
-                    count_range=(5, 600), dense_prob:float=0.3, n_kinds=(1, 3), collage_prob:float=0.35,
-                    max_occlusion:float=0.45, quality:int=90, workers:int=1, progress:bool=True,
-                    sprites=None, sprite_prob:float=0.45, photometric:float=0.0, packed_prob:float=0.0) -> Path:
-    "Write `n_images` generated scenes to folder `out` in the FSC-147 layout (DESIGN.md §3); returns `Path(out)`."
+# %% ../nbs/01_synthetic.ipynb #3a552f0b
+def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=MODEL_HEIGHT,
+                    splits=(0.8, 0.1, 0.1), count_range=(5, 600), dense_prob:float=0.3,
+                    n_kinds=(1, 3), collage_prob:float=0.35, max_occlusion:float=0.45,
+                    quality:int=90, workers:int=1, progress:bool=True, sprites=None,
+                    sprite_prob:float=0.45, photometric:float=0.0, packed_prob:float=0.0) -> Path:
+    """Write `n_images` generated scenes to folder `out` in the FSC-147 layout (DESIGN.md §3);
+    returns `Path(out)`."""
     if n_images < 1: raise SegcountError(f"{out}: n_images must be >= 1, got {n_images}")
     out = Path(out)
     names = [f'{i}.jpg' for i in range(n_images)]
     sp = _split_names(names, splits, np.random.default_rng([seed, 1]))
-    kw = dict(width=width, height=height, count_range=count_range, dense_prob=dense_prob, n_kinds=n_kinds,
-              collage_prob=collage_prob, max_occlusion=max_occlusion, photometric=photometric, packed_prob=packed_prob)
-    if sprites is not None: kw.update(sprites=str(list_sprites(str(sprites))[0].parent), sprite_prob=sprite_prob)
+    kw = dict(width=width, height=height, count_range=count_range, dense_prob=dense_prob,
+              n_kinds=n_kinds, collage_prob=collage_prob, max_occlusion=max_occlusion,
+              photometric=photometric, packed_prob=packed_prob)
+    if sprites is not None:
+        kw.update(sprites=str(list_sprites(str(sprites))[0].parent), sprite_prob=sprite_prob)
     jobs = [(seed, i, kw) for i in range(n_images)]
     bar = lambda it: tqdm(it, total=n_images, desc='generate scenes', disable=not progress)
-    if workers <= 1: return write_fsc147(out, bar(map(_scene_sample, jobs)), splits=sp, quality=quality)
-    with multiprocessing.Pool(workers) as pool:   # same files as workers=1: scene i only depends on (seed, i)
-        return write_fsc147(out, bar(pool.imap(_scene_sample, jobs, chunksize=2)), splits=sp, quality=quality)
+    if workers <= 1:
+        return write_fsc147(out, bar(map(_scene_sample, jobs)), splits=sp, quality=quality)
+    with multiprocessing.Pool(workers) as pool:   # same files as workers=1 (scene i: seed and i)
+        samples = bar(pool.imap(_scene_sample, jobs, chunksize=2))
+        return write_fsc147(out, samples, splits=sp, quality=quality)
 
 # %% ../nbs/01_synthetic.ipynb #0257632c
 def _negative_box(o:Sample, xo:int, wo:int, oo:int) -> np.ndarray|None:
-    """One box on the other kind inside its strip [xo, xo + wo) of `o`, moved to where the strip lands (`oo`): one of
-    its exemplar boxes if one lies in the strip, else an exemplar-sized box on its dot nearest the strip's centre."""
+    """One box on the other kind inside its strip [xo, xo + wo) of `o`, moved to where the strip
+    lands (`oo`): one of its exemplar boxes if one lies in the strip, else an exemplar-sized box on
+    its dot nearest the strip's centre."""
     ob = np.asarray(o.boxes, np.float64).reshape(-1, 4)
     inside = ob[(ob[:, 0] >= xo) & (ob[:, 2] <= xo + wo)][:1]
     if not len(inside):
@@ -592,23 +745,27 @@ def _negative_box(o:Sample, xo:int, wo:int, oo:int) -> np.ndarray|None:
         if not len(pts) or not len(ob): return None
         x, y = pts[np.argmin(np.abs(pts[:, 0] - (xo + wo / 2)) + np.abs(pts[:, 1] - o.size[1] / 2))]
         w, h = np.mean(ob[:, 2] - ob[:, 0]), np.mean(ob[:, 3] - ob[:, 1])
-        inside = np.array([[max(xo, x - w / 2), max(0, y - h / 2), min(xo + wo, x + w / 2), min(o.size[1], y + h / 2)]])
+        inside = np.array([[max(xo, x - w / 2), max(0, y - h / 2),
+                            min(xo + wo, x + w / 2), min(o.size[1], y + h / 2)]])
     return (inside + np.array([oo - xo, 0, oo - xo, 0])).astype(np.float32)
 
-def make_two_class_image(target:Sample, other:Sample, rng, width_frac=(0.35, 0.65), height:int=MODEL_HEIGHT,
-                         name:str|None=None) -> Sample:
-    """Paper §4.1: a strip of `target` (holding all its exemplar boxes) beside a strip of `other`; `region` = the target
-    strip; `negative_boxes` = one of `other`'s exemplar boxes that lies in its strip (a look-alike not to count), if any."""
+# %% ../nbs/01_synthetic.ipynb #75339929
+def make_two_class_image(target:Sample, other:Sample, rng, width_frac=(0.35, 0.65),
+                         height:int=MODEL_HEIGHT, name:str|None=None) -> Sample:
+    """Paper §4.1: a strip of `target` (holding all its exemplar boxes) beside a strip of `other`;
+    `region` = the target strip; `negative_boxes` = one of `other`'s exemplar boxes that lies in its
+    strip (a look-alike not to count), if any."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     t, o = resize_sample(target, height), resize_sample(other, height)
     Wt, Wo = t.size[0], o.size[0]
     b = np.asarray(t.boxes, np.float64).reshape(-1, 4)
     if not len(b): raise SegcountError(f"{target.name}: the target needs at least one exemplar box")
-    bx1 = int(np.floor(np.clip(b[:, 0].min(), 0, Wt))); bx2 = int(np.ceil(np.clip(b[:, 2].max(), 0, Wt)))
+    bx1 = int(np.floor(np.clip(b[:, 0].min(), 0, Wt)))
+    bx2 = int(np.ceil(np.clip(b[:, 2].max(), 0, Wt)))
     W = round((Wt + Wo) / 2)
     wt = int(np.clip(round(rng.uniform(*width_frac) * W), bx2 - bx1, Wt))
     wo = int(min(Wo, max(W - wt, round(width_frac[0] * W))))
-    xt = int(rng.integers(max(0, bx2 - wt), min(bx1, Wt - wt) + 1))   # every box stays inside [xt, xt + wt]
+    xt = int(rng.integers(max(0, bx2 - wt), min(bx1, Wt - wt) + 1))   # boxes inside [xt, xt + wt]
     xo = int(rng.integers(0, Wo - wo + 1))
     left = bool(rng.random() < 0.5)
     ot, oo = (0, wt) if left else (wo, 0)                            # where each strip lands
@@ -620,27 +777,33 @@ def make_two_class_image(target:Sample, other:Sample, rng, width_frac=(0.35, 0.6
     boxes = (b + np.array([ot - xt, 0, ot - xt, 0])).astype(np.float32)
     dens = None
     if t.density is not None:
-        dens = np.zeros((height, wt + wo), np.float32); dens[:, ot:ot + wt] = t.density[:, xt:xt + wt]
+        dens = np.zeros((height, wt + wo), np.float32)
+        dens[:, ot:ot + wt] = t.density[:, xt:xt + wt]
     neg = _negative_box(o, xo, wo, oo)
     name = name or f"{Path(target.name).stem}+{Path(other.name).stem}"
-    meta = dict(target=target.name, other=other.name, other_class=other.klass, target_side='left' if left else 'right',
-                target_crop=[xt, wt], other_crop=[xo, wo])
-    return Sample(name, img, boxes, p, klass=target.klass, region=(float(ot), 0.0, float(ot + wt), float(height)),
-                  density=dens, meta=meta, negative_boxes=neg)
+    meta = dict(target=target.name, other=other.name, other_class=other.klass,
+                target_side='left' if left else 'right', target_crop=[xt, wt], other_crop=[xo, wo])
+    return Sample(name, img, boxes, p, klass=target.klass,
+                  region=(float(ot), 0.0, float(ot + wt), float(height)), density=dens, meta=meta,
+                  negative_boxes=neg)
 
 # %% ../nbs/01_synthetic.ipynb #efd23e00
 def make_synthetic_set(root, split:str, out, seed:int=0, n:int|None=None, width_frac=(0.35, 0.65),
                        progress:bool=True, quality:int=95) -> Path:
-    "Paper §4.1 benchmark from `root`'s `split`: `n` two-class images (default: one per image) -> `out/groups.json`."
+    """Paper §4.1 benchmark from `root`'s `split`: `n` two-class images (default: one per image) ->
+    `out/groups.json`."""
     ds = FSC147(root, split, density=False)
     src = f"{ds.root / 'ImageClasses_FSC147.txt'}"
     if not len(ds): raise SegcountError(f"{ds.root}: split {split!r} has no images")
     classes = [ds.classes.get(nm) for nm in ds.names]
     missing = [nm for nm, c in zip(ds.names, classes) if c is None]
-    if missing: raise SegcountError(f"{src}: no class for {len(missing)} image(s) of split {split!r} (first: {missing[0]!r})")
+    if missing:
+        raise SegcountError(f"{src}: no class for {len(missing)} image(s) of split {split!r} "
+                            f"(first: {missing[0]!r})")
     distinct = sorted(set(classes))
     if len(distinct) < 2:
-        raise SegcountError(f"{src}: split {split!r} has {len(distinct)} class ({distinct[0]!r}); the two-class benchmark needs images of at least 2 classes")
+        raise SegcountError(f"{src}: split {split!r} has {len(distinct)} class ({distinct[0]!r}); "
+                            "the two-class benchmark needs images of at least 2 classes")
     n = len(ds) if n is None else int(n)
     if n < 1: raise SegcountError(f"{out}: n must be >= 1, got {n}")
     rng = np.random.default_rng([seed, 2])
@@ -652,6 +815,7 @@ def make_synthetic_set(root, split:str, out, seed:int=0, n:int|None=None, width_
             others = np.flatnonzero(cls != cls[ti])
             oi = int(others[r.integers(len(others))])
             t, o = ds[int(ti)], ds[oi]
-            yield make_two_class_image(t, o, r, width_frac, name=f"{i:05d}-{Path(t.name).stem}-{Path(o.name).stem}")
+            name = f"{i:05d}-{Path(t.name).stem}-{Path(o.name).stem}"
+            yield make_two_class_image(t, o, r, width_frac, name=name)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     return write_groups(out / 'groups.json', pairs(), image_dir='images', quality=quality)

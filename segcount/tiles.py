@@ -19,62 +19,80 @@ import numpy as np
 from .data import mean_box_side
 
 # %% auto #0
-__all__ = ['TILE_SIDE', 'TILE_ALIGN', 'TILE_WHEN', 'MAX_TILE_UPSCALE', 'MAX_TILED_PIXELS', 'Tile', 'tile_plan', 'pool_sum',
-           'pool_factor', 'tiled_scale']
+__all__ = ['TILE_SIDE', 'TILE_ALIGN', 'TILE_WHEN', 'MAX_TILE_UPSCALE', 'MAX_TILED_PIXELS', 'Tile', 'tile_plan', 'tiled_scale',
+           'pool_sum', 'pool_factor']
 
 # %% ../nbs/31_tiles.ipynb #60abc913
 TILE_SIDE = 1024       # model pixels per tile side (about 1 megapixel per pass)
-TILE_ALIGN = 16        # tile origins and cores on the backbone's stride, so the tiles' feature grids line up
+TILE_ALIGN = 16        # origins and cores on the backbone's stride: the tiles' feature grids match
 
+# %% ../nbs/31_tiles.ipynb #be3048a3
 @dataclass(frozen=True)
 class Tile:
-    "One tile, in model pixels of the whole photo: the region counted and its core (the part it contributes)."
+    """One tile, in model pixels of the whole photo: the region counted and its core (the part it
+    contributes)."""
     x0: int; y0: int; x1: int; y1: int               # the region the model sees
-    cx0: int; cy0: int; cx1: int; cy1: int           # its core: the cores of all tiles partition the photo
+    cx0: int; cy0: int; cx1: int; cy1: int           # its core: the cores partition the photo
 
+# %% ../nbs/31_tiles.ipynb #891867f0
 def _starts(n:int, tile:int, overlap:int) -> list[int]:
-    "Tile origins along one side of `n` pixels: evenly spread and aligned to TILE_ALIGN; the last tile ends at `n`."
+    """Tile origins along one side of `n` pixels: evenly spread and aligned to TILE_ALIGN; the last
+    tile ends at `n`."""
     if n <= tile: return [0]
     k = math.ceil((n - overlap) / (tile - overlap))
     s = [round(i * (n - tile) / (k - 1) / TILE_ALIGN) * TILE_ALIGN for i in range(k - 1)]
-    return sorted(set(s + [math.ceil((n - tile) / TILE_ALIGN) * TILE_ALIGN]))   # the last one ends at n (or just short of a full tile)
+    # the last one ends at n (or just short of a full tile)
+    return sorted(set(s + [math.ceil((n - tile) / TILE_ALIGN) * TILE_ALIGN]))
 
+# %% ../nbs/31_tiles.ipynb #26cbd56c
 def _cores(starts:list[int], n:int, tile:int) -> list[tuple[int, int]]:
-    "Core (a, b) of each tile along one side: cut in the middle of each overlap, aligned to TILE_ALIGN."
-    cuts = [0] + [((starts[i + 1] + starts[i] + tile) // 2) // TILE_ALIGN * TILE_ALIGN for i in range(len(starts) - 1)] + [n]
+    "Core (a, b) of each tile along one side: cut in the middle of each overlap, on TILE_ALIGN."
+    mids = [((starts[i + 1] + starts[i] + tile) // 2) // TILE_ALIGN * TILE_ALIGN
+            for i in range(len(starts) - 1)]
+    cuts = [0] + mids + [n]
     return list(zip(cuts[:-1], cuts[1:]))
 
+# %% ../nbs/31_tiles.ipynb #da23e69c
 def tile_plan(w:int, h:int, tile:int=TILE_SIDE, overlap:int=128) -> list[Tile]:
-    """Tiles covering a `w`×`h` photo (model pixels): at most `tile` on a side, neighbours overlapping by at least
-    `overlap`, cores partitioning the photo. A photo that fits is one tile."""
-    if overlap >= tile // 2: raise ValueError(f"overlap {overlap} must be under half the tile side {tile}")
+    """Tiles covering a `w`×`h` photo (model pixels): at most `tile` on a side, neighbours
+    overlapping by at least `overlap`, cores partitioning the photo. A photo that fits is one
+    tile."""
+    if overlap >= tile // 2:
+        raise ValueError(f"overlap {overlap} must be under half the tile side {tile}")
     xs, ys = _starts(w, tile, overlap), _starts(h, tile, overlap)
     return [Tile(x, y, min(x + tile, w), min(y + tile, h), cx0, cy0, cx1, cy1)
-            for y, (cy0, cy1) in zip(ys, _cores(ys, h, tile)) for x, (cx0, cx1) in zip(xs, _cores(xs, w, tile))]
+            for y, (cy0, cy1) in zip(ys, _cores(ys, h, tile))
+            for x, (cx0, cx1) in zip(xs, _cores(xs, w, tile))]
 
+# %% ../nbs/31_tiles.ipynb #5fcd6670
+# tile when one pass would show the exemplars more than this many times too small
+TILE_WHEN = 1.1
+MAX_TILE_UPSCALE = 4.0          # never enlarged more than this to reach the exemplars' scale
+# at most this many model pixels per photo (≈ 64 tiles); more: a smaller scale
+MAX_TILED_PIXELS = 64_000_000
+
+def tiled_scale(size, boxes, rule:dict) -> float:
+    """Model pixels per image pixel at which the exemplar `boxes` measure the side the counter was
+    trained on (`rule['exemplar_side']`, see `segcount.data.resize_rule`) in a photo of `size`
+    (W, H), within MAX_TILE_UPSCALE and MAX_TILED_PIXELS; 0 for a model trained without scale
+    normalisation."""
+    target = rule.get('exemplar_side')
+    if not target or boxes is None or len(boxes) == 0: return 0.0
+    W, H = size
+    return min(target / mean_box_side(boxes), MAX_TILE_UPSCALE, (MAX_TILED_PIXELS / (W * H)) ** 0.5)
+
+# %% ../nbs/31_tiles.ipynb #ae863984
 def pool_sum(d:np.ndarray, q:int) -> np.ndarray:
-    "Sum-pool an H×W map by `q`×`q` (the edge padded with zeros): the counts of the pooled cells are kept."
+    "Sum-pool an H×W map by `q`×`q` (the edge padded with zeros): the cells' counts are kept."
     if q == 1: return d
     H, W = d.shape
     g = np.zeros((-(-H // q) * q, -(-W // q) * q), d.dtype); g[:H, :W] = d
     return g.reshape(g.shape[0] // q, q, g.shape[1] // q, q).sum((1, 3))
 
+# %% ../nbs/31_tiles.ipynb #238f3ff4
 def pool_factor(w:int, h:int, max_pixels:int) -> int:
-    "The power of two (≤ TILE_ALIGN) by which a stitched w×h density map is sum-pooled to hold at most `max_pixels`."
+    """The power of two (≤ TILE_ALIGN) by which a stitched w×h density map is sum-pooled to hold at
+    most `max_pixels`."""
     q = 1
     while q < TILE_ALIGN and (w / q) * (h / q) > max_pixels: q *= 2
     return q
-
-# %% ../nbs/31_tiles.ipynb #5fcd6670
-TILE_WHEN = 1.1                 # tile when one pass would show the exemplars more than this many times too small
-MAX_TILE_UPSCALE = 4.0          # a photo is never enlarged more than this to reach its exemplars' scale
-MAX_TILED_PIXELS = 64_000_000   # at most this many model pixels per photo (≈ 64 tiles); more: a smaller scale
-
-def tiled_scale(size, boxes, rule:dict) -> float:
-    """Model pixels per image pixel at which the exemplar `boxes` measure the side the counter was trained on
-    (`rule['exemplar_side']`, see `segcount.data.resize_rule`) in a photo of `size` (W, H), within
-    MAX_TILE_UPSCALE and MAX_TILED_PIXELS; 0 for a model trained without scale normalisation."""
-    target = rule.get('exemplar_side')
-    if not target or boxes is None or len(boxes) == 0: return 0.0
-    W, H = size
-    return min(target / mean_box_side(boxes), MAX_TILE_UPSCALE, (MAX_TILED_PIXELS / (W * H)) ** 0.5)

@@ -24,17 +24,20 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, N_EXEMPLARS, WEIGHT_DECAY, SegcountError,
-                   atomic_write, check_optimisation, seed_everything,
-                   configured, log as _log, pick_device, run_record)
-from .counter import Counter, build_counter, counter_from_checkpoint, density_loss, load_weights
-from .data import FSC147, CountingDataset, collate_counting, Sample, pad_stack, read_groups, resize_rule, write_fsc147
+from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, N_EXEMPLARS,
+                           WEIGHT_DECAY, SegcountError, atomic_write, check_optimisation,
+                           seed_everything, configured, log as _log, pick_device, run_record)
+from .counter import (Counter, build_counter, counter_from_checkpoint, density_loss,
+                              load_weights)
+from .data import (FSC147, CountingDataset, collate_counting, Sample, pad_stack,
+                           read_groups, resize_rule, write_fsc147)
 from .evaluate import evaluate_samples
-from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model_state, model_state_dict,
-                          save_checkpoint)
+from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model_state,
+                                  model_state_dict, save_checkpoint)
 from .training_loop import epoch_batches, fit, resume_run, save_epoch
 from .pipeline import Predictor
 
@@ -45,14 +48,17 @@ __all__ = ['amp_dtype', 'random_training_mask', 'masked_target', 'make_toy_fsc14
 
 # %% ../nbs/12_training.ipynb #57b077f8
 def amp_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None:
-    "Autocast dtype: bf16 (or fp16 where bf16 is unsupported) on CUDA, None (fp32) elsewhere or when `amp=False`."
+    """Autocast dtype: bf16 (or fp16 where bf16 is unsupported) on CUDA, None (fp32) elsewhere or
+    when `amp=False`."""
     if not amp or device.type != 'cuda': return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 # %% ../nbs/12_training.ipynb #403c87e5
-def random_training_mask(density: torch.Tensor, hw: tuple[int, int], generator: torch.Generator | None = None,
-                         stride: int = 16, min_mass: float = 0.05) -> torch.Tensor:
-    """A random keep-mask for one image: density 1×H×W (count units, H ≤ stride·h) → bool 1×h×w (True = keep)."""
+def random_training_mask(density: torch.Tensor, hw: tuple[int, int],
+                         generator: torch.Generator | None = None, stride: int = 16,
+                         min_mass: float = 0.05) -> torch.Tensor:
+    """A random keep-mask for one image: density 1×H×W (count units, H ≤ stride·h) → bool 1×h×w
+    (True = keep)."""
     h, w = hw
     r = lambda *s: torch.rand(*s, generator=generator)
     ri = lambda lo, hi: int(torch.randint(lo, hi, (1,), generator=generator))
@@ -74,6 +80,7 @@ def random_training_mask(density: torch.Tensor, hw: tuple[int, int], generator: 
         else: m[..., c:] = True
     return m
 
+# %% ../nbs/12_training.ipynb #6fef9e0a
 def masked_target(density: torch.Tensor, mask: torch.Tensor, stride: int = 16) -> torch.Tensor:
     "Target density under a keep-mask: density B×1×H×W ⊙ nearest-upsampled mask B×1×h×w."
     H, W = density.shape[-2:]
@@ -85,7 +92,8 @@ def masked_target(density: torch.Tensor, mask: torch.Tensor, stride: int = 16) -
 def make_toy_fsc147(root: str | os.PathLike, n_images: int = 12, size: tuple[int, int] = (192, 128),
                     seed: int = 0, max_objects: int = 10, distractors: bool = True,
                     splits: tuple[float, float] = (0.7, 0.15)) -> Path:
-    "A tiny FSC-147-layout folder of `n_images` W×H=`size` images (discs = target, squares = distractors)."
+    """A tiny FSC-147-layout folder of `n_images` W×H=`size` images (discs = target, squares =
+    distractors)."""
     rng = np.random.default_rng(seed)
     W, H = size
     samples = []
@@ -108,7 +116,8 @@ def make_toy_fsc147(root: str | os.PathLike, n_images: int = 12, size: tuple[int
             for _ in range(int(rng.integers(0, max_objects + 1))):
                 x, y = rng.uniform(r + 1, W - r - 1), rng.uniform(r + 1, H - r - 1)
                 if all((x - u) ** 2 + (y - v) ** 2 > (2.2 * r) ** 2 for u, v in taken):
-                    taken.append((x, y)); dr.rectangle([x - r, y - r, x + r, y + r], fill=tuple(int(c) for c in col_d))
+                    taken.append((x, y))
+                    dr.rectangle([x - r, y - r, x + r, y + r], fill=tuple(int(c) for c in col_d))
         if not pts: pts = [(W / 2, H / 2)]
         p = np.array(pts, np.float32)
         boxes = np.concatenate([p[:3] - r - 1, p[:3] + r + 1], 1).astype(np.float32)
@@ -120,7 +129,8 @@ def make_toy_fsc147(root: str | os.PathLike, n_images: int = 12, size: tuple[int
 
 # %% ../nbs/12_training.ipynb #1f3b860b
 class FeatureCache:
-    "Cached backbone outputs of a `CountingDataset` for a frozen-backbone `Counter`; items are dicts."
+    """Cached backbone outputs of a `CountingDataset` for a frozen-backbone `Counter`; items are
+    dicts."""
     def __init__(self, items: list | None = None, folder: Path | None = None, n: int = 0):
         self.items, self.folder, self.n = items, folder, (len(items) if items is not None else n)
         self.widths: list[int] = []
@@ -131,27 +141,34 @@ class FeatureCache:
         if self.items is not None: return self.items[i]
         return torch.load(self.folder / f"{i:06d}.pt", map_location='cpu', weights_only=True)
 
+# %% ../nbs/12_training.ipynb #be1f86af
 def _names(samples) -> list[str]:
     "Image names of a dataset source (FSC147, a Subset of one, or a list of Samples)."
     if hasattr(samples, 'names'): return list(samples.names)
-    if isinstance(samples, torch.utils.data.Subset): return [_names(samples.dataset)[i] for i in samples.indices]
+    if isinstance(samples, torch.utils.data.Subset):
+        return [_names(samples.dataset)[i] for i in samples.indices]
     return [getattr(s, 'name', str(i)) for i, s in enumerate(samples)]
 
+# %% ../nbs/12_training.ipynb #13790e3f
 def _fingerprint(model: Counter, dataset: CountingDataset) -> str:
     "Identifies what a disk cache holds: backbone, its weights, resolution and image names."
-    key = json.dumps([model.config['backbone_name'], model.backbone.weights, dataset.height, dataset.n_exemplars,
-                      dataset.exemplar_size, model.density_scale, _names(dataset.samples),
-                      [dataset.item_exemplar_side(i) for i in range(len(dataset))], dataset.min_exemplar_side])
+    key = json.dumps([model.config['backbone_name'], model.backbone.weights, dataset.height,
+                      dataset.n_exemplars, dataset.exemplar_size, model.density_scale,
+                      _names(dataset.samples),
+                      [dataset.item_exemplar_side(i) for i in range(len(dataset))],
+                      dataset.min_exemplar_side])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
+# %% ../nbs/12_training.ipynb #2a235764
 @torch.no_grad()
-def build_feature_cache(model: Counter, dataset: CountingDataset, device: torch.device | None = None,
-                        folder: str | os.PathLike | None = None, desc: str = 'caching features',
-                        progress: bool = True, num_workers: int = 0) -> FeatureCache:
-    """Backbone outputs for every item of `dataset`: dicts raw_img C×h×w (fp16), raw_ex N×C, density 1×H×W
-    (fp16, × density_scale), count, size (H, W). In memory, or files in `folder`: reused when complete, and an
-    interrupted caching run resumes (items already written are kept). `num_workers` > 0 loads and crops images
-    in worker processes."""
+def build_feature_cache(model: Counter, dataset: CountingDataset,
+                        device: torch.device | None = None, folder: str | os.PathLike | None = None,
+                        desc: str = 'caching features', progress: bool = True,
+                        num_workers: int = 0) -> FeatureCache:
+    """Backbone outputs for every item of `dataset`: dicts raw_img C×h×w (fp16), raw_ex N×C, density
+    1×H×W (fp16, × density_scale), count, size (H, W). In memory, or files in `folder`: reused when
+    complete, and an interrupted caching run resumes (items already written are kept). `num_workers`
+    > 0 loads and crops images in worker processes."""
     device = device or model.device
     was_training = model.training
     model.eval()
@@ -170,9 +187,10 @@ def build_feature_cache(model: Counter, dataset: CountingDataset, device: torch.
     for i in range(n) if folder is not None else ():   # written by an interrupted run: keep them
         if file(i).is_file(): widths[i] = int(torch.load(file(i), weights_only=True)['size'][1])
     todo = [i for i in range(n) if not widths[i]]
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=None, shuffle=False,
-                                         num_workers=num_workers)
-    bar = tqdm(zip(todo, loader), total=len(todo), desc=desc, unit='img', disable=not progress, file=sys.stderr)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, todo), batch_size=None,
+                                         shuffle=False, num_workers=num_workers)
+    bar = tqdm(zip(todo, loader), total=len(todo), desc=desc, unit='img', disable=not progress,
+               file=sys.stderr)
     for i, it in bar:
         img, ex = it['image'][None].to(device), it['exemplars'][None].to(device)
         dt = amp_dtype(device)
@@ -192,9 +210,12 @@ def build_feature_cache(model: Counter, dataset: CountingDataset, device: torch.
     cache.widths = widths
     return cache
 
-def crop_cached(it: dict, max_cells: tuple[int, int], generator: torch.Generator | None = None) -> dict:
-    """A random window of at most `max_cells` (h, w) feature cells of a cached item, with its density: bounds the
-    cost of a training step when images are upscaled for small exemplars (the model is convolutional)."""
+# %% ../nbs/12_training.ipynb #642d2521
+def crop_cached(it: dict, max_cells: tuple[int, int],
+                generator: torch.Generator | None = None) -> dict:
+    """A random window of at most `max_cells` (h, w) feature cells of a cached item, with its
+    density: bounds the cost of a training step when images are upscaled for small exemplars (the
+    model is convolutional)."""
     h, w = it['raw_img'].shape[-2:]
     hc, wc = min(h, max_cells[0]), min(w, max_cells[1])
     if (hc, wc) == (h, w): return it
@@ -203,20 +224,26 @@ def crop_cached(it: dict, max_cells: tuple[int, int], generator: torch.Generator
     i0 = int(torch.randint(0, h - hc + 1, (1,), generator=generator))
     j0 = int(torch.randint(0, w - wc + 1, (1,), generator=generator))
     d = it['density'][..., i0 * r:(i0 + hc) * r, j0 * r:(j0 + wc) * r]
+    total = max(float(it['density'].float().sum()), 1e-8)
+    count = float(it['count']) * float(d.float().sum()) / total
     return dict(it, raw_img=it['raw_img'][..., i0:i0 + hc, j0:j0 + wc], density=d,
-                size=torch.tensor([d.shape[-2], d.shape[-1]]),
-                count=float(it['count']) * float(d.float().sum()) / max(float(it['density'].float().sum()), 1e-8))
+                size=torch.tensor([d.shape[-2], d.shape[-1]]), count=count)
 
+# %% ../nbs/12_training.ipynb #2747b2f0
 def collate_cached(items: list[dict], density_scale: float) -> dict:
-    "Pad cached items to a batch: raw_img B×C×h×w, raw_ex B×N×C, density B×1×H×W (count units), valid, count."
+    """Pad cached items to a batch: raw_img B×C×h×w, raw_ex B×N×C, density B×1×H×W (count units),
+    valid, count."""
     density, valid = pad_stack([it['density'].float() for it in items])
     return dict(raw_img=pad_stack([it['raw_img'].float() for it in items])[0],
                 raw_ex=torch.stack([it['raw_ex'].float() for it in items]),
-                density=density / density_scale, valid=valid, count=torch.tensor([it['count'] for it in items]))
+                density=density / density_scale, valid=valid,
+                count=torch.tensor([it['count'] for it in items]))
 
+# %% ../nbs/12_training.ipynb #ce2607d0
 def width_batches(widths: list[int], batch_size: int, generator: torch.Generator | None = None,
                   pool: int = 16) -> list[list[int]]:
-    "Shuffled batches of indices where each batch holds images of similar width (sorted inside pools of batches)."
+    """Shuffled batches of indices where each batch holds images of similar width (sorted inside
+    pools of batches)."""
     perm = torch.randperm(len(widths), generator=generator).tolist()
     batches = []
     for s in range(0, len(perm), batch_size * pool):
@@ -227,24 +254,30 @@ def width_batches(widths: list[int], batch_size: int, generator: torch.Generator
 
 # %% ../nbs/12_training.ipynb #ccad771b
 def _training_summary(ck: dict) -> dict:
-    "What a counter weight file records of its training run: epochs, how the epoch was chosen, the last epoch, the arguments."
+    """What a counter weight file records of its training run: epochs, how the epoch was chosen, the
+    last epoch, the arguments."""
     hist = ck.get('history') or []
-    return dict(epochs=ck['epoch'], best_val_mae=ck.get('best_val_mae'), selected_by=ck.get('selected_by', 'val_mae'),
-                best_score=ck.get('best_score', ck.get('best_val_mae')), last=hist[-1] if hist else None,
-                train_args=ck.get('train_args'))
+    return dict(epochs=ck['epoch'], best_val_mae=ck.get('best_val_mae'),
+                selected_by=ck.get('selected_by', 'val_mae'),
+                best_score=ck.get('best_score', ck.get('best_val_mae')),
+                last=hist[-1] if hist else None, train_args=ck.get('train_args'))
 
-def export_weights(ckpt: dict | str | os.PathLike, path: str | os.PathLike, metadata: dict | None = None,
-                   include_backbone: bool | None = None) -> Path:
-    """Checkpoint (`best.pt`/`last.pt` or its dict) → safetensors weights file for shipping (`load_weights` reads
-    it). Metadata gets the training summary (epochs, best val MAE, arguments) plus `metadata`. `include_backbone`:
-    also store the trunk's tensors, so the file needs no ImageNet weights file at run time (default: only when the
-    trunk was trained)."""
-    return export_checkpoint(ckpt, path, 'counter', build_counter, _training_summary, metadata, include_backbone)
+# %% ../nbs/12_training.ipynb #dceddaac
+def export_weights(ckpt: dict | str | os.PathLike, path: str | os.PathLike,
+                   metadata: dict | None = None, include_backbone: bool | None = None) -> Path:
+    """Checkpoint (`best.pt`/`last.pt` or its dict) → safetensors weights file for shipping
+    (`load_weights` reads it). Metadata gets the training summary (epochs, best val MAE, arguments)
+    plus `metadata`. `include_backbone`: also store the trunk's tensors, so the file needs no
+    ImageNet weights file at run time (default: only when the trunk was trained)."""
+    return export_checkpoint(ckpt, path, 'counter', build_counter, _training_summary, metadata,
+                             include_backbone)
 
 # %% ../nbs/12_training.ipynb #60ed6b04
 @torch.no_grad()
-def evaluate_counts(model: Counter, data: FeatureCache | CountingDataset, device: torch.device | None = None) -> dict:
-    "MAE and RMSE of counts over cached items or a `CountingDataset` (one image at a time, no mask)."
+def evaluate_counts(model: Counter, data: FeatureCache | CountingDataset,
+                    device: torch.device | None = None) -> dict:
+    """MAE and RMSE of counts over cached items or a `CountingDataset` (one image at a time, no
+    mask)."""
     device = device or model.device
     was_training = model.training
     model.eval()
@@ -268,7 +301,8 @@ def evaluate_counts(model: Counter, data: FeatureCache | CountingDataset, device
 
 # %% ../nbs/12_training.ipynb #c84333fb
 class _CounterStep(nn.Module):
-    "Training forward: (image or cached raw features, exemplars or cached raw, keep-mask) → pre-ReLU B×1×H×W."
+    """Training forward: (image or cached raw features, exemplars or cached raw, keep-mask) →
+    pre-ReLU B×1×H×W."""
     def __init__(self, counter: Counter):
         super().__init__()
         self.counter = counter
@@ -278,98 +312,124 @@ class _CounterStep(nn.Module):
         feat = c.image_features(image, raw=raw_img)
         vec = c.exemplar_vector(exemplars, raw=raw_ex)
         S = c.apply_mask(c.similarity(feat, vec), mask)
-        return c.regress(feat, S, size=size, raw=True)   # ungated: the regressor itself must learn δ ⇒ no density
+        # ungated: the regressor itself must learn δ ⇒ no density
+        return c.regress(feat, S, size=size, raw=True)
 
+# %% ../nbs/12_training.ipynb #f2fdcf67
 def train_density(y: torch.Tensor, target: torch.Tensor, scale: float) -> torch.Tensor:
-    """Density used in the training loss from the regressor's pre-ReLU output `y` (scaled units): ReLU where the
-    target is 0, identity where it is > 0 (so a wholly negative output still gets a gradient towards the objects).
-    y, target: B×1×H×W → B×1×H×W (count units)."""
+    """Density used in the training loss from the regressor's pre-ReLU output `y` (scaled units):
+    ReLU where the target is 0, identity where it is > 0 (so a wholly negative output still gets a
+    gradient towards the objects). y, target: B×1×H×W → B×1×H×W (count units)."""
     return torch.where(target > 0, y, y.clamp_min(0)) / scale
 
+# %% ../nbs/12_training.ipynb #2f83f3ab
 def _best(history: list, key: str) -> float | None:
     "The lowest `key` over the epochs of `history` that have it (None if none)."
     vals = [r[key] for r in history if key in r]
     return min(vals) if vals else None
 
+# %% ../nbs/12_training.ipynb #3fed7fe8
 def groups_nae(model: Counter, samples) -> float:
-    "NAE of `model` counting the real photos of a groups file (`read_groups`) through the `Predictor`, as users count."
+    """NAE of `model` counting the real photos of a groups file (`read_groups`) through the
+    `Predictor`, as users count."""
     was_training = model.training
     res = evaluate_samples(Predictor(model, device=model.device), samples, progress=False)
     model.train(was_training)
     return float(res['NAE'])
 
+# %% ../nbs/12_training.ipynb #8bfd1a81
 def _dist_info() -> tuple[int, int, int]:
     "(world size, rank, local rank) from torchrun's environment."
     return (int(os.environ.get('WORLD_SIZE', '1')), int(os.environ.get('RANK', '0')),
             int(os.environ.get('LOCAL_RANK', '0')))
 
-def _masks_for(density: torch.Tensor, hw: tuple[int, int], prob: float, g: torch.Generator) -> torch.Tensor | None:
-    "B×1×h×w keep-masks: a random mask with probability `prob` per image, else all ones; None when prob = 0."
+# %% ../nbs/12_training.ipynb #cde0e419
+def _masks_for(density: torch.Tensor, hw: tuple[int, int], prob: float,
+               g: torch.Generator) -> torch.Tensor | None:
+    """B×1×h×w keep-masks: a random mask with probability `prob` per image, else all ones; None when
+    prob = 0."""
     if prob <= 0: return None
     ms = [random_training_mask(d, hw, g) if float(torch.rand(1, generator=g)) < prob
           else torch.ones(1, *hw, dtype=torch.bool) for d in density]
     return torch.stack(ms)
 
+# %% ../nbs/12_training.ipynb #54e465c8
+def _check_training(c) -> None:
+    """Normalise the older spellings of `c.cache_features`, then check the settings
+    (`check_optimisation`)."""
+    if c.cache_features is True: c.cache_features = 'memory'   # older spellings
+    if c.cache_features in (False, None, 'off'): c.cache_features = 'none'
+    if c.cache_features not in ('memory', 'disk', 'none'):
+        raise SegcountError("cache_features must be 'memory', 'disk' or 'none', "
+                            f"got {c.cache_features!r}")
+    check_optimisation(c)
+
 # %% ../nbs/12_training.ipynb #8a2943cf
 @dataclass
 class CounterTraining:
-    """How `train_counter` trains: every setting with its default, written once (the paper's §4.1 recipe where it
-    has one: AdamW, lr 1e-5, batch 8, 300 epochs). `segcount train-counter` makes its flags from these fields
-    (`segcount.cli.config_flags`); a field's metadata gives its help and, where the flag's name differs, the flag."""
+    """How `train_counter` trains: every setting with its default, written once (the paper's §4.1
+    recipe where it has one: AdamW, lr 1e-5, batch 8, 300 epochs). `segcount train-counter` makes
+    its flags from these fields (`segcount.cli.config_flags`); a field's metadata gives its help
+    and, where the flag's name differs, the flag."""
     # the model
-    backbone: str = field(default='mobilenet_v2', metadata=dict(help="the trunk", choices=('mobilenet_v2', 'resnet50')))
-    backbone_weights: str | None = field(default='imagenet', metadata=dict(cli=False))   # 'imagenet', a tag, a path; None = random
-    freeze_backbone: bool = field(default=True, metadata=dict(flag='--finetune-backbone', invert=True,
-        help="train the backbone too (default: frozen, features cached)"))
-    exemplar_side: float | None = field(default=None, metadata=dict(
-        help="resize every image so its exemplars measure this many pixels, down or up (train and inference)"))
-    min_exemplar_side: float | None = field(default=None, metadata=dict(
-        help="upscale images whose exemplars are smaller than this at height 384 (train and inference)"))
-    counter_kwargs: dict | None = field(default=None, metadata=dict(cli=False))   # other `Counter` arguments, e.g. proj_dim
-    init_weights: str | None = field(default=None, metadata=dict(help="start from these .safetensors weights"))
+    backbone: str = field(default='mobilenet_v2',
+                          metadata=dict(help="the trunk", choices=('mobilenet_v2', 'resnet50')))
+    # backbone_weights: 'imagenet', a tag, a path; None = random
+    backbone_weights: str | None = field(default='imagenet', metadata=dict(cli=False))
+    freeze_backbone: bool = field(default=True, metadata=dict(flag='--finetune-backbone',
+        invert=True, help="train the backbone too (default: frozen, features cached)"))
+    exemplar_side: float | None = field(default=None, metadata=dict(help="resize every image so "
+        "its exemplars measure this many pixels, down or up (train and inference)"))
+    min_exemplar_side: float | None = field(default=None, metadata=dict(help="upscale images whose "
+        "exemplars are smaller than this at height 384 (train and inference)"))
+    counter_kwargs: dict | None = field(default=None, metadata=dict(cli=False))   # e.g. proj_dim
+    init_weights: str | None = field(default=None,
+                                     metadata=dict(help="start from these .safetensors weights"))
     # optimisation
     epochs: int = COUNTER_EPOCHS
     lr: float = field(default=LR, metadata=dict(help="paper: 1e-5; a frozen trunk: 1e-4..1e-3"))
     batch_size: int = BATCH_SIZE
     weight_decay: float = WEIGHT_DECAY
-    mask_prob: float = field(default=0.5, metadata=dict(
-        help="share of training images given a random Eq. 4 mask so the counter learns what δ means"))
+    mask_prob: float = field(default=0.5, metadata=dict(help="share of training images given a "
+        "random Eq. 4 mask so the counter learns what δ means"))
     seed: int = 0
     # data
     train_split: str = 'train'
     val_split: str | None = 'val'
-    val_groups: str | None = field(default=None, metadata=dict(
-        help="groups file of real photos: report their NAE each epoch and keep the best epoch by it"))
+    val_groups: str | None = field(default=None, metadata=dict(help="groups file of real photos: "
+        "report their NAE each epoch and keep the best epoch by it"))
     height: int = MODEL_HEIGHT
     exemplar_size: int = EXEMPLAR_SIZE
     n_exemplars: int = N_EXEMPLARS
-    augment: bool = field(default=False, metadata=dict(help="flips and colour jitter (features are then not cached)"))
-    scale_jitter: float = field(default=0.0, metadata=dict(
-        help="with exemplar_side: each training image's exemplar side is drawn from side × exp(±jitter)"))
+    augment: bool = field(default=False, metadata=dict(
+        help="flips and colour jitter (features are then not cached)"))
+    scale_jitter: float = field(default=0.0, metadata=dict(help="with exemplar_side: each training "
+        "image's exemplar side is drawn from side × exp(±jitter)"))
     max_train_images: int | None = None
     max_val_images: int | None = None
-    max_cells: tuple | None = field(default=(24, 48), metadata=dict(cli=False))   # training crops of cached features
-    num_workers: int = field(default=0, metadata=dict(flag='--workers', help="image-loading worker processes"))
+    # max_cells: training crops of cached features
+    max_cells: tuple | None = field(default=(24, 48), metadata=dict(cli=False))
+    num_workers: int = field(default=0, metadata=dict(flag='--workers',
+                                                      help="image-loading worker processes"))
     # running
     device: str = field(default='auto', metadata=dict(help="auto, cpu, cuda, cuda:N or mps"))
     amp: bool = field(default=True, metadata=dict(cli=False))   # bf16/fp16 autocast on CUDA
-    cache_features: str = field(default='memory', metadata=dict(flag='--cache', choices=('memory', 'disk', 'none'),
-        help="frozen trunk: keep its features in memory, or in OUT/cache on disk (reused by --resume)"))
-    max_minutes: float | None = field(default=None, metadata=dict(help="stop, after saving, once this wall time is exceeded"))
+    cache_features: str = field(default='memory', metadata=dict(flag='--cache',
+        choices=('memory', 'disk', 'none'), help="frozen trunk: keep its features in memory, or in "
+        "OUT/cache on disk (reused by --resume)"))
+    max_minutes: float | None = field(default=None, metadata=dict(
+        help="stop, after saving, once this wall time is exceeded"))
     resume: bool = field(default=False, metadata=dict(help="continue from OUT/last.pt"))
 
-    def __post_init__(self):
-        if self.cache_features is True: self.cache_features = 'memory'   # older spellings
-        if self.cache_features in (False, None, 'off'): self.cache_features = 'none'
-        if self.cache_features not in ('memory', 'disk', 'none'):
-            raise SegcountError(f"cache_features must be 'memory', 'disk' or 'none', got {self.cache_features!r}")
-        check_optimisation(self)
+    def __post_init__(self): _check_training(self)
 
-# %% ../nbs/12_training.ipynb #b28cb429
+# %% ../nbs/12_training.ipynb #b35ffe58
 def _run_device(device: str) -> tuple[torch.device, bool, int, int]:
-    "(device, ddp, world size, rank): under torchrun the DDP path (even for 1 process), else `pick_device(device)`."
+    """(device, ddp, world size, rank): under torchrun the DDP path (even for 1 process), else
+    `pick_device(device)`."""
     world, rank, local_rank = _dist_info()
-    if not (world > 1 or 'TORCHELASTIC_RUN_ID' in os.environ): return pick_device(device), False, world, rank
+    if not (world > 1 or 'TORCHELASTIC_RUN_ID' in os.environ):
+        return pick_device(device), False, world, rank
     import torch.distributed as dist
     cuda = torch.cuda.is_available() and str(device) != 'cpu'
     if not dist.is_initialized(): dist.init_process_group('nccl' if cuda else 'gloo')
@@ -377,13 +437,29 @@ def _run_device(device: str) -> tuple[torch.device, bool, int, int]:
     if dev.type == 'cuda': torch.cuda.set_device(dev)
     return dev, True, world, rank
 
-def _counter_data(root, c: CounterTraining, model: Counter, dev: torch.device, out_dir: Path, show: bool, say) -> tuple:
-    "(train data, val data or None, cached?): `CountingDataset`s of `root`, as cached trunk features when the trunk is frozen."
+# %% ../nbs/12_training.ipynb #b652e7e8
+def _counter_model(c: CounterTraining) -> Counter:
+    "The `Counter` of the settings `c`, with the weights of `c.init_weights` when given."
+    base = dict(backbone_name=c.backbone, backbone_weights=c.backbone_weights,
+                freeze_backbone=c.freeze_backbone, exemplar_side=c.exemplar_side,
+                min_exemplar_side=c.min_exemplar_side)
+    model = build_counter(dict(base, **(c.counter_kwargs or {})))
+    if c.init_weights is not None:
+        sd = model_state_dict(load_weights(c.init_weights), include_backbone=not c.freeze_backbone)
+        load_model_state(model, sd, str(c.init_weights))
+    return model
+
+# %% ../nbs/12_training.ipynb #09b6ac3f
+def _counter_data(root, c: CounterTraining, model: Counter, dev: torch.device, out_dir: Path,
+                  show: bool, say) -> tuple:
+    """(train data, val data or None, cached?): `CountingDataset`s of `root`, as cached trunk
+    features when the trunk is frozen."""
     def dataset(split, limit, jitter=0.0):
         src = FSC147(root, split)
         if limit is not None: src = torch.utils.data.Subset(src, range(min(limit, len(src))))
-        return CountingDataset(src, height=c.height, n_exemplars=c.n_exemplars, augment=False, exemplar_size=c.exemplar_size,
-                               scale_jitter=jitter, seed=c.seed, **resize_rule(model.config))
+        return CountingDataset(src, height=c.height, n_exemplars=c.n_exemplars, augment=False,
+                               exemplar_size=c.exemplar_size, scale_jitter=jitter, seed=c.seed,
+                               **resize_rule(model.config))
     train_ds = dataset(c.train_split, c.max_train_images, c.scale_jitter)
     if len(train_ds) == 0: raise SegcountError(f"{root}: split {c.train_split!r} has no images")
     try: val_ds = dataset(c.val_split, c.max_val_images) if c.val_split else None
@@ -392,20 +468,148 @@ def _counter_data(root, c: CounterTraining, model: Counter, dev: torch.device, o
     if val_ds is not None and len(val_ds) == 0: val_ds = None
     use_cache = c.cache_features != 'none' and c.freeze_backbone
     if use_cache and c.augment:
-        say("augment=True: backbone features are recomputed every epoch (not cached)"); use_cache = False
+        say("augment=True: backbone features are recomputed every epoch (not cached)")
+        use_cache = False
     if c.augment: train_ds.augment = True
     if not use_cache: return train_ds, val_ds, False
     cache_dir = out_dir / 'cache' if c.cache_features == 'disk' else None
-    cache = lambda ds, what: build_feature_cache(model, ds, dev, cache_dir, f'caching {what} features', show, c.num_workers)
+    cache = lambda ds, what: build_feature_cache(model, ds, dev, cache_dir,
+                                                 f'caching {what} features', show, c.num_workers)
     return cache(train_ds, 'train'), (cache(val_ds, 'val') if val_ds is not None else None), True
 
-def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, config: CounterTraining | None = None,
-                  progress: bool = True, log: Callable[[str], None] = _log, **overrides) -> dict:
-    """Train the base counter on the FSC-147-layout folder `root` as `config` (a `CounterTraining`; keyword
-    `overrides` change single settings, e.g. `epochs=5`) says; write `out_dir/{last,best}.pt` and
-    `out_dir/history.json`. Returns dict(out_dir, last, best, epochs, best_val_mae, best_score, selected_by,
-    history, stopped_early). `progress`: tqdm bars on stderr; `log`: epoch summaries (default: stderr).
-    With a frozen backbone use lr 1e-4..1e-3 (the paper's 1e-5 fine-tunes a whole ResNet-50)."""
+# %% ../nbs/12_training.ipynb #0a22afb5
+def _resumed_best(ck: dict | None, selected_by: str) -> float:
+    """The best score a resumed run starts from: the checkpoint's when it chose its best epoch by
+    `selected_by`."""
+    if ck is None or ck.get('selected_by', 'val_mae') != selected_by: return math.inf
+    prev = ck.get('best_score', ck.get('best_val_mae'))
+    return float(prev) if prev is not None else math.inf
+
+# %% ../nbs/12_training.ipynb #11561111
+@dataclass
+class _CounterRun:
+    "One `train_counter` run; `fit` calls its `batches`, `step`, `validate` and `on_epoch`."
+    c: CounterTraining
+    model: Counter
+    opt: torch.optim.Optimizer
+    train_data: FeatureCache | CountingDataset
+    val_data: FeatureCache | CountingDataset | None
+    cached: bool                                    # train_data holds cached trunk features
+    out_dir: Path
+    args: dict = field(default_factory=dict)        # the run record, saved as `train_args`
+    dev: torch.device = field(default_factory=lambda: torch.device('cpu'))
+    dt: torch.dtype | None = None                   # the autocast dtype (`amp_dtype`)
+    scaler: object = None                           # a `torch.amp.GradScaler`; None: a disabled one
+    fwd: nn.Module | None = None                    # the training forward; None: `_CounterStep`
+    world: int = 1
+    rank: int = 0
+    ddp: bool = False
+    val_photos: list | None = None                  # the real photos of `val_groups`
+    say: Callable = lambda m: None                  # the log of epoch summaries
+    history: list = field(default_factory=list)
+    best_score: float = math.inf
+    selected_by: str = 'val_mae'
+
+    def __post_init__(self):
+        if self.fwd is None: self.fwd = _CounterStep(self.model)
+        if self.scaler is None: self.scaler = torch.amp.GradScaler('cuda', enabled=False)
+
+    @property
+    def main(self) -> bool: return self.rank == 0
+
+# %% ../nbs/12_training.ipynb #36d1760c
+@patch
+def batches(self: _CounterRun, epoch: int, g: torch.Generator):
+    "The epoch's batches for `fit`: lists of indices (cached features) or a `DataLoader`."
+    c = self.c
+    idx = (width_batches(self.train_data.widths, c.batch_size, g) if self.cached else
+           epoch_batches(len(self.train_data), c.batch_size, g))
+    if self.world > 1: idx = idx[:len(idx) // self.world * self.world][self.rank::self.world]
+    if self.cached: return idx
+    return torch.utils.data.DataLoader(self.train_data, batch_sampler=idx,
+                                       collate_fn=collate_counting, num_workers=c.num_workers)
+
+# %% ../nbs/12_training.ipynb #ee6d867c
+@patch
+def step(self: _CounterRun, batch, g: torch.Generator) -> tuple[torch.Tensor, int]:
+    "(loss, images) of a batch: Eq. 3 between `train_density` of the output and the masked target."
+    c, model, dev = self.c, self.model, self.dev
+    if self.cached:
+        items = [self.train_data[i] for i in batch]
+        if c.max_cells is not None: items = [crop_cached(it, c.max_cells, g) for it in items]
+        b = collate_cached(items, model.density_scale)
+        inputs = dict(raw_img=b['raw_img'].to(dev), raw_ex=b['raw_ex'].to(dev))
+        hw = tuple(b['raw_img'].shape[-2:])
+    else:
+        b = batch
+        inputs = dict(image=b['image'].to(dev), exemplars=b['exemplars'].to(dev))
+        hw = model.feature_size(*b['image'].shape[-2:])
+    density, valid = b['density'].to(dev), b['valid'].to(dev)
+    mask = _masks_for(b['density'], hw, c.mask_prob, g)
+    target = density if mask is None else masked_target(density, mask.to(dev))
+    with torch.autocast(dev.type, dtype=self.dt, enabled=self.dt is not None):
+        y = self.fwd(**inputs, mask=None if mask is None else mask.to(dev),
+                     size=tuple(density.shape[-2:]))
+    pred = train_density(y.float(), target, model.density_scale)
+    return density_loss(pred, target, valid, model.density_scale), len(b['density'])
+
+# %% ../nbs/12_training.ipynb #10176072
+@patch
+def validate(self: _CounterRun) -> dict:
+    """Val MAE and RMSE of the epoch, and the real photos' NAE when `val_groups` is given; {} off
+    rank 0."""
+    rec = {}
+    if not self.main: return rec
+    if self.val_data is not None:
+        ev = evaluate_counts(self.model, self.val_data, self.dev)
+        rec.update(val_mae=ev['mae'], val_rmse=ev['rmse'])
+    if self.val_photos is not None: rec['val_groups_nae'] = groups_nae(self.model, self.val_photos)
+    return rec
+
+# %% ../nbs/12_training.ipynb #e5235024
+@patch
+def checkpoint_at(self: _CounterRun, epoch: int) -> dict:
+    """The checkpoint after `epoch`, with the AMP scaler, the best score and how it is chosen, the
+    run record."""
+    scaler = self.scaler.state_dict() if self.scaler.is_enabled() else {}
+    best = None if math.isinf(self.best_score) else self.best_score
+    return checkpoint(self.model, self.opt, epoch, self.history, scaler=scaler, best_score=best,
+                      selected_by=self.selected_by, best_val_mae=_best(self.history, 'val_mae'),
+                      train_args=self.args)
+
+# %% ../nbs/12_training.ipynb #337df0c5
+@patch
+def on_epoch(self: _CounterRun, epoch: int, rec: dict):
+    "Record epoch `epoch` (`rec`), save the checkpoints and the history, and log a summary line."
+    c, say, main = self.c, self.say, self.main
+    if rec.get('partial'):   # an interrupted epoch: keep the weights, but resume redoes this epoch
+        say(f"max_minutes={c.max_minutes} reached during epoch {epoch}; "
+            "saving its partial progress as last.pt")
+        if main: save_epoch(self.out_dir, self.checkpoint_at(epoch - 1), self.history, best=False)
+        return
+    if main:
+        self.history.append(rec)
+        improved = self.selected_by in rec and rec[self.selected_by] < self.best_score
+        if improved: self.best_score = rec[self.selected_by]
+        save_epoch(self.out_dir, self.checkpoint_at(epoch), self.history,
+                   improved or self.selected_by not in rec)
+        val = (f"  val MAE {rec['val_mae']:.2f}  RMSE {rec['val_rmse']:.2f}"
+               if 'val_mae' in rec else '')
+        real = f"  real val NAE {rec['val_groups_nae']:.3f}" if 'val_groups_nae' in rec else ''
+        say(f"epoch {epoch}/{c.epochs}  loss {rec['train_loss']:.4f}  "
+            f"{rec['images_per_s']:.1f} img/s" + val + real)
+    if self.ddp: torch.distributed.barrier()
+
+# %% ../nbs/12_training.ipynb #b28cb429
+def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike,
+                  config: CounterTraining | None = None, progress: bool = True,
+                  log: Callable[[str], None] = _log, **overrides) -> dict:
+    """Train the base counter on the FSC-147-layout folder `root` as `config` (a `CounterTraining`;
+    keyword `overrides` change single settings, e.g. `epochs=5`) says; write
+    `out_dir/{last,best}.pt` and `out_dir/history.json`. Returns dict(out_dir, last, best, epochs,
+    best_val_mae, best_score, selected_by, history, stopped_early). `progress`: tqdm bars on stderr;
+    `log`: epoch summaries (default: stderr). With a frozen backbone use lr 1e-4..1e-3 (the paper's
+    1e-5 fine-tunes a whole ResNet-50)."""
     c = configured(CounterTraining, config, **overrides)
     t_start, args, out_dir = time.monotonic(), run_record(root, out_dir, c), Path(out_dir)
     dev, ddp, world, rank = _run_device(c.device)
@@ -414,95 +618,40 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike, config: C
     if main: out_dir.mkdir(parents=True, exist_ok=True)
 
     seed_everything(c.seed)
-    model = build_counter(dict(dict(backbone_name=c.backbone, backbone_weights=c.backbone_weights,
-                                    freeze_backbone=c.freeze_backbone, exemplar_side=c.exemplar_side,
-                                    min_exemplar_side=c.min_exemplar_side), **(c.counter_kwargs or {})))
-    if c.init_weights is not None:
-        load_model_state(model, model_state_dict(load_weights(c.init_weights), include_backbone=not c.freeze_backbone),
-                         str(c.init_weights))
+    model = _counter_model(c)
     model.to(dev)
-    train_data, val_data, cached = _counter_data(root, c, model, dev, out_dir, progress and main, say)
+    show = progress and main
+    train_data, val_data, cached = _counter_data(root, c, model, dev, out_dir, show, say)
 
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=c.lr, weight_decay=c.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=c.lr,
+                            weight_decay=c.weight_decay)
     dt = amp_dtype(dev, c.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
-    # best.pt: the epoch with the lowest validation score: NAE on the real photos of `val_groups` when given, else
-    # the val split's MAE
+    # best.pt: the epoch with the lowest validation score: NAE on the real photos of `val_groups`
+    # when given, else the val split's MAE
     selected_by = 'val_groups_nae' if c.val_groups is not None else 'val_mae'
     val_photos = read_groups(c.val_groups) if c.val_groups is not None else None
-    last_path, best_score = out_dir / 'last.pt', float('inf')
-    ck, start_epoch, history = resume_run(out_dir, model, opt, c.lr, c.weight_decay, say) if c.resume else (None, 0, [])
-    if ck is not None:
-        if 'scaler' in ck and scaler.is_enabled(): scaler.load_state_dict(ck['scaler'])
-        if ck.get('selected_by', 'val_mae') == selected_by:
-            prev = ck.get('best_score', ck.get('best_val_mae'))
-            best_score = float(prev) if prev is not None else float('inf')
+    ck, start_epoch, history = (resume_run(out_dir, model, opt, c.lr, c.weight_decay, say)
+                                if c.resume else (None, 0, []))
+    if ck is not None and 'scaler' in ck and scaler.is_enabled():
+        scaler.load_state_dict(ck['scaler'])
 
     fwd = _CounterStep(model)
     if ddp:
         from torch.nn.parallel import DistributedDataParallel as DDP
         fwd = DDP(fwd, device_ids=[dev.index] if dev.type == 'cuda' else None)
-
-    def batches(epoch, g):
-        idx = (width_batches(train_data.widths, c.batch_size, g) if cached else
-               epoch_batches(len(train_data), c.batch_size, g))
-        if world > 1: idx = idx[:len(idx) // world * world][rank::world]
-        if cached: return idx
-        return torch.utils.data.DataLoader(train_data, batch_sampler=idx, collate_fn=collate_counting,
-                                           num_workers=c.num_workers)
-
-    def step(batch, g):
-        if cached:
-            items = [train_data[i] for i in batch]
-            if c.max_cells is not None: items = [crop_cached(it, c.max_cells, g) for it in items]
-            b = collate_cached(items, model.density_scale)
-            inputs, hw = dict(raw_img=b['raw_img'].to(dev), raw_ex=b['raw_ex'].to(dev)), tuple(b['raw_img'].shape[-2:])
-        else:
-            b = batch
-            inputs, hw = dict(image=b['image'].to(dev), exemplars=b['exemplars'].to(dev)), model.feature_size(*b['image'].shape[-2:])
-        density, valid = b['density'].to(dev), b['valid'].to(dev)
-        mask = _masks_for(b['density'], hw, c.mask_prob, g)
-        target = density if mask is None else masked_target(density, mask.to(dev))
-        with torch.autocast(dev.type, dtype=dt, enabled=dt is not None):
-            y = fwd(**inputs, mask=None if mask is None else mask.to(dev), size=tuple(density.shape[-2:]))
-        return density_loss(train_density(y.float(), target, model.density_scale), target, valid, model.density_scale), len(b['density'])
-
-    def validate():
-        rec = {}
-        if not main: return rec
-        if val_data is not None:
-            ev = evaluate_counts(model, val_data, dev)
-            rec.update(val_mae=ev['mae'], val_rmse=ev['rmse'])
-        if val_photos is not None: rec['val_groups_nae'] = groups_nae(model, val_photos)
-        return rec
-
-    def checkpoint_at(epoch):
-        return checkpoint(model, opt, epoch, history, scaler=scaler.state_dict() if scaler.is_enabled() else {},
-                          best_score=None if math.isinf(best_score) else best_score, selected_by=selected_by,
-                          best_val_mae=_best(history, 'val_mae'), train_args=args)
-
-    def on_epoch(epoch, rec):
-        nonlocal best_score
-        if rec.get('partial'):   # an interrupted epoch: keep the weights, but resume redoes this epoch
-            say(f"max_minutes={c.max_minutes} reached during epoch {epoch}; saving its partial progress as last.pt")
-            if main: save_epoch(out_dir, checkpoint_at(epoch - 1), history, best=False)
-            return
-        if main:
-            history.append(rec)
-            improved = selected_by in rec and rec[selected_by] < best_score
-            if improved: best_score = rec[selected_by]
-            save_epoch(out_dir, checkpoint_at(epoch), history, improved or selected_by not in rec)
-            say(f"epoch {epoch}/{c.epochs}  loss {rec['train_loss']:.4f}  {rec['images_per_s']:.1f} img/s"
-                + (f"  val MAE {rec['val_mae']:.2f}  RMSE {rec['val_rmse']:.2f}" if 'val_mae' in rec else '')
-                + (f"  real val NAE {rec['val_groups_nae']:.3f}" if 'val_groups_nae' in rec else ''))
-        if ddp: torch.distributed.barrier()
+    best_score = _resumed_best(ck, selected_by)
+    run = _CounterRun(c, model, opt, train_data, val_data, cached, out_dir, args, dev, dt, scaler,
+                      fwd, world, rank, ddp, val_photos, say, history, best_score, selected_by)
 
     deadline = None if c.max_minutes is None else t_start + 60 * c.max_minutes
-    run = fit(model, opt, step, batches, c.epochs, start_epoch, c.seed, validate, on_epoch, deadline, scaler,
-              desc='epoch', progress=progress and main)
-    stopped = bool(run) and (run[-1].get('partial', False) or run[-1]['epoch'] < c.epochs)
-    if stopped and not run[-1].get('partial'): say(f"max_minutes={c.max_minutes} reached after epoch {run[-1]['epoch']}")
-    completed = max([r['epoch'] for r in run if not r.get('partial')], default=start_epoch)
-    return dict(out_dir=str(out_dir), last=str(last_path), best=str(out_dir / 'best.pt'), epochs=completed,
-                best_val_mae=_best(history, 'val_mae'), best_score=None if math.isinf(best_score) else best_score,
+    ran = fit(model, opt, run.step, run.batches, c.epochs, start_epoch, c.seed, run.validate,
+              run.on_epoch, deadline, scaler, desc='epoch', progress=show)
+    stopped = bool(ran) and (ran[-1].get('partial', False) or ran[-1]['epoch'] < c.epochs)
+    if stopped and not ran[-1].get('partial'):
+        say(f"max_minutes={c.max_minutes} reached after epoch {ran[-1]['epoch']}")
+    completed = max([r['epoch'] for r in ran if not r.get('partial')], default=start_epoch)
+    best_score = None if math.isinf(run.best_score) else run.best_score
+    return dict(out_dir=str(out_dir), last=str(out_dir / 'last.pt'), best=str(out_dir / 'best.pt'),
+                epochs=completed, best_val_mae=_best(history, 'val_mae'), best_score=best_score,
                 selected_by=selected_by, history=history, stopped_early=stopped)

@@ -24,42 +24,47 @@ from .model_files import resume, save_checkpoint
 # %% auto #0
 __all__ = ['epoch_batches', 'fit', 'save_epoch', 'resume_run']
 
-# %% ../nbs/05_training_loop.ipynb #310ddcf4
+# %% ../nbs/05_training_loop.ipynb #822df501
 def epoch_batches(n:int, batch_size:int, generator:torch.Generator) -> list[list[int]]:
     "The indices `0..n-1` in a random order (from `generator`) cut into batches of `batch_size`."
     order = torch.randperm(n, generator=generator).tolist()
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
-def fit(model:torch.nn.Module, optimizer:torch.optim.Optimizer, step:Callable, batches:Callable, epochs:int,
-        start_epoch:int=0, seed:int=0, validate:Callable|None=None, on_epoch:Callable|None=None,
-        deadline:float|None=None, scaler=None, desc:str='epoch', progress:bool=False) -> list[dict]:
-    """Train `model` from epoch `start_epoch` to `epochs`; returns one record per epoch run: epoch, train_loss,
-    images_per_s, seconds, lr[, partial][, what `validate()` returns]. `step(batch, g)` → (loss, images);
-    `batches(epoch, g)` → the epoch's batches; `scaler`: a `torch.amp.GradScaler` (fp16); `on_epoch(epoch, rec)`
-    runs after each epoch, partial ones too; past `deadline` the run stops after the current batch."""
+# %% ../nbs/05_training_loop.ipynb #310ddcf4
+def fit(model:torch.nn.Module, optimizer:torch.optim.Optimizer, step:Callable, batches:Callable,
+        epochs:int, start_epoch:int=0, seed:int=0, validate:Callable|None=None,
+        on_epoch:Callable|None=None, deadline:float|None=None, scaler=None, desc:str='epoch',
+        progress:bool=False) -> list[dict]:
+    """Train `model` from epoch `start_epoch` to `epochs`; returns one record per epoch run: epoch,
+    train_loss, images_per_s, seconds, lr[, partial][, what `validate()` returns]. `step(batch, g)`
+    → (loss, images); `batches(epoch, g)` → the epoch's batches; `scaler`: a `torch.amp.GradScaler`
+    (fp16); `on_epoch(epoch, rec)` runs after each epoch, partial ones too; past `deadline` the run
+    stops after the current batch."""
     history = []
     for epoch in range(start_epoch, epochs):
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         loader = batches(epoch, g)
         model.train()
         t0, seen, loss_sum, done, partial = time.monotonic(), 0, 0.0, 0, False
-        bar = tqdm(loader, total=len(loader), desc=f"{desc} {epoch + 1}/{epochs}", unit='batch', file=sys.stderr,
-                   disable=not progress, leave=False)
+        bar = tqdm(loader, total=len(loader), desc=f"{desc} {epoch + 1}/{epochs}", unit='batch',
+                   file=sys.stderr, disable=not progress, leave=False)
         for batch in bar:
             loss, n = step(batch, g)
             if not torch.isfinite(loss):
-                raise SegcountError(f"{model.__class__.__name__} training diverged at epoch {epoch + 1} (loss {loss.item()}); "
-                                    f"lower the learning rate "
-                                    f"(now {optimizer.param_groups[0]['lr']:g})")
+                name, lr = model.__class__.__name__, optimizer.param_groups[0]['lr']
+                raise SegcountError(f"{name} training diverged at epoch {epoch + 1} "
+                                    f"(loss {loss.item()}); lower the learning rate (now {lr:g})")
             optimizer.zero_grad(set_to_none=True)
             if scaler is None: loss.backward(); optimizer.step()
             else: scaler.scale(loss).backward(); scaler.step(optimizer); scaler.update()
             seen, loss_sum, done = seen + n, loss_sum + loss.item() * n, done + 1
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / max(time.monotonic() - t0, 1e-9):.1f}")
+            img_s = seen / max(time.monotonic() - t0, 1e-9)
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{img_s:.1f}")
             if deadline is not None and time.monotonic() > deadline and done < len(loader):
                 partial = True; break
         bar.close()
-        rec = dict(epoch=epoch + 1, train_loss=loss_sum / max(seen, 1), images_per_s=seen / max(time.monotonic() - t0, 1e-9),
+        rec = dict(epoch=epoch + 1, train_loss=loss_sum / max(seen, 1),
+                   images_per_s=seen / max(time.monotonic() - t0, 1e-9),
                    seconds=time.monotonic() - t0, lr=optimizer.param_groups[0]['lr'])
         if partial: rec['partial'] = True
         elif validate is not None: rec.update(validate())
@@ -70,7 +75,8 @@ def fit(model:torch.nn.Module, optimizer:torch.optim.Optimizer, step:Callable, b
 
 # %% ../nbs/05_training_loop.ipynb #5052c5ae
 def save_epoch(out_dir, ck:dict, history:list, best:bool) -> None:
-    "Write checkpoint `ck` as `out_dir/last.pt` (and `best.pt` when `best` or missing) and `history` as `history.json`."
+    """Write checkpoint `ck` as `out_dir/last.pt` (and `best.pt` when `best` or missing) and
+    `history` as `history.json`."""
     out_dir = Path(out_dir)
     save_checkpoint(ck, out_dir / 'last.pt')
     if best or not (out_dir / 'best.pt').is_file(): save_checkpoint(ck, out_dir / 'best.pt')
@@ -79,8 +85,8 @@ def save_epoch(out_dir, ck:dict, history:list, best:bool) -> None:
 # %% ../nbs/05_training_loop.ipynb #b298f389
 def resume_run(out_dir, model:torch.nn.Module, optimizer, lr:float, weight_decay:float,
                log:Callable[[str], None]=log) -> tuple[dict|None, int, list]:
-    """(checkpoint, epochs done, history) of the run in `out_dir`, resumed from its `last.pt` into `model` and
-    `optimizer`; (None, 0, []) with a note when there is no `last.pt` yet."""
+    """(checkpoint, epochs done, history) of the run in `out_dir`, resumed from its `last.pt` into
+    `model` and `optimizer`; (None, 0, []) with a note when there is no `last.pt` yet."""
     last = Path(out_dir) / 'last.pt'
     if not last.is_file():
         log(f"resume: no {last} yet, starting from scratch"); return None, 0, []

@@ -34,7 +34,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 
 import segcount.app as app   # the web demo lives in the package; demo/app.py only serves it
 from segcount.core import SegcountError  # noqa: E402
-from segcount.data import image_size  # noqa: E402
+from segcount.data import Sample, image_size  # noqa: E402
 
 
 def _playwright_or_skip():
@@ -338,15 +338,21 @@ def test_full_queue_refuses_politely(monkeypatch):
         shutil.rmtree(demo.segcount_ui.store.dir, ignore_errors=True)
 
 
-def test_k_sweep_masks_for_k_2_to_6():
+def test_k_sweep_masks_and_counts_at_the_counters_scale():
     pytest.importorskip("segcount.pseudolabel", reason="segcount.pseudolabel is not written yet")
+    from segcount.pseudolabel import SWEEP_KS, sweep_height
     pred = _segcount_predictor()
     arr = np.asarray(Image.open(app.EXAMPLES_DIR / "coins-and-trees.jpg").convert("RGB"))
     res = app.k_sweep(pred, arr, COIN_BOXES)
-    assert res["ks"] == [2, 3, 4, 5, 6]
-    assert res["masks"].shape == (5, 24, math.ceil(arr.shape[1] * 384 / arr.shape[0] / 16))
-    assert len(res["counts"]) == 5 and all(math.isfinite(c) for c in res["counts"])
-    assert res["masks"].dtype == bool
+    assert res["ks"] == list(SWEEP_KS)
+    photo = Sample("p", Image.fromarray(arr), np.asarray(COIN_BOXES, np.float32), np.zeros((0, 2)))
+    H = sweep_height(photo, pred.counter, "counter")
+    assert H != 384                                    # the coins' exemplars are not 24 px at height 384
+    W = round(arr.shape[1] * H / arr.shape[0])
+    assert res["masks"].shape == (len(SWEEP_KS), math.ceil(H / 16), math.ceil(W / 16))
+    assert res["masks"].dtype == bool and all(math.isfinite(c) for c in res["counts"])
+    # K = 2 keeps the coins' half: its count is near the coins' count, not a fraction of it
+    assert 15 < res["counts"][0] < 35, res["counts"]
 
 
 # ------------------------------------------------------------------ a real browser

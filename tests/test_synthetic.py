@@ -303,3 +303,10 @@ def test_packed_scenes_touch_and_cover_the_canvas():
     b = make_scene(np.random.default_rng([3, 0]), packed_prob=1.0, **kw)
     np.testing.assert_array_equal(np.asarray(a.image), np.asarray(b.image))   # deterministic
     assert len(a.points) == a.count >= 3 and (a.visibility < 1).any()         # neighbours overlap a little
+
+
+def test_no_occlusion_budget():
+    "max_occlusion=0 (allowed by the check) draws scenes whose objects are all fully visible."
+    for seed in range(8):
+        s = make_scene(seed, max_occlusion=0.0)
+        assert len(s.points) >= 3 and (s.visibility == 1).all()
