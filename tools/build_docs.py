@@ -6,9 +6,10 @@
 lets well-kept tools render:
 1. Each notebook of nbs/sidebar.yml (index first) goes through nbdev's own processors (`FilterDefaults`, as
    `nbdev-proc-nbs` runs them): front matter from the title cell, `show_doc` after every exported definition,
-   hidden and exported cells dropped, names linked to their docs. Nothing is executed but what `show_doc` needs
-   (the exported cells and the `show_doc` calls); every other output is the one saved in the notebook
-   (`make outputs` refreshes them; `make test-nbs` runs the notebooks).
+   hidden and exported cells dropped, names linked to their docs. Nothing is executed but what nbdev's
+   `exec_show_docs` runs for `show_doc` (the exported cells, the cells of imports, the `show_doc` calls: the
+   notebooks keep imports in cells of their own, as nbdev asks); every other output is the one saved in the
+   notebook (`make outputs` refreshes them; `make test-nbs` runs the notebooks).
 2. nbconvert's HTMLExporter renders it with its 'lab' template, extended by tools/docs_page.html.j2 (sidebar,
    search box, previous/next links, local MathJax); pages are named as Quarto names them (nbdev's `nbpath2html`).
 3. BeautifulSoup tidies each page: headings get the ids pandoc (hence Quarto) gives them, which nbdev's doc links
@@ -25,7 +26,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT/'tools'
 NODE = TOOLS/'node_modules'
-DOC_DIRS = {'export', 'exports', 'exporti', 'exec_doc'}  # the cells nbdev's exec_show_docs runs for show_doc
 TAGS = {('echo', 'false'): 'remove_input', ('output', 'false'): 'remove_output', ('include', 'false'): 'remove_cell'}
 TITLE = re.compile(r"""(?:set_title|title)\(\s*(['"])([^'"{}]+)\1""")  # a plot title written out in the cell
 
@@ -34,16 +34,10 @@ class BuildError(Exception): pass
 
 
 def docs_filter():
-    "nbdev's FilterDefaults, its exec_show_docs running only the exported cells and the show_doc calls."
+    "nbdev's FilterDefaults, as `nbdev-proc-nbs` runs it."
     from nbdev.processors import FilterDefaults, exec_show_docs
 
     class exec_docs(exec_show_docs):
-        # nbdev also runs any cell with an import; here such cells also hold checks that need earlier cells
-        # (nbdev warns "Found cells containing imports and other code"), and their outputs are saved anyway.
-        def __call__(self, cell):
-            doc = cell.directives_.keys() & DOC_DIRS or re.search(r'^show_doc\(', cell.source, re.M)
-            if cell.cell_type == 'code' and doc: super().__call__(cell)
-
         def end(self):  # else IPython resets each shell at exit, with a gc.collect each (1 s a notebook)
             super().end()
             if hasattr(self, 'k'): self.k.close(); atexit.unregister(self.k.atexit_operations)
