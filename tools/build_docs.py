@@ -8,8 +8,9 @@ lets well-kept tools render:
    `nbdev-proc-nbs` runs them): front matter from the title cell, `show_doc` after every exported definition,
    hidden and exported cells dropped, names linked to their docs. Nothing is executed but what nbdev's
    `exec_show_docs` runs for `show_doc` (the exported cells, the cells of imports, the `show_doc` calls: the
-   notebooks keep imports in cells of their own, as nbdev asks); every other output is the one saved in the
-   notebook (`make outputs` refreshes them; `make test-nbs` runs the notebooks).
+   notebooks keep imports in cells of their own, as nbdev asks, but for each chapter's flag cell, which runs on its
+   own); every other output is the one saved in the notebook (`make outputs` refreshes them; `make test-nbs` runs
+   the notebooks).
 2. nbconvert's HTMLExporter renders it with its 'lab' template, extended by tools/docs_page.html.j2 (sidebar,
    search box, previous/next links, local MathJax); pages are named as Quarto names them (nbdev's `nbpath2html`).
 3. BeautifulSoup tidies each page: headings get the ids pandoc (hence Quarto) gives them, which nbdev's doc links
