@@ -387,7 +387,6 @@ def _pass(self: Predictor, img, pre, size, b, ex: Exemplars, f: float, method: s
 
 # %% ../nbs/30_seg_then_count.ipynb #1a5427b6
 @patch
-@torch.inference_mode()
 def predict(self: Predictor, image, boxes=None, method: str = "count",
             threshold: float | None = None, dilate: int | None = None, negative_boxes=None,
             exemplars: Exemplars | None = None) -> Prediction:
@@ -411,11 +410,12 @@ def predict(self: Predictor, image, boxes=None, method: str = "count",
         raise SegcountError("give either exemplar boxes or exemplars cut before, not both")
     b = exemplars.boxes if exemplars is not None else check_exemplar_boxes(boxes, size, src)
     s, wh, tiled = self._scale(size, b)
-    t = None if tiled else self._resized(img, wh)
-    ex = exemplars or cut_exemplars(img, pre, s, b, check_negatives(negative_boxes, b, size, src),
-                                    src, t)
-    runs = [self._pass(img, pre, size, b, ex, f, method, thr, dil, t if f == 1.0 else None)
-            for f in self.scales]
+    with torch.inference_mode():                         # counting records no gradients
+        t = None if tiled else self._resized(img, wh)
+        ex = exemplars or cut_exemplars(img, pre, s, b,
+                                        check_negatives(negative_boxes, b, size, src), src, t)
+        runs = [self._pass(img, pre, size, b, ex, f, method, thr, dil, t if f == 1.0 else None)
+                for f in self.scales]
     maps, scale, n_tiles = runs[0]                       # the trained side: S, mask and grid shown
     maps["density"] = mean_density([r[0]["density"] for r in runs])
     note = None
