@@ -849,10 +849,10 @@ def _bench(root, n_images, counter, split, ks, crop, n_init, seed, embedder, rep
     samples = [prepare_sample(s, sweep_height(s, counter, height), r, max(ks), need_dots=False)
                for s in _bench_samples(root, n_images, split)]
     if not samples: raise SegcountError(f"{root}: no images to benchmark")
-    kw = dict(ks=ks, n_init=n_init, seed=seed)
     sweep = lambda s: kmeans_sweep(s, counter, ks, 'fast', emb, n_init=n_init, seed=seed,
                                    height=None, nomask=False)
-    kmeans_masks(samples[0].image, samples[0].boxes, mode='fast', embedder=emb, **kw)   # warm-up
+    kmeans_masks(samples[0].image, samples[0].boxes, ks=ks, mode='fast', embedder=emb,
+                 n_init=n_init, seed=seed)                                        # warm-up
     rows = [_bench_row(s, counter, emb, sweep, ks, crop, n_init, seed, repeats) for s in samples]
     s0 = samples[0]
     f = 576 / s0.size[0]
