@@ -28,14 +28,17 @@ from .model_files import (build_model, load_model, model_from_checkpoint, model_
                                   save_model)
 
 # %% auto #0
-__all__ = ['DELTA', 'DENSITY_SCALE', 'COUNTER_FORMAT', 'counter_registry', 'DEFAULT_COUNTER_FILE', 'DensityRegressor',
-           'apply_mask', 'density_loss', 'Counter', 'build_counter', 'save_weights', 'load_weights',
-           'default_weights_path', 'counter_from_checkpoint', 'resolve_counter']
+__all__ = ['DELTA', 'DENSITY_SCALE', 'COUNTER_FORMAT', 'FEATURE_NORMS', 'SIMILARITY_NORMS', 'counter_registry',
+           'DEFAULT_COUNTER_FILE', 'DensityRegressor', 'apply_mask', 'density_loss', 'Counter', 'location_norm',
+           'build_counter', 'save_weights', 'load_weights', 'default_weights_path', 'counter_from_checkpoint',
+           'resolve_counter']
 
 # %% ../nbs/11_counter.ipynb #680280cc
 DELTA = 0.0            # Eq. 4's δ: the similarity written where the mask is 0 (S is always >= 0)
 DENSITY_SCALE = 100.0  # the regressor predicts density × DENSITY_SCALE (targets of order 1)
 COUNTER_FORMAT = 'segcount-counter/1'
+FEATURE_NORMS = ('none', 'layer')       # F(I) as the regressor sees it: as is (§3.1) or normalised
+SIMILARITY_NORMS = ('none', 'cosine')   # Eq. 1 as a dot product (§3.1), or between unit vectors
 
 # %% ../nbs/11_counter.ipynb #c75179ee
 class DensityRegressor(nn.Module):
@@ -97,14 +100,16 @@ class Counter(TrunkModel):
     forward(image B×3×H×W in [0,1], exemplars B×N×3×128×128 in [0,1], mask=None B×1×h×w)
       → dict(density B×1×H×W, similarity B×1×h×w, count B[, masked_similarity B×1×h×w])
     with h = ⌈H/16⌉, w = ⌈W/16⌉. `config` (JSON-able) rebuilds the same architecture via
-    `build_counter`."""
+    `build_counter`. `feature_norm` and `similarity_norm` 'none' are the paper's §3.1; 'layer'
+    (`location_norm`) and 'cosine' (`Counter.similarity`) make the head blind to feature size."""
     KIND, FORMAT = 'counter', COUNTER_FORMAT   # what its weight files and checkpoints say they hold
     def __init__(self, backbone_name: str = 'mobilenet_v2',
                  backbone_weights: str | None = 'imagenet', freeze_backbone: bool = True,
                  proj_dim: int = 256, regressor_widths: tuple = (128, 64, 32, 16),
                  delta: float = DELTA, density_scale: float = DENSITY_SCALE,
                  gate_density: bool = True, min_exemplar_side: float | None = None,
-                 exemplar_side: float | None = None):
+                 exemplar_side: float | None = None, feature_norm: str = 'none',
+                 similarity_norm: str = 'none'):
         super().__init__()
         self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights,
                                                  freeze=freeze_backbone)
@@ -114,6 +119,10 @@ class Counter(TrunkModel):
         self.regressor = DensityRegressor(proj_dim + 1, tuple(regressor_widths))
         self.delta, self.density_scale = float(delta), float(density_scale)
         self.gate_density = bool(gate_density)
+        for k, v, ok in (('feature_norm', feature_norm, FEATURE_NORMS),
+                         ('similarity_norm', similarity_norm, SIMILARITY_NORMS)):
+            if v not in ok: raise SegcountError(f"{k} must be one of {ok}, got {v!r}")
+        self.feature_norm, self.similarity_norm = feature_norm, similarity_norm
         opt_float = lambda v: None if v is None else float(v)
         self.config = dict(format=COUNTER_FORMAT, backbone_name=backbone_name,
                            backbone_weights=backbone_weights if backbone_weights is None
@@ -122,7 +131,8 @@ class Counter(TrunkModel):
                            regressor_widths=[int(x) for x in regressor_widths], delta=float(delta),
                            density_scale=float(density_scale), gate_density=bool(gate_density),
                            min_exemplar_side=opt_float(min_exemplar_side),
-                           exemplar_side=opt_float(exemplar_side))
+                           exemplar_side=opt_float(exemplar_side), feature_norm=feature_norm,
+                           similarity_norm=similarity_norm)
         # exemplar_side: every image is resized so that its exemplars measure this many pixels
         # (scale normalisation); min_exemplar_side (older models): only images with smaller
         # exemplars are upscaled. Both act in training and inference alike
@@ -146,8 +156,12 @@ def exemplar_vector(self: Counter, exemplars: torch.Tensor | None = None, *,
 @patch
 def similarity(self: Counter, feat: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
     """Eq. 1 averaged over exemplars: feat B×d×h×w, vec B×N×d (or B×d) → S B×1×h×w,
-    S = max(0, mean_n(w_ij·b_n)/√d)."""
+    S = max(0, mean_n(w_ij·b_n)/√d); with `similarity_norm='cosine'`, w and b are unit vectors
+    first and the √d is dropped (S in [0, 1], blind to the features' magnitude)."""
     if vec.ndim == 3: vec = vec.mean(1)
+    if self.similarity_norm == 'cosine':
+        S = torch.einsum('bdhw,bd->bhw', F.normalize(feat, dim=1), F.normalize(vec, dim=1))
+        return S[:, None].clamp_min(0)
     S = torch.einsum('bdhw,bd->bhw', feat, vec)[:, None] / math.sqrt(feat.shape[1])
     return S.clamp_min(0)
 
@@ -158,6 +172,13 @@ def apply_mask(self: Counter, S: torch.Tensor, mask: torch.Tensor | None,
     "Eq. 4 with this model's δ (see `apply_mask`)."
     return apply_mask(S, mask, self.delta if delta is None else delta)
 
+# %% ../nbs/11_counter.ipynb #b6ce099e
+def location_norm(feat: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    "B×d×h×w → B×d×h×w, each location's d channels with mean 0 and variance 1."
+    f = feat.float()
+    f = (f - f.mean(1, keepdim=True)) / torch.sqrt(f.var(1, keepdim=True, unbiased=False) + eps)
+    return f.to(feat.dtype)
+
 # %% ../nbs/11_counter.ipynb #352f427f
 @patch
 def regress(self: Counter, feat: torch.Tensor, S: torch.Tensor, size: tuple[int, int] | None = None,
@@ -165,10 +186,12 @@ def regress(self: Counter, feat: torch.Tensor, S: torch.Tensor, size: tuple[int,
     """Density (count units): feat B×d×h×w, S B×1×h×w → B×1×H×W, cropped to `size`=(H, W)
     (default 16h×16w). `mask` given and `gate_density`: density × nearest-upsampled mask.
     `raw=True` (training): the regressor's output before its ReLU, in scaled units, ungated."""
+    if self.feature_norm == 'layer': feat = location_norm(feat)
+    x = torch.cat([feat, S.to(feat.dtype)], 1)
     if raw:
-        y = self.regressor(torch.cat([feat, S.to(feat.dtype)], 1), activate=False)
+        y = self.regressor(x, activate=False)
         return y if size is None else y[..., :size[0], :size[1]]
-    D = self.regressor(torch.cat([feat, S.to(feat.dtype)], 1)) / self.density_scale
+    D = self.regressor(x) / self.density_scale
     if mask is not None and self.gate_density:
         m = _mask_like(mask, S).to(D.dtype)
         D = D * F.interpolate(m, size=D.shape[-2:], mode='nearest')

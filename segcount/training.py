@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, N_EXEMPLARS,
                            WEIGHT_DECAY, SegcountError, atomic_write, check_optimisation,
                            seed_everything, configured, log as _log, pick_device, run_record)
-from .counter import (Counter, build_counter, counter_from_checkpoint, density_loss,
-                              load_weights)
+from .counter import (FEATURE_NORMS, SIMILARITY_NORMS, Counter, build_counter,
+                              counter_from_checkpoint, density_loss, load_weights)
 from .data import (FSC147, CountingDataset, collate_counting, Sample, pad_stack,
                            read_groups, resize_rule, write_fsc147)
 from .evaluate import evaluate_samples
@@ -369,8 +369,7 @@ def _check_training(c) -> None:
 class CounterTraining:
     """How `train_counter` trains: every setting with its default, written once (the paper's §4.1
     recipe where it has one: AdamW, lr 1e-5, batch 8, 300 epochs). `segcount train-counter` makes
-    its flags from these fields (`segcount.cli.config_flags`); a field's metadata gives its help
-    and, where the flag's name differs, the flag."""
+    its flags from these fields and their metadata (`segcount.cli.config_flags`)."""
     # the model
     backbone: str = field(default='mobilenet_v2',
                           metadata=dict(help="the trunk", choices=('mobilenet_v2', 'resnet50')))
@@ -382,6 +381,10 @@ class CounterTraining:
         "its exemplars measure this many pixels, down or up (train and inference)"))
     min_exemplar_side: float | None = field(default=None, metadata=dict(help="upscale images whose "
         "exemplars are smaller than this at height 384 (train and inference)"))
+    feature_norm: str = field(default='none', metadata=dict(choices=FEATURE_NORMS, help="what the "
+        "regressor sees of the features: as is (the paper), or 'layer': per-location normalised"))
+    similarity_norm: str = field(default='none', metadata=dict(choices=SIMILARITY_NORMS, help="S "
+        "(Eq. 1) as a dot product (the paper), or 'cosine': between unit vectors"))
     counter_kwargs: dict | None = field(default=None, metadata=dict(cli=False))   # e.g. proj_dim
     init_weights: str | None = field(default=None,
                                      metadata=dict(help="start from these .safetensors weights"))
@@ -420,7 +423,6 @@ class CounterTraining:
     max_minutes: float | None = field(default=None, metadata=dict(
         help="stop, after saving, once this wall time is exceeded"))
     resume: bool = field(default=False, metadata=dict(help="continue from OUT/last.pt"))
-
     def __post_init__(self): _check_training(self)
 
 # %% ../nbs/12_training.ipynb #b35ffe58
@@ -442,7 +444,8 @@ def _counter_model(c: CounterTraining) -> Counter:
     "The `Counter` of the settings `c`, with the weights of `c.init_weights` when given."
     base = dict(backbone_name=c.backbone, backbone_weights=c.backbone_weights,
                 freeze_backbone=c.freeze_backbone, exemplar_side=c.exemplar_side,
-                min_exemplar_side=c.min_exemplar_side)
+                min_exemplar_side=c.min_exemplar_side, feature_norm=c.feature_norm,
+                similarity_norm=c.similarity_norm)
     model = build_counter(dict(base, **(c.counter_kwargs or {})))
     if c.init_weights is not None:
         sd = model_state_dict(load_weights(c.init_weights), include_backbone=not c.freeze_backbone)
