@@ -149,7 +149,7 @@ train_counter(root, out, epochs=epochs, resume=True, cache_features='disk', back
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     "A real training process killed (SIGKILL) inside epoch 2 loses at most that epoch; resuming ends where a straight run ends."
     import os, re, signal, subprocess, sys, threading, time
-    root = make_toy_fsc147(tmp_path / 'toy', n_images=40, size=(144, 96), seed=1)
+    root = make_toy_fsc147(tmp_path / 'toy', n_images=120, size=(144, 96), seed=1)
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     run = lambda out, **kw: subprocess.Popen([sys.executable, '-c', _KILL_RUN, str(root), str(out), '4'], env=env,
                                              stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, **kw)
