@@ -158,11 +158,11 @@ def similarity(self: Counter, feat: torch.Tensor, vec: torch.Tensor) -> torch.Te
     """Eq. 1 averaged over exemplars: feat B×d×h×w, vec B×N×d (or B×d) → S B×1×h×w,
     S = max(0, mean_n(w_ij·b_n)/√d); with `similarity_norm='cosine'`, w and b are unit vectors
     first and the √d is dropped (S in [0, 1], blind to the features' magnitude)."""
-    if vec.ndim == 3: vec = vec.mean(1)
-    if self.similarity_norm == 'cosine':
-        S = torch.einsum('bdhw,bd->bhw', F.normalize(feat, dim=1), F.normalize(vec, dim=1))
-        return S[:, None].clamp_min(0)
-    S = torch.einsum('bdhw,bd->bhw', feat, vec)[:, None] / math.sqrt(feat.shape[1])
+    cos = self.similarity_norm == 'cosine'
+    if cos: feat, vec = F.normalize(feat, dim=1), F.normalize(vec, dim=-1)   # unit w_ij and b_n
+    if vec.ndim == 3: vec = vec.mean(1)          # the mean of the n maps = the mean vector's map
+    scale = 1.0 if cos else math.sqrt(feat.shape[1])
+    S = torch.einsum('bdhw,bd->bhw', feat, vec)[:, None] / scale
     return S.clamp_min(0)
 
 # %% ../nbs/11_counter.ipynb #42b34693
