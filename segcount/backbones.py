@@ -28,9 +28,9 @@ from safetensors.torch import load_file
 from .core import SegcountError
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHT_URLS', 'DEFAULT_WEIGHTS', 'OFFLINE_WEIGHTS', 'backbone_registry',
-           'offline_weights_file', 'resolve_weights', 'Backbone', 'load_torchvision_state', 'build_resnet50',
-           'build_mobilenet_v2', 'build_backbone', 'TrunkModel']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHT_URLS', 'DEFAULT_WEIGHTS', 'OFFLINE_WEIGHTS', 'BORDERS', 'BORDER_PAD',
+           'backbone_registry', 'offline_weights_file', 'resolve_weights', 'Backbone', 'load_torchvision_state',
+           'build_resnet50', 'build_mobilenet_v2', 'build_backbone', 'TrunkModel']
 
 # %% ../nbs/10_backbones.ipynb #4cc3c6d3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -181,15 +181,24 @@ class Backbone(nn.Module):
                 f"frozen={self.frozen}")
 
 # %% ../nbs/10_backbones.ipynb #f23fb324
+BORDERS = ('zero', 'reflect')   # what the trunk sees beyond the image's edges
+BORDER_PAD = 32                 # 'reflect': pixels mirrored on every side (two cells), cropped off after
+
 @patch
-def padded(self: Backbone, image: torch.Tensor) -> torch.Tensor:
+def padded(self: Backbone, image: torch.Tensor, border: str = 'zero') -> torch.Tensor:
     """B×3×H×W of any size → B×C×⌈H/16⌉×⌈W/16⌉ (zero-padded right/bottom to a multiple of the
-    stride)."""
+    stride). `border='reflect'` mirrors `BORDER_PAD` pixels outward on every side first (replicated
+    when the image is smaller than that) and crops their cells off again."""
     if image.ndim != 4 or image.shape[1] != 3:
         raise SegcountError(f"image must be B×3×H×W, got shape {tuple(image.shape)}")
+    if border not in BORDERS: raise SegcountError(f"border must be one of {BORDERS}, got {border!r}")
     H, W = image.shape[-2:]
-    s = self.stride
-    return self(torch.nn.functional.pad(image, (0, -W % s, 0, -H % s)))
+    s, p = self.stride, (BORDER_PAD if border == 'reflect' else 0)
+    if not p: return self(torch.nn.functional.pad(image, (0, -W % s, 0, -H % s)))
+    mode = 'reflect' if min(H, W) > p + s else 'replicate'
+    x = torch.nn.functional.pad(image, (p, p + (-W % s), p, p + (-H % s)), mode=mode)
+    r, h, w = p // s, -(-H // s), -(-W // s)
+    return self(x)[..., r:r + h, r:r + w]
 
 # %% ../nbs/10_backbones.ipynb #42191b04
 @patch
@@ -271,6 +280,7 @@ class TrunkModel(nn.Module):
     two trunk passes that training caches when the trunk is frozen, and the size of their maps (one
     cell per `stride` pixels)."""
     backbone: Backbone
+    border: str = 'zero'   # what the trunk sees beyond the image (`Backbone.padded`); a config option
 
     @property
     def stride(self) -> int: return self.backbone.stride
@@ -283,9 +293,9 @@ class TrunkModel(nn.Module):
         return -(-H // self.stride), -(-W // self.stride)
 
     def backbone_image(self, image: torch.Tensor) -> torch.Tensor:
-        """B×3×H×W → raw trunk features B×C×h×w (the image zero-padded right/bottom to a multiple of
-        16)."""
-        return self.backbone.padded(image)
+        """B×3×H×W → raw trunk features B×C×h×w (the image padded to a multiple of 16, with
+        `self.border` beyond its edges)."""
+        return self.backbone.padded(image, border=self.border)
 
     def backbone_exemplars(self, exemplars: torch.Tensor) -> torch.Tensor:
         "B×N×3×s×s → globally average-pooled raw trunk features B×N×C."

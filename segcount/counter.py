@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .backbones import Backbone, TrunkModel, build_backbone
+from .backbones import BORDERS, Backbone, TrunkModel, build_backbone
 from .core import SegcountError
 from .metrics import masked_mse
 from .model_files import (build_model, load_model, model_from_checkpoint, model_path,
@@ -101,7 +101,8 @@ class Counter(TrunkModel):
       → dict(density B×1×H×W, similarity B×1×h×w, count B[, masked_similarity B×1×h×w])
     with h = ⌈H/16⌉, w = ⌈W/16⌉. `config` (JSON-able) rebuilds the same architecture via
     `build_counter`. `feature_norm` and `similarity_norm` 'none' are the paper's §3.1; 'layer'
-    (`location_norm`) and 'cosine' (`Counter.similarity`) make the head blind to feature size."""
+    (`location_norm`) and 'cosine' (`Counter.similarity`) make the head blind to feature size;
+    `border` is what the trunk sees beyond the image (`Backbone.padded`: 'zero', or 'reflect')."""
     KIND, FORMAT = 'counter', COUNTER_FORMAT   # what its weight files and checkpoints say they hold
     def __init__(self, backbone_name: str = 'mobilenet_v2',
                  backbone_weights: str | None = 'imagenet', freeze_backbone: bool = True,
@@ -109,7 +110,7 @@ class Counter(TrunkModel):
                  delta: float = DELTA, density_scale: float = DENSITY_SCALE,
                  gate_density: bool = True, min_exemplar_side: float | None = None,
                  exemplar_side: float | None = None, feature_norm: str = 'none',
-                 similarity_norm: str = 'none'):
+                 similarity_norm: str = 'none', border: str = 'zero'):
         super().__init__()
         self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights,
                                                  freeze=freeze_backbone)
@@ -120,9 +121,10 @@ class Counter(TrunkModel):
         self.delta, self.density_scale = float(delta), float(density_scale)
         self.gate_density = bool(gate_density)
         for k, v, ok in (('feature_norm', feature_norm, FEATURE_NORMS),
-                         ('similarity_norm', similarity_norm, SIMILARITY_NORMS)):
+                         ('similarity_norm', similarity_norm, SIMILARITY_NORMS),
+                         ('border', border, BORDERS)):
             if v not in ok: raise SegcountError(f"{k} must be one of {ok}, got {v!r}")
-        self.feature_norm, self.similarity_norm = feature_norm, similarity_norm
+        self.feature_norm, self.similarity_norm, self.border = feature_norm, similarity_norm, border
         opt_float = lambda v: None if v is None else float(v)
         self.config = dict(format=COUNTER_FORMAT, backbone_name=backbone_name,
                            backbone_weights=backbone_weights if backbone_weights is None
@@ -132,7 +134,7 @@ class Counter(TrunkModel):
                            density_scale=float(density_scale), gate_density=bool(gate_density),
                            min_exemplar_side=opt_float(min_exemplar_side),
                            exemplar_side=opt_float(exemplar_side), feature_norm=feature_norm,
-                           similarity_norm=similarity_norm)
+                           similarity_norm=similarity_norm, border=border)
         # exemplar_side: every image is resized so that its exemplars measure this many pixels
         # (scale normalisation); min_exemplar_side (older models): only images with smaller
         # exemplars are upscaled. Both act in training and inference alike

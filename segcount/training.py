@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, N_EXEMPLARS,
                            WEIGHT_DECAY, SegcountError, atomic_write, check_optimisation,
                            seed_everything, configured, log as _log, pick_device, run_record)
+from .backbones import BORDERS
 from .counter import (FEATURE_NORMS, SIMILARITY_NORMS, Counter, build_counter,
                               counter_from_checkpoint, density_loss, load_weights)
 from .data import (FSC147, CountingDataset, collate_counting, Sample, pad_stack,
@@ -156,7 +157,7 @@ def _fingerprint(model: Counter, dataset: CountingDataset) -> str:
                       dataset.n_exemplars, dataset.exemplar_size, model.density_scale,
                       _names(dataset.samples),
                       [dataset.item_exemplar_side(i) for i in range(len(dataset))],
-                      dataset.min_exemplar_side])
+                      dataset.min_exemplar_side, model.border])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 # %% ../nbs/12_training.ipynb #2a235764
@@ -385,6 +386,8 @@ class CounterTraining:
         "regressor sees of the features: as is (the paper), or 'layer': per-location normalised"))
     similarity_norm: str = field(default='none', metadata=dict(choices=SIMILARITY_NORMS, help="S "
         "(Eq. 1) as a dot product (the paper), or 'cosine': between unit vectors"))
+    border: str = field(default='zero', metadata=dict(choices=BORDERS, help="what the trunk sees "
+        "beyond the image: zeros (the paper), or 'reflect': the image mirrored"))
     counter_kwargs: dict | None = field(default=None, metadata=dict(cli=False))   # e.g. proj_dim
     init_weights: str | None = field(default=None,
                                      metadata=dict(help="start from these .safetensors weights"))
@@ -445,7 +448,7 @@ def _counter_model(c: CounterTraining) -> Counter:
     base = dict(backbone_name=c.backbone, backbone_weights=c.backbone_weights,
                 freeze_backbone=c.freeze_backbone, exemplar_side=c.exemplar_side,
                 min_exemplar_side=c.min_exemplar_side, feature_norm=c.feature_norm,
-                similarity_norm=c.similarity_norm)
+                similarity_norm=c.similarity_norm, border=c.border)
     model = build_counter(dict(base, **(c.counter_kwargs or {})))
     if c.init_weights is not None:
         sd = model_state_dict(load_weights(c.init_weights), include_backbone=not c.freeze_backbone)
