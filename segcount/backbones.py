@@ -182,7 +182,7 @@ class Backbone(nn.Module):
 
 # %% ../nbs/10_backbones.ipynb #f23fb324
 BORDERS = ('zero', 'reflect')   # what the trunk sees beyond the image's edges
-BORDER_PAD = 32                 # 'reflect': pixels mirrored on every side (two cells), cropped off after
+BORDER_PAD = 32                 # 'reflect': pixels mirrored on every side (two cells), cropped
 
 @patch
 def padded(self: Backbone, image: torch.Tensor, border: str = 'zero') -> torch.Tensor:
@@ -191,7 +191,8 @@ def padded(self: Backbone, image: torch.Tensor, border: str = 'zero') -> torch.T
     when the image is smaller than that) and crops their cells off again."""
     if image.ndim != 4 or image.shape[1] != 3:
         raise SegcountError(f"image must be B×3×H×W, got shape {tuple(image.shape)}")
-    if border not in BORDERS: raise SegcountError(f"border must be one of {BORDERS}, got {border!r}")
+    if border not in BORDERS:
+        raise SegcountError(f"border must be one of {BORDERS}, got {border!r}")
     H, W = image.shape[-2:]
     s, p = self.stride, (BORDER_PAD if border == 'reflect' else 0)
     if not p: return self(torch.nn.functional.pad(image, (0, -W % s, 0, -H % s)))
@@ -280,7 +281,7 @@ class TrunkModel(nn.Module):
     two trunk passes that training caches when the trunk is frozen, and the size of their maps (one
     cell per `stride` pixels)."""
     backbone: Backbone
-    border: str = 'zero'   # what the trunk sees beyond the image (`Backbone.padded`); a config option
+    border: str = 'zero'   # beyond the image's edges (`Backbone.padded`); a config option
 
     @property
     def stride(self) -> int: return self.backbone.stride

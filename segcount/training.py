@@ -413,10 +413,8 @@ class CounterTraining:
         "image's exemplar side is drawn from side × exp(±jitter)"))
     max_train_images: int | None = None
     max_val_images: int | None = None
-    # max_cells: training crops of cached features
-    max_cells: tuple | None = field(default=(24, 48), metadata=dict(cli=False))
-    num_workers: int = field(default=0, metadata=dict(flag='--workers',
-                                                      help="image-loading worker processes"))
+    max_cells: tuple | None = field(default=(24, 48), metadata=dict(cli=False))   # training crops
+    num_workers: int = field(default=0, metadata=dict(flag='--workers', help="loader processes"))
     # running
     device: str = field(default='auto', metadata=dict(help="auto, cpu, cuda, cuda:N or mps"))
     amp: bool = field(default=True, metadata=dict(cli=False))   # bf16/fp16 autocast on CUDA
