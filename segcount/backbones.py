@@ -195,8 +195,7 @@ def padded(self: Backbone, image: torch.Tensor, border: str = 'zero') -> torch.T
         raise SegcountError(f"border must be one of {BORDERS}, got {border!r}")
     H, W = image.shape[-2:]
     s, p = self.stride, (BORDER_PAD if border == 'reflect' else 0)
-    if not p: return self(torch.nn.functional.pad(image, (0, -W % s, 0, -H % s)))
-    mode = 'reflect' if min(H, W) > p + s else 'replicate'
+    mode = 'constant' if not p else 'reflect' if min(H, W) > p + s else 'replicate'
     x = torch.nn.functional.pad(image, (p, p + (-W % s), p, p + (-H % s)), mode=mode)
     r, h, w = p // s, -(-H // s), -(-W // s)
     return self(x)[..., r:r + h, r:r + w]

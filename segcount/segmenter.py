@@ -129,7 +129,7 @@ def shares_backbone(counter: Counter, segmenter: Segmenter) -> bool:
     return (cc.get('backbone_name') == sc.get('backbone_name') and bool(cc.get('freeze_backbone'))
             and bool(sc.get('freeze_backbone')) and cc.get('backbone_weights') is not None
             and cc.get('backbone_weights') == sc.get('backbone_weights')
-            and cc.get('border', 'zero') == sc.get('border', 'zero'))
+            and counter.border == segmenter.border)
 
 # %% ../nbs/21_segmenter.ipynb #b105d0cf
 def check_pair(counter: Counter, segmenter: Segmenter, source: str = 'segmenter') -> None:
