@@ -541,6 +541,7 @@ d = { 'settings': { 'branch': 'main',
             'segcount.training_loop': { 'segcount.training_loop.epoch_batches': ( 'training_loop.html#epoch_batches',
                                                                                   'segcount/training_loop.py'),
                                         'segcount.training_loop.fit': ('training_loop.html#fit', 'segcount/training_loop.py'),
+                                        'segcount.training_loop.lr_factor': ('training_loop.html#lr_factor', 'segcount/training_loop.py'),
                                         'segcount.training_loop.resume_run': ('training_loop.html#resume_run', 'segcount/training_loop.py'),
                                         'segcount.training_loop.save_epoch': ( 'training_loop.html#save_epoch',
                                                                                'segcount/training_loop.py')}}}

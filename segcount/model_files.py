@@ -277,9 +277,9 @@ def load_checkpoint(path, kind:str='counter') -> dict:
 # %% ../nbs/04_model_files.ipynb #1a1d91c3
 def resume(path, model:torch.nn.Module, optimizer, lr:float|None=None,
            weight_decay:float|None=None) -> dict:
-    """Load the checkpoint `path` of `model`'s kind into `model` and `optimizer` (lr and weight
-    decay set to the given values) and return it; a checkpoint of another architecture →
-    `SegcountError`."""
+    """Load the checkpoint `path` of `model`'s kind into `model` and `optimizer` (lr, a
+    schedule's `initial_lr` too, and weight decay set to the given values) and return it; a
+    checkpoint of another architecture → `SegcountError`."""
     ck = load_checkpoint(path, kind=model.KIND)
     arch = lambda c: {k: v for k, v in c.items() if k != 'backbone_weights'}
     if arch(ck['config']) != arch(model.config):
@@ -290,7 +290,9 @@ def resume(path, model:torch.nn.Module, optimizer, lr:float|None=None,
     if 'optimizer' in ck:
         optimizer.load_state_dict(ck['optimizer'])
         for g in optimizer.param_groups:
-            if lr is not None: g['lr'] = lr
+            if lr is not None:
+                g['lr'] = lr
+                if 'initial_lr' in g: g['initial_lr'] = lr   # where a schedule starts
             if weight_decay is not None: g['weight_decay'] = weight_decay
     return ck
 

@@ -39,7 +39,7 @@ from .data import (FSC147, CountingDataset, collate_counting, Sample, pad_stack,
 from .evaluate import evaluate_samples
 from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model_state,
                                   model_state_dict, save_checkpoint)
-from .training_loop import epoch_batches, fit, resume_run, save_epoch
+from .training_loop import LR_SCHEDULES, epoch_batches, fit, lr_factor, resume_run, save_epoch
 from .pipeline import Predictor
 
 # %% auto #0
@@ -357,13 +357,14 @@ def _masks_for(density: torch.Tensor, hw: tuple[int, int], prob: float,
 # %% ../nbs/12_training.ipynb #54e465c8
 def _check_training(c) -> None:
     """Normalise the older spellings of `c.cache_features`, then check the settings
-    (`check_optimisation`)."""
+    (`check_optimisation`, and the learning-rate schedule's name)."""
     if c.cache_features is True: c.cache_features = 'memory'   # older spellings
     if c.cache_features in (False, None, 'off'): c.cache_features = 'none'
     if c.cache_features not in ('memory', 'disk', 'none'):
         raise SegcountError("cache_features must be 'memory', 'disk' or 'none', "
                             f"got {c.cache_features!r}")
     check_optimisation(c)
+    lr_factor(c.lr_schedule, 0.0)   # an unknown schedule fails here, before any work
 
 # %% ../nbs/12_training.ipynb #8a2943cf
 @dataclass
@@ -394,6 +395,8 @@ class CounterTraining:
     # optimisation
     epochs: int = COUNTER_EPOCHS
     lr: float = field(default=LR, metadata=dict(help="paper: 1e-5; a frozen trunk: 1e-4..1e-3"))
+    lr_schedule: str = field(default='constant', metadata=dict(choices=LR_SCHEDULES, help="the "
+        "learning rate as given throughout (the paper), or 'cosine': down to 0 at the last epoch"))
     batch_size: int = BATCH_SIZE
     weight_decay: float = WEIGHT_DECAY
     mask_prob: float = field(default=0.5, metadata=dict(help="share of training images given a "
@@ -424,6 +427,8 @@ class CounterTraining:
     max_minutes: float | None = field(default=None, metadata=dict(
         help="stop, after saving, once this wall time is exceeded"))
     resume: bool = field(default=False, metadata=dict(help="continue from OUT/last.pt"))
+    keep_epochs: bool = field(default=False, metadata=dict(help="also keep every epoch's "
+        "checkpoint as OUT/epoch-NNN.pt"))
     def __post_init__(self): _check_training(self)
 
 # %% ../nbs/12_training.ipynb #b35ffe58
@@ -596,7 +601,7 @@ def on_epoch(self: _CounterRun, epoch: int, rec: dict):
         improved = self.selected_by in rec and rec[self.selected_by] < self.best_score
         if improved: self.best_score = rec[self.selected_by]
         save_epoch(self.out_dir, self.checkpoint_at(epoch), self.history,
-                   improved or self.selected_by not in rec)
+                   improved or self.selected_by not in rec, keep=c.keep_epochs)
         val = (f"  val MAE {rec['val_mae']:.2f}  RMSE {rec['val_rmse']:.2f}"
                if 'val_mae' in rec else '')
         real = f"  real val NAE {rec['val_groups_nae']:.3f}" if 'val_groups_nae' in rec else ''
@@ -650,7 +655,8 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike,
 
     deadline = None if c.max_minutes is None else t_start + 60 * c.max_minutes
     ran = fit(model, opt, run.step, run.batches, c.epochs, start_epoch, c.seed, run.validate,
-              run.on_epoch, deadline, scaler, desc='epoch', progress=show)
+              run.on_epoch, deadline, scaler, desc='epoch', progress=show,
+              lr_schedule=c.lr_schedule)
     stopped = bool(ran) and (ran[-1].get('partial', False) or ran[-1]['epoch'] < c.epochs)
     if stopped and not ran[-1].get('partial'):
         say(f"max_minutes={c.max_minutes} reached after epoch {ran[-1]['epoch']}")

@@ -1,6 +1,7 @@
 """One loop for both models: seeded epochs, an optimizer step per batch, a time limit that saves before it stops, and the checkpoints a run resumes from.
 
-In `segcount.training_loop`: `fit`, the one training loop of both models, `epoch_batches`, `save_epoch` and `resume_run`.
+In `segcount.training_loop`: `fit`, the one training loop of both models, `epoch_batches`, `lr_factor`, `save_epoch` and
+`resume_run`.
 
 Docs: https://segcount.github.io/segcount/training_loop.html.md"""
 
@@ -10,6 +11,7 @@ Docs: https://segcount.github.io/segcount/training_loop.html.md"""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ from .core import SegcountError, atomic_write, log
 from .model_files import resume, save_checkpoint
 
 # %% auto #0
-__all__ = ['epoch_batches', 'fit', 'save_epoch', 'resume_run']
+__all__ = ['LR_SCHEDULES', 'epoch_batches', 'lr_factor', 'fit', 'save_epoch', 'resume_run']
 
 # %% ../nbs/05_training_loop.ipynb #822df501
 def epoch_batches(n:int, batch_size:int, generator:torch.Generator) -> list[list[int]]:
@@ -30,17 +32,28 @@ def epoch_batches(n:int, batch_size:int, generator:torch.Generator) -> list[list
     order = torch.randperm(n, generator=generator).tolist()
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
+# %% ../nbs/05_training_loop.ipynb #be06f8aa
+LR_SCHEDULES = ('constant', 'cosine')
+
+def lr_factor(schedule:str, progress:float) -> float:
+    """The learning rate's multiplier `progress` of the way through a run (0: its first step, 1: its
+    end): 1 throughout (`'constant'`), or half a cosine from 1 down to 0 (`'cosine'`)."""
+    if schedule not in LR_SCHEDULES:
+        raise SegcountError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    return 1.0 if schedule == 'constant' else 0.5 * (1 + math.cos(math.pi * progress))
+
 # %% ../nbs/05_training_loop.ipynb #310ddcf4
 def fit(model:torch.nn.Module, optimizer:torch.optim.Optimizer, step:Callable, batches:Callable,
         epochs:int, start_epoch:int=0, seed:int=0, validate:Callable|None=None,
         on_epoch:Callable|None=None, deadline:float|None=None, scaler=None, desc:str='epoch',
-        progress:bool=False) -> list[dict]:
+        progress:bool=False, lr_schedule:str='constant') -> list[dict]:
     """Train `model` from epoch `start_epoch` to `epochs`; returns one record per epoch run: epoch,
     train_loss, images_per_s, seconds, lr[, partial][, what `validate()` returns]. `step(batch, g)`
     → (loss, images); `batches(epoch, g)` → the epoch's batches; `scaler`: a `torch.amp.GradScaler`
     (fp16); `on_epoch(epoch, rec)` runs after each epoch, partial ones too; past `deadline` the run
-    stops after the current batch."""
-    history = []
+    stops after the current batch; `lr_schedule`: each step's learning rate is the group's first
+    (`initial_lr`) × `lr_factor(lr_schedule, progress)`."""
+    history, _ = [], lr_factor(lr_schedule, 0.0)   # an unknown schedule fails before any work
     for epoch in range(start_epoch, epochs):
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         loader = batches(epoch, g)
@@ -48,7 +61,11 @@ def fit(model:torch.nn.Module, optimizer:torch.optim.Optimizer, step:Callable, b
         t0, seen, loss_sum, done, partial = time.monotonic(), 0, 0.0, 0, False
         bar = tqdm(loader, total=len(loader), desc=f"{desc} {epoch + 1}/{epochs}", unit='batch',
                    file=sys.stderr, disable=not progress, leave=False)
-        for batch in bar:
+        for i, batch in enumerate(bar):
+            if lr_schedule != 'constant':
+                f = lr_factor(lr_schedule, (epoch + i / len(loader)) / epochs)
+                for pg in optimizer.param_groups:
+                    pg['lr'] = pg.setdefault('initial_lr', pg['lr']) * f
             loss, n = step(batch, g)
             if not torch.isfinite(loss):
                 name, lr = model.__class__.__name__, optimizer.param_groups[0]['lr']
@@ -74,11 +91,12 @@ def fit(model:torch.nn.Module, optimizer:torch.optim.Optimizer, step:Callable, b
     return history
 
 # %% ../nbs/05_training_loop.ipynb #5052c5ae
-def save_epoch(out_dir, ck:dict, history:list, best:bool) -> None:
-    """Write checkpoint `ck` as `out_dir/last.pt` (and `best.pt` when `best` or missing) and
-    `history` as `history.json`."""
+def save_epoch(out_dir, ck:dict, history:list, best:bool, keep:bool=False) -> None:
+    """Write checkpoint `ck` as `out_dir/last.pt` (and `best.pt` when `best` or missing, and
+    `epoch-NNN.pt` too when `keep`) and `history` as `history.json`."""
     out_dir = Path(out_dir)
     save_checkpoint(ck, out_dir / 'last.pt')
+    if keep: save_checkpoint(ck, out_dir / f"epoch-{ck['epoch']:03d}.pt")
     if best or not (out_dir / 'best.pt').is_file(): save_checkpoint(ck, out_dir / 'best.pt')
     with atomic_write(out_dir / 'history.json') as f: json.dump(history, f, indent=1)
 

@@ -64,6 +64,26 @@ def test_train_resume_and_checkpoints(toy, tmp_path):
                       **dict(SMALL, counter_kwargs=dict(proj_dim=16, regressor_widths=[16, 16, 8, 8])))
 
 
+def test_cosine_schedule_resumes_exactly_and_keeps_epochs(toy, tmp_path):
+    "A cosine-schedule run killed after epoch 2 of 3 and resumed from disk ends as the straight run."
+    class Killed(Exception): pass
+    def kill(msg):
+        if msg.startswith('epoch 2/3'): raise Killed   # logged after epoch 2 is saved
+    kw = dict(SMALL, epochs=3, lr_schedule='cosine', keep_epochs=True)
+    with pytest.raises(Killed): train_counter(toy, tmp_path / 'k', log=kill, **kw)
+    resumed = train_counter(toy, tmp_path / 'k', resume=True, **kw)
+    straight = train_counter(toy, tmp_path / 's', **kw)
+    a, b = load_checkpoint(resumed['last']), load_checkpoint(straight['last'])
+    for k in a['model']:
+        torch.testing.assert_close(a['model'][k], b['model'][k], msg=k)
+    lrs = [r['lr'] for r in straight['history']]   # each epoch's last rate, from 1e-3 down towards 0
+    assert 1e-3 > lrs[0] > lrs[1] > lrs[2] and lrs[2] < 1e-4, lrs
+    kept = sorted(p.name for p in (tmp_path / 's').glob('epoch-*.pt'))
+    assert kept == ['epoch-001.pt', 'epoch-002.pt', 'epoch-003.pt']
+    assert load_checkpoint(tmp_path / 's' / 'epoch-002.pt')['epoch'] == 2
+    with pytest.raises(SegcountError, match='lr_schedule must be one of'):
+        train_counter(toy, tmp_path / 'x', **dict(kw, lr_schedule='step'))
+
 def test_loss_decreases(toy, tmp_path):
     run = train_counter(toy, tmp_path / 'r', epochs=8, mask_prob=0.0, val_split=None, **dict(SMALL, lr=3e-3))
     losses = [r['train_loss'] for r in run['history']]
