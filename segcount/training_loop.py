@@ -53,7 +53,8 @@ def fit(model:torch.nn.Module, optimizer:torch.optim.Optimizer, step:Callable, b
     (fp16); `on_epoch(epoch, rec)` runs after each epoch, partial ones too; past `deadline` the run
     stops after the current batch; `lr_schedule`: each step's learning rate is the group's first
     (`initial_lr`) × `lr_factor(lr_schedule, progress)`."""
-    history, _ = [], lr_factor(lr_schedule, 0.0)   # an unknown schedule fails before any work
+    lr_factor(lr_schedule, 0.0)   # an unknown schedule fails before any work
+    history = []
     for epoch in range(start_epoch, epochs):
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         loader = batches(epoch, g)
