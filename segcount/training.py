@@ -39,7 +39,8 @@ from .data import (FSC147, CountingDataset, collate_counting, Sample, pad_stack,
 from .evaluate import evaluate_samples
 from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model_state,
                                   model_state_dict, save_checkpoint)
-from .training_loop import LR_SCHEDULES, epoch_batches, fit, lr_factor, resume_run, save_epoch
+from .training_loop import (LR_SCHEDULES, epoch_batches, fit, lr_factor, resume_run,
+                                     save_epoch)
 from .pipeline import Predictor
 
 # %% auto #0
@@ -390,8 +391,7 @@ class CounterTraining:
     border: str = field(default='zero', metadata=dict(choices=BORDERS, help="what the trunk sees "
         "beyond the image: zeros (the paper), or 'reflect': the image mirrored"))
     counter_kwargs: dict | None = field(default=None, metadata=dict(cli=False))   # e.g. proj_dim
-    init_weights: str | None = field(default=None,
-                                     metadata=dict(help="start from these .safetensors weights"))
+    init_weights: str | None = field(default=None, metadata=dict(help="start from these weights"))
     # optimisation
     epochs: int = COUNTER_EPOCHS
     lr: float = field(default=LR, metadata=dict(help="paper: 1e-5; a frozen trunk: 1e-4..1e-3"))
@@ -399,8 +399,7 @@ class CounterTraining:
         "learning rate as given throughout (the paper), or 'cosine': down to 0 at the last epoch"))
     batch_size: int = BATCH_SIZE
     weight_decay: float = WEIGHT_DECAY
-    mask_prob: float = field(default=0.5, metadata=dict(help="share of training images given a "
-        "random Eq. 4 mask so the counter learns what δ means"))
+    mask_prob: float = field(default=0.5, metadata=dict(help="share of images given an Eq. 4 mask"))
     seed: int = 0
     # data
     train_split: str = 'train'
@@ -410,8 +409,7 @@ class CounterTraining:
     height: int = MODEL_HEIGHT
     exemplar_size: int = EXEMPLAR_SIZE
     n_exemplars: int = N_EXEMPLARS
-    augment: bool = field(default=False, metadata=dict(
-        help="flips and colour jitter (features are then not cached)"))
+    augment: bool = field(default=False, metadata=dict(help="flips and colour jitter (uncached)"))
     scale_jitter: float = field(default=0.0, metadata=dict(help="with exemplar_side: each training "
         "image's exemplar side is drawn from side × exp(±jitter)"))
     max_train_images: int | None = None
@@ -427,8 +425,7 @@ class CounterTraining:
     max_minutes: float | None = field(default=None, metadata=dict(
         help="stop, after saving, once this wall time is exceeded"))
     resume: bool = field(default=False, metadata=dict(help="continue from OUT/last.pt"))
-    keep_epochs: bool = field(default=False, metadata=dict(help="also keep every epoch's "
-        "checkpoint as OUT/epoch-NNN.pt"))
+    keep_epochs: bool = field(default=False, metadata=dict(help="also keep OUT/epoch-NNN.pt"))
     def __post_init__(self): _check_training(self)
 
 # %% ../nbs/12_training.ipynb #b35ffe58
