@@ -84,6 +84,7 @@ def test_cosine_schedule_resumes_exactly_and_keeps_epochs(toy, tmp_path):
     with pytest.raises(SegcountError, match='lr_schedule must be one of'):
         train_counter(toy, tmp_path / 'x', **dict(kw, lr_schedule='step'))
 
+
 def test_loss_decreases(toy, tmp_path):
     run = train_counter(toy, tmp_path / 'r', epochs=8, mask_prob=0.0, val_split=None, **dict(SMALL, lr=3e-3))
     losses = [r['train_loss'] for r in run['history']]
