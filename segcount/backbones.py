@@ -15,6 +15,7 @@ import os
 import re
 import socket
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -29,8 +30,9 @@ from .core import SegcountError
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHT_URLS', 'DEFAULT_WEIGHTS', 'OFFLINE_WEIGHTS', 'BORDERS', 'BORDER_PAD',
-           'backbone_registry', 'offline_weights_file', 'resolve_weights', 'Backbone', 'load_torchvision_state',
-           'build_resnet50', 'build_mobilenet_v2', 'build_backbone', 'TrunkModel']
+           'MOBILENET_V2_TAPS', 'backbone_registry', 'offline_weights_file', 'resolve_weights', 'Backbone',
+           'load_torchvision_state', 'build_resnet50', 'mobilenet_v2_features', 'build_mobilenet_v2', 'to_stride16',
+           'MultiStride', 'build_mobilenet_v2_taps', 'build_backbone', 'TrunkModel']
 
 # %% ../nbs/10_backbones.ipynb #4cc3c6d3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -252,19 +254,69 @@ def build_resnet50(weights: str | os.PathLike | None = 'imagenet', freeze: bool 
                     freeze=freeze)
 
 # %% ../nbs/10_backbones.ipynb #2af99053
-def build_mobilenet_v2(weights: str | os.PathLike | None = 'imagenet',
-                       freeze: bool = True) -> Backbone:
-    "MobileNetV2 `features[:14]` (offline-friendly): B×3×H×W → B×96×H/16×W/16."
+def mobilenet_v2_features(weights: str | os.PathLike | None = 'imagenet') -> tuple:
+    """(torchvision MobileNetV2's `features`, with `weights` loaded (see `_weights_path`), the
+    weights file or None): what the MobileNetV2 trunks are cut from."""
     path = _weights_path('mobilenet_v2', weights)
     m = torchvision.models.mobilenet_v2(weights=None)
     if path is not None: load_torchvision_state(m, path, 'mobilenet_v2')
-    return Backbone(m.features[:14], 'mobilenet_v2', 96, 16,
-                    weights=None if path is None else str(path), freeze=freeze)
+    return m.features, None if path is None else str(path)
+
+# %% ../nbs/10_backbones.ipynb #3f5447d2
+def build_mobilenet_v2(weights: str | os.PathLike | None = 'imagenet',
+                       freeze: bool = True) -> Backbone:
+    "MobileNetV2 `features[:14]` (offline-friendly): B×3×H×W → B×96×H/16×W/16."
+    features, path = mobilenet_v2_features(weights)
+    return Backbone(features[:14], 'mobilenet_v2', 96, 16, weights=path, freeze=freeze)
+
+# %% ../nbs/10_backbones.ipynb #d7dfa35f
+def to_stride16(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """B×C×h×w features at `stride` (8, 16 or 32) → stride-16 cells: stride 8 stacks each 2×2 cells
+    into channels (B×4C×⌈h/2⌉×⌈w/2⌉, an odd edge padded with zeros), stride 32 repeats each cell
+    2×2 (B×C×2h×2w), stride 16 is kept."""
+    if stride == 8:
+        x = nn.functional.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+        return nn.functional.pixel_unshuffle(x, 2)
+    if stride == 32: return x.repeat_interleave(2, -2).repeat_interleave(2, -1)
+    if stride == 16: return x
+    raise SegcountError(f"stride must be 8, 16 or 32, got {stride}")
+
+# %% ../nbs/10_backbones.ipynb #7ef4d160
+class MultiStride(nn.Module):
+    """MobileNetV2 `features` (its first `max(taps)` blocks) read after each block in `taps` (block
+    index → stride: 8, 16 or 32), each output brought to stride 16 (`to_stride16`) and concatenated
+    in `taps`' order: B×3×H×W → B×C×⌈H/16⌉×⌈W/16⌉."""
+    def __init__(self, features: nn.Sequential, taps: dict[int, int]):
+        super().__init__()
+        if set(taps.values()) - {8, 16, 32}:
+            raise SegcountError(f"taps' strides must be 8, 16 or 32, got {taps}")
+        self.blocks, self.taps = features[:max(taps)], dict(taps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w, outs = -(-x.shape[-2] // 16), -(-x.shape[-1] // 16), []
+        for i, block in enumerate(self.blocks, 1):
+            x = block(x)
+            if i in self.taps: outs.append(to_stride16(x, self.taps[i])[..., :h, :w])
+        return torch.cat(outs, dim=1)
+
+# %% ../nbs/10_backbones.ipynb #0ccb28cb
+MOBILENET_V2_TAPS = {'mobilenet_v2_ms': {7: 8, 14: 16},      # blocks 0–13 at strides 8 and 16
+                     'mobilenet_v2_deep': {14: 16, 17: 32}}  # blocks 0–16 at strides 16 and 32
+
+def build_mobilenet_v2_taps(name: str, weights: str | os.PathLike | None = 'imagenet',
+                            freeze: bool = True) -> Backbone:
+    """MobileNetV2 read at the taps `MOBILENET_V2_TAPS[name]` (`MultiStride`): B×3×H×W →
+    B×C×H/16×W/16 (C: 224 for 'mobilenet_v2_ms', 256 for 'mobilenet_v2_deep')."""
+    taps = MOBILENET_V2_TAPS[name]
+    features, path = mobilenet_v2_features(weights)
+    c = sum(features[i - 1].out_channels * (4 if s == 8 else 1) for i, s in taps.items())
+    return Backbone(MultiStride(features, taps), name, c, 16, weights=path, freeze=freeze)
 
 # %% ../nbs/10_backbones.ipynb #70542811
 backbone_registry: dict[str, Callable[..., Backbone]] = {
     'resnet50': build_resnet50,
     'mobilenet_v2': build_mobilenet_v2,
+    **{name: partial(build_mobilenet_v2_taps, name) for name in MOBILENET_V2_TAPS},
 }
 
 def build_backbone(name: str, weights: str | os.PathLike | None = 'imagenet',

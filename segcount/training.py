@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, N_EXEMPLARS,
                            WEIGHT_DECAY, SegcountError, atomic_write, check_optimisation,
                            seed_everything, configured, log as _log, pick_device, run_record)
-from .backbones import BORDERS
+from .backbones import BORDERS, backbone_registry
 from .counter import (FEATURE_NORMS, SIMILARITY_NORMS, Counter, build_counter,
                               counter_from_checkpoint, density_loss, load_weights)
 from .data import (FSC147, CountingDataset, collate_counting, Sample, pad_stack,
@@ -375,7 +375,7 @@ class CounterTraining:
     its flags from these fields and their metadata (`segcount.cli.config_flags`)."""
     # the model
     backbone: str = field(default='mobilenet_v2',
-                          metadata=dict(help="the trunk", choices=('mobilenet_v2', 'resnet50')))
+                          metadata=dict(help="the trunk", choices=tuple(backbone_registry)))
     # backbone_weights: 'imagenet', a tag, a path; None = random
     backbone_weights: str | None = field(default='imagenet', metadata=dict(cli=False))
     freeze_backbone: bool = field(default=True, metadata=dict(flag='--finetune-backbone',
