@@ -30,9 +30,9 @@ from .core import SegcountError
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHT_URLS', 'DEFAULT_WEIGHTS', 'OFFLINE_WEIGHTS', 'BORDERS', 'BORDER_PAD',
-           'MOBILENET_V2_TAPS', 'backbone_registry', 'offline_weights_file', 'resolve_weights', 'Backbone',
-           'load_torchvision_state', 'build_resnet50', 'mobilenet_v2_features', 'build_mobilenet_v2', 'to_stride16',
-           'MultiStride', 'build_mobilenet_v2_taps', 'build_backbone', 'TrunkModel']
+           'TAP_STRIDES', 'MOBILENET_V2_TAPS', 'backbone_registry', 'offline_weights_file', 'resolve_weights',
+           'Backbone', 'load_torchvision_state', 'build_resnet50', 'mobilenet_v2_features', 'build_mobilenet_v2',
+           'to_stride16', 'MultiStride', 'build_mobilenet_v2_taps', 'build_backbone', 'TrunkModel']
 
 # %% ../nbs/10_backbones.ipynb #4cc3c6d3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -270,6 +270,8 @@ def build_mobilenet_v2(weights: str | os.PathLike | None = 'imagenet',
     return Backbone(features[:14], 'mobilenet_v2', 96, 16, weights=path, freeze=freeze)
 
 # %% ../nbs/10_backbones.ipynb #d7dfa35f
+TAP_STRIDES = (8, 16, 32)   # the strides `to_stride16` brings to stride 16
+
 def to_stride16(x: torch.Tensor, stride: int) -> torch.Tensor:
     """B×C×h×w features at `stride` (8, 16 or 32) → stride-16 cells: stride 8 stacks each 2×2 cells
     into channels (B×4C×⌈h/2⌉×⌈w/2⌉, an odd edge padded with zeros), stride 32 repeats each cell
@@ -279,17 +281,17 @@ def to_stride16(x: torch.Tensor, stride: int) -> torch.Tensor:
         return nn.functional.pixel_unshuffle(x, 2)
     if stride == 32: return x.repeat_interleave(2, -2).repeat_interleave(2, -1)
     if stride == 16: return x
-    raise SegcountError(f"stride must be 8, 16 or 32, got {stride}")
+    raise SegcountError(f"stride must be one of {TAP_STRIDES}, got {stride}")
 
 # %% ../nbs/10_backbones.ipynb #7ef4d160
 class MultiStride(nn.Module):
     """MobileNetV2 `features` (its first `max(taps)` blocks) read after each block in `taps` (block
-    index → stride: 8, 16 or 32), each output brought to stride 16 (`to_stride16`) and concatenated
+    index → one of `TAP_STRIDES`), each output brought to stride 16 (`to_stride16`) and concatenated
     in `taps`' order: B×3×H×W → B×C×⌈H/16⌉×⌈W/16⌉."""
     def __init__(self, features: nn.Sequential, taps: dict[int, int]):
         super().__init__()
-        if set(taps.values()) - {8, 16, 32}:
-            raise SegcountError(f"taps' strides must be 8, 16 or 32, got {taps}")
+        if set(taps.values()) - set(TAP_STRIDES):
+            raise SegcountError(f"taps' strides must be in {TAP_STRIDES}, got {taps}")
         self.blocks, self.taps = features[:max(taps)], dict(taps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
