@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .backbones import Backbone, TrunkModel, build_backbone
+from .backbones import Backbone, TrunkModel, backbone_registry, build_backbone
 from .core import (BATCH_SIZE, EXEMPLAR_SIZE, LR, WEIGHT_DECAY, check_optimisation,
                            seed_everything, N_EXEMPLARS, SEGMENTER_EPOCHS, THRESHOLD, SegcountError,
                            atomic_write, configured, MODEL_HEIGHT, log as _log, pick_device,
@@ -351,7 +351,7 @@ class SegmenterTraining:
     counter_weights: str | None = field(default=None, metadata=dict(flag='--counter',
         help="counter for the pseudo masks: .safetensors or .pt (default: the embedded model)"))
     backbone: str | None = field(default=None, metadata=dict(
-        help="the trunk (default: the counter's)", choices=('mobilenet_v2', 'resnet50')))
+        help="the trunk (default: the counter's)", choices=tuple(backbone_registry)))
     freeze_backbone: bool = field(default=True, metadata=dict(
         flag='--finetune-backbone', invert=True,
         help="train the trunk too (default: frozen, cached)"))
