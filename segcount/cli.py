@@ -121,7 +121,9 @@ def cmd_generate(args):
     height = args.height[0] if len(args.height) == 1 else tuple(args.height[:2])
     out = generate_scenes(args.out, args.n, seed=args.seed, sprites=args.sprites,
                           workers=args.workers, height=height, count_range=tuple(args.count_range),
-                          photometric=args.photometric, packed_prob=args.packed)
+                          photometric=args.photometric, packed_prob=args.packed,
+                          photos=args.photos, collage_prob=args.collage,
+                          photo_prob=args.photo_backgrounds)
     _emit({"root": str(out), "n": args.n, "seed": args.seed}, args.json,
           f"wrote {args.n} scenes to {out}")
     return 0
@@ -309,6 +311,14 @@ def _data_commands(sub):
     g.add_argument("--packed", type=float, default=0.0,
                    help="share of packed scenes: touching objects covering most of the canvas "
                         "(0 = none)")
+    g.add_argument("--photos", type=Path, default=None,
+                   help="folder of more real photos for backgrounds and self-collage objects "
+                        "(data_scripts/fetch_photos.py)")
+    g.add_argument("--collage", type=float, default=0.35,
+                   help="share of self-collage object kinds (crops of real photos) among the kinds "
+                        "that are not sprites")
+    g.add_argument("--photo-backgrounds", type=float, default=None,
+                   help="share of photo backgrounds (default 0.25)")
     g.set_defaults(func=cmd_generate)
 
 # %% ../nbs/50_cli.ipynb #7fa9ee2e

@@ -28,11 +28,11 @@ from .core import MODEL_HEIGHT, SegcountError
 from .data import FSC147, Sample, resize_sample, write_fsc147, write_groups
 
 # %% auto #0
-__all__ = ['EXCLUDED_SOURCES', 'COLOR_PHOTOS', 'GRAY_TEXTURES', 'BACKGROUNDS', 'SHAPES', 'PLURALS', 'FILLS', 'LAYOUTS',
-           'PACKED_COVER', 'skimage_data_dir', 'load_source', 'available_sources', 'random_colour', 'colour_name',
-           'random_background', 'shape_mask', 'fill_texture', 'Kind', 'procedural_kind', 'collage_kind', 'list_sprites',
-           'sprite_kind', 'render_instance', 'Scene', 'photometric_jitter', 'make_scene', 'generate_scenes',
-           'make_two_class_image', 'make_synthetic_set']
+__all__ = ['EXCLUDED_SOURCES', 'COLOR_PHOTOS', 'GRAY_TEXTURES', 'PHOTO_SUFFIXES', 'BACKGROUNDS', 'SHAPES', 'PLURALS', 'FILLS',
+           'LAYOUTS', 'PACKED_COVER', 'skimage_data_dir', 'load_source', 'available_sources', 'random_colour',
+           'colour_name', 'random_background', 'shape_mask', 'fill_texture', 'Kind', 'procedural_kind', 'collage_kind',
+           'list_sprites', 'sprite_kind', 'render_instance', 'Scene', 'photometric_jitter', 'make_scene',
+           'generate_scenes', 'make_two_class_image', 'make_synthetic_set']
 
 # %% ../nbs/01_synthetic.ipynb #d7ae951e
 # evaluation data or cell imagery
@@ -52,14 +52,15 @@ def skimage_data_dir() -> Path|None:
 # %% ../nbs/01_synthetic.ipynb #cf98daca
 @lru_cache(maxsize=None)
 def load_source(name:str) -> np.ndarray:
-    """The scikit-image sample photo `name` as an RGB uint8 `H×W×3` array (cached); never one of
-    `EXCLUDED_SOURCES`."""
+    """The scikit-image sample photo `name`, or the photo file at path `name` (a name with a suffix),
+    as an RGB uint8 `H×W×3` array (cached); never one of `EXCLUDED_SOURCES`."""
     if name in EXCLUDED_SOURCES:
         raise ValueError(f"source photo {name!r} is excluded: it is (like) real evaluation data")
     d = skimage_data_dir()
-    if d is None: raise FileNotFoundError(f"source photo {name!r}: scikit-image is not installed")
-    for ext in ('.png', '.jpg'):
-        p = d / (name + ext)
+    if Path(name).suffix: paths = [Path(name)]
+    elif d is None: raise FileNotFoundError(f"source photo {name!r}: scikit-image is not installed")
+    else: paths = [d / (name + ext) for ext in ('.png', '.jpg')]
+    for p in paths:
         if p.exists():
             im = Image.open(p)
             if im.mode in ('RGBA', 'LA', 'P'):
@@ -67,17 +68,27 @@ def load_source(name:str) -> np.ndarray:
             a = np.asarray(im.convert('RGB')).copy()
             a.setflags(write=False)
             return a
-    raise FileNotFoundError(f"source photo {name!r}: not found in {d}")
+    raise FileNotFoundError(f"source photo {name!r}: not found")
 
 # %% ../nbs/01_synthetic.ipynb #578cc3d6
+PHOTO_SUFFIXES = ('.jpg', '.jpeg', '.png')
+
 @lru_cache(maxsize=None)
-def available_sources() -> tuple:
+def available_sources(photos:str|None=None) -> tuple:
     """`(colour photos, grey textures)`: the names this installation can load (both empty without
-    scikit-image)."""
+    scikit-image); the colour photos end with the paths of the photo files in folder `photos`."""
+    extra = ()
+    if photos is not None:
+        if not Path(photos).is_dir():
+            raise FileNotFoundError(f"{photos}: not a folder of photos "
+                                    f"(python data_scripts/fetch_photos.py makes one)")
+        extra = tuple(str(p) for p in sorted(Path(photos).iterdir())
+                      if p.suffix.lower() in PHOTO_SUFFIXES)
+        if not extra: raise FileNotFoundError(f"{photos}: no JPEG or PNG photos in this folder")
     d = skimage_data_dir()
-    if d is None: return (), ()
+    if d is None: return extra, ()
     ok = lambda n: (d / f'{n}.png').exists() or (d / f'{n}.jpg').exists()
-    return tuple(n for n in COLOR_PHOTOS if ok(n)), tuple(n for n in GRAY_TEXTURES if ok(n))
+    return tuple(n for n in COLOR_PHOTOS if ok(n)) + extra, tuple(n for n in GRAY_TEXTURES if ok(n))
 
 # %% ../nbs/01_synthetic.ipynb #4a9cf168
 def random_colour(rng, sat=(0.35, 1.0), val=(0.25, 1.0)) -> np.ndarray:
@@ -135,13 +146,18 @@ def _value_noise(rng, h:int, w:int, cells:int, channels:int=1) -> np.ndarray:
 # %% ../nbs/01_synthetic.ipynb #b5559eb9
 BACKGROUNDS = {'gradient': 0.2, 'noise': 0.2, 'flat': 0.1, 'texture': 0.25, 'photo': 0.25}
 
-def random_background(rng, w:int, h:int, kind:str|None=None) -> np.ndarray:
+def random_background(rng, w:int, h:int, kind:str|None=None, photos:str|None=None,
+                      photo_prob:float|None=None) -> np.ndarray:
     """A float32 `h×w×3` background in `[0,1]`: a gradient, smooth noise, a flat colour, a tinted
-    texture or a photo crop."""
-    photos, textures = available_sources()
-    kinds = [k for k in BACKGROUNDS if (k != 'texture' or textures) and (k != 'photo' or photos)]
+    texture or a photo crop (`photos`: a folder of more photos, see `available_sources`;
+    `photo_prob`: the share of photo crops, the other kinds keeping their ratios)."""
+    colour, textures = available_sources(photos)
+    kinds = [k for k in BACKGROUNDS if (k != 'texture' or textures) and (k != 'photo' or colour)]
     if kind is None:
         p = np.array([BACKGROUNDS[k] for k in kinds])
+        if photo_prob is not None and 'photo' in kinds:
+            is_photo = np.array(kinds) == 'photo'
+            p = np.where(is_photo, photo_prob, p / p[~is_photo].sum() * (1 - photo_prob))
         kind = kinds[rng.choice(len(kinds), p=p / p.sum())]
     c1, c2 = random_colour(rng), random_colour(rng)
     if kind == 'flat': bg = np.broadcast_to(c1, (h, w, 3))
@@ -164,7 +180,7 @@ def random_background(rng, w:int, h:int, kind:str|None=None) -> np.ndarray:
         g = np.asarray(g, np.float32)[..., None] / 255
         bg = c1 + (c2 - c1) * g
     elif kind == 'photo':
-        src = load_source(photos[rng.integers(len(photos))])
+        src = load_source(colour[rng.integers(len(colour))])
         s = rng.uniform(0.6, 1.6)
         ch, cw = min(src.shape[0], round(h / s)), min(src.shape[1], round(w / s))
         if cw / ch > w / h: cw = round(ch * w / h)   # keep the canvas' aspect ratio
@@ -317,13 +333,13 @@ def procedural_kind(rng, T:int=96, shape:str|None=None, colour=None, background=
 
 # %% ../nbs/01_synthetic.ipynb #36705b12
 def collage_kind(rng, T:int=96, source:str|None=None, background=None, min_dist:float=0.2,
-                 tries:int=6) -> Kind:
-    """A self-collage kind (UnCounTR-style): one random crop of a real photo under an
-    elliptic/rounded/blob mask."""
-    photos, _ = available_sources()
-    if not photos and source is None:
-        raise FileNotFoundError('collage_kind needs scikit-image sample photos')
-    source = source or photos[rng.integers(len(photos))]
+                 tries:int=6, photos:str|None=None) -> Kind:
+    """A self-collage kind (UnCounTR-style): one random crop of a real photo (scikit-image's or one
+    of folder `photos`) under an elliptic/rounded/blob mask."""
+    colour, _ = available_sources(photos)
+    if not colour and source is None:
+        raise FileNotFoundError('collage_kind needs scikit-image sample photos or a photos folder')
+    source = source or colour[rng.integers(len(colour))]
     src = load_source(source)
     for _ in range(tries):  # prefer a crop whose mean colour differs from the background's
         side = int(rng.integers(24, min(220, min(src.shape[:2])) + 1))
@@ -336,11 +352,11 @@ def collage_kind(rng, T:int=96, source:str|None=None, background=None, min_dist:
     mshape = str(rng.choice(['disc', 'rounded', 'square', 'blob', 'polygon'],
                             p=[0.45, 0.2, 0.1, 0.15, 0.1]))
     mask = shape_mask(mshape, T, rng)
-    name = f"{source.replace('_', ' ')} patches"
+    name = f"{Path(source).stem.split('__')[-1].replace('_', ' ')} patches"
     return Kind(name, _template(crop, mask, rng.random() < 0.2, rng), h / w,
                 _rotation(rng, (0.3, 0.4, 0.3)), float(rng.uniform(0.03, 0.15)),
                 float(rng.uniform(0.0, 0.1)),
-                dict(type='collage', source=source, mask=mshape, crop=[h, w]))
+                dict(type='collage', source=Path(source).name, mask=mshape, crop=[h, w]))
 
 # %% ../nbs/01_synthetic.ipynb #3c92a7c2
 @lru_cache(maxsize=8)
@@ -495,10 +511,10 @@ def to_sample(self:Scene, name:str='scene.jpg') -> Sample:
 
 # %% ../nbs/01_synthetic.ipynb #2bc2dbd1
 def _make_kinds(rng, n_kinds:int, collage_prob:float, sizes:list, background=None, sprites=None,
-                sprite_prob:float=0.45) -> list:
+                sprite_prob:float=0.45, photos=None) -> list:
     """The target kind, then distractors with distinct names (often the target's shape or colour:
     hard negatives)."""
-    photos, _ = available_sources()
+    colour, _ = available_sources(photos)
     T = lambda s: int(np.clip(2 ** math.ceil(math.log2(max(s, 1) * 1.4)), 32, 128))  # template side
     def new(i, ref=None):
         if ref is not None and ref.info['type'] == 'procedural' and rng.random() < 0.6:
@@ -509,8 +525,8 @@ def _make_kinds(rng, n_kinds:int, collage_prob:float, sizes:list, background=Non
             return procedural_kind(rng, T(sizes[i]), colour=c, background=background)
         if sprites and rng.random() < sprite_prob:
             return sprite_kind(rng, T(sizes[i]), sprites, like=ref if rng.random() < 0.5 else None)
-        if photos and rng.random() < collage_prob:
-            return collage_kind(rng, T(sizes[i]), background=background)
+        if colour and rng.random() < collage_prob:
+            return collage_kind(rng, T(sizes[i]), background=background, photos=photos)
         return procedural_kind(rng, T(sizes[i]), background=background)
     kinds = [new(0)]
     for i in range(1, n_kinds):
@@ -654,13 +670,16 @@ def _draw_counts(rng, A:float, k:float, count_range, dense_prob:float, n_kinds, 
 def make_scene(rng=None, width=(384, 768), height:int=MODEL_HEIGHT, count_range=(5, 600),
                dense_prob:float=0.3, n_kinds=(1, 3), collage_prob:float=0.35,
                max_occlusion:float=0.45, tries:int=4, sprites=None, sprite_prob:float=0.45,
-               photometric:float=0.0, packed_prob:float=0.0) -> Scene:
+               photometric:float=0.0, packed_prob:float=0.0, photos=None,
+               photo_prob:float|None=None) -> Scene:
     """One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range;
     counts, kinds and occlusion as in the text; `sprites`: a folder of object pictures, used for a
     kind with probability `sprite_prob`. `height`: an int, or a range (lo, hi) drawn log-uniformly,
     the width then scaling by height / lo. `photometric`: strength of `photometric_jitter` (0 =
     none). `packed_prob`: share of packed scenes, where the target objects' boxes cover PACKED_COVER
-    of the canvas and touch (a crate of apples, a tree canopy, a field of nuclei)."""
+    of the canvas and touch (a crate of apples, a tree canopy, a field of nuclei). `photos`: a
+    folder of photos used beside scikit-image's for backgrounds and self-collage kinds;
+    `photo_prob`: the share of photo backgrounds (default: `BACKGROUNDS`)."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     lo, hi = count_range
     if not (1 <= lo <= hi):
@@ -676,9 +695,9 @@ def make_scene(rng=None, width=(384, 768), height:int=MODEL_HEIGHT, count_range=
     for _ in range(10):
         packed, counts, sizes = _draw_counts(rng, A, k, count_range, dense_prob, n_kinds,
                                              packed_prob)
-        canvas = random_background(rng, W, H)
+        canvas = random_background(rng, W, H, photos=photos, photo_prob=photo_prob)
         kinds = _make_kinds(rng, len(counts), collage_prob, sizes, canvas.mean((0, 1)), sprites,
-                            sprite_prob)
+                            sprite_prob, photos)
         scene = _compose(rng, canvas, kinds, counts[:len(kinds)], sizes[:len(kinds)], max_occlusion,
                          tries, photometric, packed)
         if scene is not None: return scene
@@ -712,7 +731,8 @@ def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=
                     splits=(0.8, 0.1, 0.1), count_range=(5, 600), dense_prob:float=0.3,
                     n_kinds=(1, 3), collage_prob:float=0.35, max_occlusion:float=0.45,
                     quality:int=90, workers:int=1, progress:bool=True, sprites=None,
-                    sprite_prob:float=0.45, photometric:float=0.0, packed_prob:float=0.0) -> Path:
+                    sprite_prob:float=0.45, photometric:float=0.0, packed_prob:float=0.0,
+                    photos=None, photo_prob:float|None=None) -> Path:
     """Write `n_images` generated scenes to folder `out` in the FSC-147 layout (DESIGN.md §3);
     returns `Path(out)`."""
     if n_images < 1: raise SegcountError(f"{out}: n_images must be >= 1, got {n_images}")
@@ -724,6 +744,8 @@ def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=
               photometric=photometric, packed_prob=packed_prob)
     if sprites is not None:
         kw.update(sprites=str(list_sprites(str(sprites))[0].parent), sprite_prob=sprite_prob)
+    if photos is not None: kw.update(photos=str(Path(photos).resolve()))
+    if photo_prob is not None: kw.update(photo_prob=photo_prob)
     jobs = [(seed, i, kw) for i in range(n_images)]
     bar = lambda it: tqdm(it, total=n_images, desc='generate scenes', disable=not progress)
     if workers <= 1:

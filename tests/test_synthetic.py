@@ -310,3 +310,24 @@ def test_no_occlusion_budget():
     for seed in range(8):
         s = make_scene(seed, max_occlusion=0.0)
         assert len(s.points) >= 3 and (s.visibility == 1).all()
+
+
+def test_photo_folder_backgrounds_and_collages(tmp_path):
+    "A folder of photos (`--photos`) adds them to the backgrounds and collage sources; without it, scenes stay as before."
+    d = tmp_path / 'photos'; d.mkdir()
+    red = np.zeros((300, 400, 3), np.uint8); red[..., 0] = 255
+    Image.fromarray(red).save(d / 'pkg__red.png')
+    kw = dict(photos=str(d), photo_prob=1.0, collage_prob=1.0, count_range=(3, 20))
+    scenes = [make_scene(np.random.default_rng([6, i]), **kw) for i in range(12)]
+    sources = {k.info['source'] for s in scenes for k in s.kinds if k.info['type'] == 'collage'}
+    assert 'pkg__red.png' in sources                                         # collage kinds cut from the folder's photo
+    assert any('red patches' == k.name for s in scenes for k in s.kinds)
+    from segcount.synthetic import random_background
+    bgs = [random_background(np.random.default_rng(i), 64, 48, photos=str(d), photo_prob=1.0) for i in range(20)]
+    assert any(np.allclose(b[..., 1:], 0, atol=0.02) and b[..., 0].min() > 0.5 for b in bgs)   # some are the red photo
+    a, b = make_scene(np.random.default_rng([6, 0])), make_scene(np.random.default_rng([6, 0]), photos=None)
+    np.testing.assert_array_equal(np.asarray(a.image), np.asarray(b.image))
+    root = generate_scenes(tmp_path / 'g', 2, seed=1, progress=False, photos=d, photo_prob=1.0)
+    assert len(FSC147(root)) == 2
+    with pytest.raises(FileNotFoundError, match='not a folder of photos'):
+        make_scene(0, photos=str(tmp_path / 'none'))
