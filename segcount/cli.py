@@ -23,7 +23,7 @@ from .model_files import hub_model_card
 from .pipeline import Predictor, save_density
 from .pseudolabel import bench_pseudolabel, pseudolabel_split
 from .segmenter import SegmenterTraining, export_segmenter, train_segmenter
-from .synthetic import generate_scenes, make_synthetic_set
+from .synthetic import BACKGROUNDS, generate_scenes, make_synthetic_set
 from .training import CounterTraining, export_weights, train_counter
 
 # %% auto #0
@@ -318,7 +318,7 @@ def _data_commands(sub):
                    help="share of self-collage object kinds (crops of real photos) among the kinds "
                         "that are not sprites")
     g.add_argument("--photo-backgrounds", type=float, default=None,
-                   help="share of photo backgrounds (default 0.25)")
+                   help=f"share of photo backgrounds (default {BACKGROUNDS['photo']})")
     g.set_defaults(func=cmd_generate)
 
 # %% ../nbs/50_cli.ipynb #7fa9ee2e

@@ -736,6 +736,9 @@ def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=
     """Write `n_images` generated scenes to folder `out` in the FSC-147 layout (DESIGN.md §3);
     returns `Path(out)`."""
     if n_images < 1: raise SegcountError(f"{out}: n_images must be >= 1, got {n_images}")
+    for name, v in (('collage_prob', collage_prob), ('photo_prob', photo_prob)):
+        if v is not None and not 0 <= v <= 1:
+            raise SegcountError(f"{out}: {name} must be a share in [0, 1], got {v}")
     out = Path(out)
     names = [f'{i}.jpg' for i in range(n_images)]
     sp = _split_names(names, splits, np.random.default_rng([seed, 1]))
