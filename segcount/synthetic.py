@@ -52,8 +52,8 @@ def skimage_data_dir() -> Path|None:
 # %% ../nbs/01_synthetic.ipynb #cf98daca
 @lru_cache(maxsize=None)
 def load_source(name:str) -> np.ndarray:
-    """The scikit-image sample photo `name`, or the photo file at path `name` (a name with a suffix),
-    as an RGB uint8 `H×W×3` array (cached); never one of `EXCLUDED_SOURCES`."""
+    """The scikit-image sample photo `name`, or the photo file at path `name` (a name with a
+    suffix), as an RGB uint8 `H×W×3` array (cached); never one of `EXCLUDED_SOURCES`."""
     if name in EXCLUDED_SOURCES:
         raise ValueError(f"source photo {name!r} is excluded: it is (like) real evaluation data")
     d = skimage_data_dir()
