@@ -59,15 +59,14 @@ PHOTOS = {  # (package, file inside its folder): (author as the package's copyri
 }
 
 
-def fetch_deb(package: str, dest: Path) -> Path:
-    "apt-get download the pinned version of `package` into `dest`, check its sha256, return the .deb path."
-    version, sha, _ = PACKAGES[package]
+def fetch_deb(package: str, version: str, sha: str, dest: Path) -> Path:
+    "apt-get download `package`=`version` into `dest`, check its sha256 `sha`, return the .deb path."
     r = subprocess.run(['apt-get', 'download', f'{package}={version}'], cwd=dest, capture_output=True, text=True)
     debs = sorted(dest.glob(f'{package}_*.deb'))
     if r.returncode != 0 or not debs:
-        sys.exit(f"fetch_photos: apt-get download {package}={version} failed: {r.stderr.strip()[-300:]}")
+        sys.exit(f"apt-get download {package}={version} failed: {r.stderr.strip()[-300:]}")
     got = hashlib.sha256(debs[0].read_bytes()).hexdigest()
-    if got != sha: sys.exit(f"fetch_photos: {debs[0].name}: sha256 {got}, expected {sha}")
+    if got != sha: sys.exit(f"{debs[0].name}: sha256 {got}, expected {sha}")
     return debs[0]
 
 
@@ -89,7 +88,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for package, (version, sha, folder) in PACKAGES.items():
-            deb = fetch_deb(package, tmp)
+            deb = fetch_deb(package, version, sha, tmp)
             root = tmp / package
             subprocess.run(['dpkg-deb', '-x', str(deb), str(root)], check=True)
             for (pkg, rel), (author, licence) in PHOTOS.items():

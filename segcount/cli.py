@@ -295,9 +295,9 @@ def _data_commands(sub):
     g = sub.add_parser("generate", help="generate training scenes in the FSC-147 layout")
     g.add_argument("--out", type=Path, required=True); g.add_argument("--n", type=int, default=1000)
     g.add_argument("--seed", type=int, default=0); g.add_argument("--json", action="store_true")
-    g.add_argument("--sprites", type=Path, default=None,
-                   help="folder of RGBA object pictures (PNG) to use as object kinds too "
-                        "(data_scripts/fetch_sprites.py)")
+    g.add_argument("--sprites", type=Path, nargs="+", default=None,
+                   help="folders of RGBA object pictures (PNG) to use as object kinds too "
+                        "(data_scripts/fetch_sprites.py, fetch_photo_sprites.py)")
     g.add_argument("--workers", type=int, default=1,
                    help="worker processes (the files are the same for any number)")
     g.add_argument("--height", type=int, nargs="+", default=[MODEL_HEIGHT],

@@ -360,14 +360,18 @@ def collage_kind(rng, T:int=96, source:str|None=None, background=None, min_dist:
 
 # %% ../nbs/01_synthetic.ipynb #3c92a7c2
 @lru_cache(maxsize=8)
-def list_sprites(folder:str) -> tuple:
-    """The RGBA object pictures (`*.png`, sorted) of a sprite `folder`; named `<group>__<name>.png`
-    by `data_scripts/fetch_sprites.py`."""
-    files = tuple(sorted(Path(folder).glob('*.png')))
-    if not files:
-        raise SegcountError(f"{folder}: no PNG sprites found "
-                            "(make them with data_scripts/fetch_sprites.py)")
-    return files
+def list_sprites(folders:str|tuple) -> tuple:
+    """The RGBA object pictures (`*.png`) of a sprite folder or a tuple of folders, sorted by file
+    name; named `<group>__<name>.png` by `data_scripts/fetch_sprites.py` (drawn emoji) and
+    `data_scripts/fetch_photo_sprites.py` (photographed objects)."""
+    files = []
+    for folder in (folders,) if isinstance(folders, str) else folders:
+        found = sorted(Path(folder).glob('*.png'))
+        if not found:
+            raise SegcountError(f"{folder}: no PNG sprites found "
+                                "(make them with data_scripts/fetch_sprites.py)")
+        files += found
+    return tuple(sorted(files, key=lambda p: p.name))
 
 # %% ../nbs/01_synthetic.ipynb #3e92d1ff
 def _sprite_group(p:Path) -> str:
@@ -375,10 +379,10 @@ def _sprite_group(p:Path) -> str:
     return p.stem.split('__')[0] if '__' in p.stem else ''
 
 # %% ../nbs/01_synthetic.ipynb #d3a6c482
-def sprite_kind(rng, T:int=96, folder:str|None=None, like:Kind|None=None) -> Kind:
+def sprite_kind(rng, T:int=96, sprites:str|tuple|None=None, like:Kind|None=None) -> Kind:
     """A kind from a picture of a real object class (an RGBA sprite, e.g. an emoji); `like`: prefer
-    its group (look-alikes)."""
-    files = list_sprites(str(folder))
+    its group (look-alikes); `sprites`: a folder or a tuple of folders (`list_sprites`)."""
+    files = list_sprites(sprites if isinstance(sprites, tuple) else str(sprites))
     if like is not None and like.info.get('type') == 'sprite':
         same = [p for p in files
                 if _sprite_group(p) == like.info['group'] and p.name != like.info['file']]
@@ -673,8 +677,8 @@ def make_scene(rng=None, width=(384, 768), height:int=MODEL_HEIGHT, count_range=
                photometric:float=0.0, packed_prob:float=0.0, photos=None,
                photo_prob:float|None=None) -> Scene:
     """One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range;
-    counts, kinds and occlusion as in the text; `sprites`: a folder of object pictures, used for a
-    kind with probability `sprite_prob`. `height`: an int, or a range (lo, hi) drawn log-uniformly,
+    counts, kinds and occlusion as in the text; `sprites`: a folder of object pictures (or a tuple
+    of folders), used for a kind with probability `sprite_prob`. `height`: an int, or a range (lo, hi) drawn log-uniformly,
     the width then scaling by height / lo. `photometric`: strength of `photometric_jitter` (0 =
     none). `packed_prob`: share of packed scenes, where the target objects' boxes cover PACKED_COVER
     of the canvas and touch (a crate of apples, a tree canopy, a field of nuclei). `photos`: a
@@ -745,8 +749,10 @@ def generate_scenes(out, n_images:int, seed:int=0, width=(384, 768), height:int=
     kw = dict(width=width, height=height, count_range=count_range, dense_prob=dense_prob,
               n_kinds=n_kinds, collage_prob=collage_prob, max_occlusion=max_occlusion,
               photometric=photometric, packed_prob=packed_prob)
-    if sprites is not None:
-        kw.update(sprites=str(list_sprites(str(sprites))[0].parent), sprite_prob=sprite_prob)
+    if sprites is not None:   # one folder or several; refused here if one holds no sprites
+        folders = (sprites,) if isinstance(sprites, (str, Path)) else sprites
+        kw.update(sprites=tuple(str(Path(f).resolve()) for f in folders), sprite_prob=sprite_prob)
+        list_sprites(kw['sprites'])
     if photos is not None: kw.update(photos=str(Path(photos).resolve()))
     if photo_prob is not None: kw.update(photo_prob=photo_prob)
     jobs = [(seed, i, kw) for i in range(n_images)]

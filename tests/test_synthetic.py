@@ -279,6 +279,22 @@ def test_scenes_with_sprites_and_taller_canvases(tmp_path):
     assert len(FSC147(root)) == 3
 
 
+def test_two_sprite_folders(tmp_path):
+    "Several sprite folders act as one list sorted by file name (emoji beside photographed objects)."
+    from segcount.synthetic import list_sprites
+    d = _sprite_folder(tmp_path)
+    e = tmp_path / 'photos'; e.mkdir()
+    Image.new('RGBA', (40, 30), (200, 150, 0, 255)).save(e / 'fruit__banana.png')
+    names = [p.name for p in list_sprites((str(d), str(e)))]
+    assert names == sorted(names) and len(names) == 5 and 'fruit__banana.png' in names
+    kw = dict(sprite_prob=1.0, count_range=(3, 12), n_kinds=(3, 3))
+    files = {k.info['file'] for i in range(12)
+             for k in make_scene(np.random.default_rng([7, i]), sprites=(str(d), str(e)), **kw).kinds}
+    assert 'fruit__banana.png' in files and files & {'fruit__apple.png', 'tool__brick.png'}
+    with pytest.raises(SegcountError, match='no PNG sprites'):
+        generate_scenes(tmp_path / 'g', 2, progress=False, sprites=[d, tmp_path / 'empty'])
+
+
 def test_photometric_jitter_changes_looks_not_labels():
     "Camera and staining looks vary the pixels only; strength 0 leaves the generator's scenes exactly as before."
     from segcount.synthetic import photometric_jitter
