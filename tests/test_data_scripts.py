@@ -488,3 +488,18 @@ def test_pseudo_mask_choices_names_and_a_tiny_run(tmp_path):
     assert row["settings"]["clusters"] == "union" and row["settings"]["smooth"] == ["dilate"]
     assert 0 <= row["recall"] <= 1 and 0 < row["area"] <= 1 and len(row["images"]) == 1
     assert "paper + union + dilate" in r.stdout                                # the printed table
+
+
+def test_photo_sprite_filter_keeps_photographs_not_drawings():
+    "A stamp is kept by its distinct colours per opaque pixel: a textured object passes, a flat drawing does not."
+    sys.path.insert(0, str(SCRIPTS))                       # the script imports fetch_deb from fetch_photos
+    try: fps = _load("fetch_photo_sprites")
+    finally: sys.path.remove(str(SCRIPTS))
+    rng = np.random.default_rng(0)
+    photo = np.zeros((60, 80, 4), np.uint8)
+    photo[..., :3] = rng.integers(0, 256, (60, 80, 3)); photo[10:50, 10:70, 3] = 255   # a textured object
+    drawing = photo.copy(); drawing[..., :3] = (200, 30, 30)                             # one flat fill
+    assert fps.colour_share(Image.fromarray(photo)) >= fps.MIN_COLOUR_SHARE
+    assert fps.colour_share(Image.fromarray(drawing)) < 0.01
+    tiny = np.zeros((10, 10, 4), np.uint8); tiny[..., 3] = 255                           # too few pixels to judge
+    assert fps.colour_share(Image.fromarray(tiny)) == 0.0
