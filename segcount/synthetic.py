@@ -382,7 +382,8 @@ def _sprite_group(p:Path) -> str:
 def sprite_kind(rng, T:int=96, sprites:str|tuple|None=None, like:Kind|None=None) -> Kind:
     """A kind from a picture of a real object class (an RGBA sprite, e.g. an emoji); `like`: prefer
     its group (look-alikes); `sprites`: a folder or a tuple of folders (`list_sprites`)."""
-    files = list_sprites(sprites if isinstance(sprites, tuple) else str(sprites))
+    many = isinstance(sprites, (tuple, list))
+    files = list_sprites(tuple(map(str, sprites)) if many else str(sprites))
     if like is not None and like.info.get('type') == 'sprite':
         same = [p for p in files
                 if _sprite_group(p) == like.info['group'] and p.name != like.info['file']]
@@ -678,12 +679,12 @@ def make_scene(rng=None, width=(384, 768), height:int=MODEL_HEIGHT, count_range=
                photo_prob:float|None=None) -> Scene:
     """One generated scene: `rng` (a Generator or seed); `width` an int or an inclusive range;
     counts, kinds and occlusion as in the text; `sprites`: a folder of object pictures (or a tuple
-    of folders), used for a kind with probability `sprite_prob`. `height`: an int, or a range (lo, hi) drawn log-uniformly,
-    the width then scaling by height / lo. `photometric`: strength of `photometric_jitter` (0 =
-    none). `packed_prob`: share of packed scenes, where the target objects' boxes cover PACKED_COVER
-    of the canvas and touch (a crate of apples, a tree canopy, a field of nuclei). `photos`: a
-    folder of photos used beside scikit-image's for backgrounds and self-collage kinds;
-    `photo_prob`: the share of photo backgrounds (default: `BACKGROUNDS`)."""
+    of folders), used for a kind with probability `sprite_prob`. `height`: an int, or a range (lo,
+    hi) drawn log-uniformly, the width then scaling by height / lo. `photometric`: strength of
+    `photometric_jitter` (0 = none). `packed_prob`: share of packed scenes, where the target
+    objects' boxes cover PACKED_COVER of the canvas and touch (a crate of apples, a tree canopy, a
+    field of nuclei). `photos`: a folder of photos used beside scikit-image's for backgrounds and
+    self-collage kinds; `photo_prob`: the share of photo backgrounds (default: `BACKGROUNDS`)."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     lo, hi = count_range
     if not (1 <= lo <= hi):
