@@ -168,14 +168,20 @@ class Backbone(nn.Module):
         # the input normalisation the trunk was trained with (ImageNet's mean and std by default)
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.frozen = False
+        self.frozen, self.trained_blocks = False, 0
         self.freeze(freeze)
 
-    def freeze(self, frozen: bool = True) -> 'Backbone':
+    def freeze(self, frozen: bool = True, trained_blocks: int = 0) -> 'Backbone':
         """Turn gradients off (`frozen=True`) and keep BatchNorm in eval mode, or make the trunk
-        trainable."""
-        self.frozen = bool(frozen)
+        trainable. `trained_blocks` > 0 with `frozen`: the body's last blocks (it must be an
+        `nn.Sequential`) train, their BatchNorm statistics staying ImageNet's."""
+        if trained_blocks and not (frozen and isinstance(self.body, nn.Sequential)
+                                   and 0 < trained_blocks < len(self.body)):
+            raise SegcountError(f"backbone {self.name}: cannot train its last {trained_blocks} "
+                                "blocks (needs a frozen nn.Sequential trunk with more blocks)")
+        self.frozen, self.trained_blocks = bool(frozen), int(trained_blocks)
         self.body.requires_grad_(not self.frozen)
+        if self.trained_blocks: self.body[-self.trained_blocks:].requires_grad_(True)
         if self.frozen: self.body.eval()
         return self
 
@@ -223,6 +229,20 @@ def pooled(self: Backbone, exemplars: torch.Tensor) -> torch.Tensor:
         raise SegcountError(f"exemplars must be B×N×3×S×S, got shape {tuple(exemplars.shape)}")
     B, N = exemplars.shape[:2]
     return self(exemplars.flatten(0, 1)).mean(dim=(-2, -1)).view(B, N, -1)
+
+# %% ../nbs/10_backbones.ipynb #dc96f185
+@patch
+def stem(self: Backbone, x: torch.Tensor) -> torch.Tensor:
+    "B×3×H×W in [0, 1] → the body's features before its `trained_blocks` last blocks, B×C'×h×w."
+    n = len(self.body) - self.trained_blocks if self.trained_blocks else None
+    body = self.body if n is None else self.body[:n]
+    return body((x - self.mean) / self.std)
+
+# %% ../nbs/10_backbones.ipynb #ec0a0418
+@patch
+def tail(self: Backbone, f: torch.Tensor) -> torch.Tensor:
+    "`stem` features B×C'×h×w → the trunk's output B×C×h×w: its `trained_blocks` last blocks."
+    return self.body[-self.trained_blocks:](f) if self.trained_blocks else f
 
 # %% ../nbs/10_backbones.ipynb #bb726b88
 def load_torchvision_state(model: nn.Module, path: Path, name: str,
@@ -451,3 +471,28 @@ class TrunkModel(nn.Module):
     def backbone_exemplars(self, exemplars: torch.Tensor) -> torch.Tensor:
         "B×N×3×s×s → globally average-pooled raw trunk features B×N×C."
         return self.backbone.pooled(exemplars)
+
+# %% ../nbs/10_backbones.ipynb #49a876dc
+@patch
+def cached_trunk(self: TrunkModel, image: torch.Tensor,
+                 exemplars: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What training caches of the frozen trunk: (image B×C×h×w, exemplars B×N×C), or with
+    `trained_blocks` the `stem`'s maps (B×C'×h×w, B×N×C'×s'×s'), the image zero-padded to whole
+    cells."""
+    b = self.backbone
+    if not b.trained_blocks: return self.backbone_image(image), self.backbone_exemplars(exemplars)
+    if self.border != 'zero':
+        raise SegcountError("training the trunk's last blocks needs border='zero'")
+    H, W = image.shape[-2:]
+    x = nn.functional.pad(image, (0, -W % b.stride, 0, -H % b.stride))
+    return b.stem(x), b.stem(exemplars.flatten(0, 1)).unflatten(0, exemplars.shape[:2])
+
+# %% ../nbs/10_backbones.ipynb #0a66fd80
+@patch
+def trunk_from_cache(self: TrunkModel, raw_img: torch.Tensor,
+                     raw_ex: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`cached_trunk`'s tensors → (`backbone_image`, `backbone_exemplars`): B×C×h×w, B×N×C (the
+    `tail` run and the exemplar maps pooled when they are the stem's)."""
+    if raw_ex.ndim == 3: return raw_img, raw_ex
+    t = self.backbone.tail
+    return t(raw_img), t(raw_ex.flatten(0, 1)).mean((-2, -1)).unflatten(0, raw_ex.shape[:2])

@@ -102,7 +102,9 @@ class Counter(TrunkModel):
     with h = ⌈H/16⌉, w = ⌈W/16⌉. `config` (JSON-able) rebuilds the same architecture via
     `build_counter`. `feature_norm` and `similarity_norm` 'none' are the paper's §3.1; 'layer'
     (`location_norm`) and 'cosine' (`Counter.similarity`) make the head blind to feature size;
-    `border` is what the trunk sees beyond the image (`Backbone.padded`: 'zero', or 'reflect')."""
+    `border` is what the trunk sees beyond the image (`Backbone.padded`: 'zero', or 'reflect');
+    `trained_blocks`: the frozen trunk's last blocks that train with the head
+    (`Backbone.freeze`)."""
     KIND, FORMAT = 'counter', COUNTER_FORMAT   # what its weight files and checkpoints say they hold
     def __init__(self, backbone_name: str = 'mobilenet_v2',
                  backbone_weights: str | None = 'imagenet', freeze_backbone: bool = True,
@@ -110,10 +112,11 @@ class Counter(TrunkModel):
                  delta: float = DELTA, density_scale: float = DENSITY_SCALE,
                  gate_density: bool = True, min_exemplar_side: float | None = None,
                  exemplar_side: float | None = None, feature_norm: str = 'none',
-                 similarity_norm: str = 'none', border: str = 'zero'):
+                 similarity_norm: str = 'none', border: str = 'zero', trained_blocks: int = 0):
         super().__init__()
         self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights,
                                                  freeze=freeze_backbone)
+        if trained_blocks: self.backbone.freeze(freeze_backbone, trained_blocks)
         c = self.backbone.out_channels
         self.proj = nn.Conv2d(c, proj_dim, 1)          # image features → d (1×1 conv)
         self.exemplar_proj = nn.Linear(c, proj_dim)    # pooled exemplar features → d
@@ -135,6 +138,7 @@ class Counter(TrunkModel):
                            min_exemplar_side=opt_float(min_exemplar_side),
                            exemplar_side=opt_float(exemplar_side), feature_norm=feature_norm,
                            similarity_norm=similarity_norm, border=border)
+        if trained_blocks: self.config['trained_blocks'] = int(trained_blocks)   # older files: 0
         # exemplar_side: every image is resized so that its exemplars measure this many pixels
         # (scale normalisation); min_exemplar_side (older models): only images with smaller
         # exemplars are upscaled. Both act in training and inference alike

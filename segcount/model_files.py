@@ -50,10 +50,12 @@ def is_trunk(name:str) -> bool:
 # %% ../nbs/04_model_files.ipynb #61ea7f1e
 def model_state_dict(model:torch.nn.Module, include_backbone:bool|None=None) -> dict:
     """The model's tensors to save (on the CPU): the head, plus the trunk if `include_backbone`
-    (default: when it was trained, or when it is random, `backbone_weights=None`, and could not be
-    rebuilt from a weights file)."""
+    (default: when it was trained, wholly or its last blocks, or when it is random,
+    `backbone_weights=None`, and could not be rebuilt from a weights file)."""
     if include_backbone is None:
-        include_backbone = not model.backbone.frozen or model.config.get('backbone_weights') is None
+        bb = model.backbone
+        include_backbone = (not bb.frozen or getattr(bb, 'trained_blocks', 0) > 0
+                            or model.config.get('backbone_weights') is None)
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
             if include_backbone or not is_trunk(k)}
 
@@ -278,8 +280,9 @@ def load_checkpoint(path, kind:str='counter') -> dict:
 def resume(path, model:torch.nn.Module, optimizer, lr:float|None=None,
            weight_decay:float|None=None) -> dict:
     """Load the checkpoint `path` of `model`'s kind into `model` and `optimizer` (lr, a
-    schedule's `initial_lr` too, and weight decay set to the given values) and return it; a
-    checkpoint of another architecture → `SegcountError`."""
+    schedule's `initial_lr` too, and weight decay set to the given values; a parameter group's lr
+    times its `lr_scale` when it has one) and return it; a checkpoint of another architecture →
+    `SegcountError`."""
     ck = load_checkpoint(path, kind=model.KIND)
     arch = lambda c: {k: v for k, v in c.items() if k != 'backbone_weights'}
     if arch(ck['config']) != arch(model.config):
@@ -291,8 +294,8 @@ def resume(path, model:torch.nn.Module, optimizer, lr:float|None=None,
         optimizer.load_state_dict(ck['optimizer'])
         for g in optimizer.param_groups:
             if lr is not None:
-                g['lr'] = lr
-                if 'initial_lr' in g: g['initial_lr'] = lr   # where a schedule starts
+                g['lr'] = lr * g.get('lr_scale', 1.0)
+                if 'initial_lr' in g: g['initial_lr'] = g['lr']   # where a schedule starts
             if weight_decay is not None: g['weight_decay'] = weight_decay
     return ck
 

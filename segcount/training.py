@@ -37,8 +37,8 @@ from .counter import (FEATURE_NORMS, SIMILARITY_NORMS, Counter, build_counter,
 from .data import (FSC147, CountingDataset, collate_counting, Sample, pad_stack,
                            read_groups, resize_rule, write_fsc147)
 from .evaluate import evaluate_samples
-from .model_files import (checkpoint, export_checkpoint, load_checkpoint, load_model_state,
-                                  model_state_dict, save_checkpoint)
+from .model_files import (checkpoint, export_checkpoint, is_trunk, load_checkpoint,
+                                  load_model_state, model_state_dict, save_checkpoint)
 from .training_loop import (LR_SCHEDULES, epoch_batches, fit, lr_factor, resume_run,
                                      save_epoch)
 from .pipeline import Predictor
@@ -46,7 +46,7 @@ from .pipeline import Predictor
 # %% auto #0
 __all__ = ['amp_dtype', 'random_training_mask', 'masked_target', 'make_toy_fsc147', 'FeatureCache', 'build_feature_cache',
            'crop_cached', 'collate_cached', 'width_batches', 'export_weights', 'evaluate_counts', 'train_density',
-           'groups_nae', 'CounterTraining', 'train_counter']
+           'groups_nae', 'CounterTraining', 'param_groups', 'train_counter']
 
 # %% ../nbs/12_training.ipynb #57b077f8
 def amp_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None:
@@ -158,7 +158,8 @@ def _fingerprint(model: Counter, dataset: CountingDataset) -> str:
                       dataset.n_exemplars, dataset.exemplar_size, model.density_scale,
                       _names(dataset.samples),
                       [dataset.item_exemplar_side(i) for i in range(len(dataset))],
-                      dataset.min_exemplar_side, model.border])
+                      dataset.min_exemplar_side, model.border]
+                     + ([model.backbone.trained_blocks] if model.backbone.trained_blocks else []))
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 # %% ../nbs/12_training.ipynb #2a235764
@@ -167,7 +168,8 @@ def build_feature_cache(model: Counter, dataset: CountingDataset,
                         device: torch.device | None = None, folder: str | os.PathLike | None = None,
                         desc: str = 'caching features', progress: bool = True,
                         num_workers: int = 0) -> FeatureCache:
-    """Backbone outputs for every item of `dataset`: dicts raw_img C×h×w (fp16), raw_ex N×C, density
+    """Frozen trunk outputs (`cached_trunk`) for every item of `dataset`: dicts raw_img C×h×w
+    (fp16), raw_ex N×C (or the stem's maps N×C'×s×s when the trunk's last blocks train), density
     1×H×W (fp16, × density_scale), count, size (H, W). In memory, or files in `folder`: reused when
     complete, and an interrupted caching run resumes (items already written are kept). `num_workers`
     > 0 loads and crops images in worker processes."""
@@ -197,7 +199,7 @@ def build_feature_cache(model: Counter, dataset: CountingDataset,
         img, ex = it['image'][None].to(device), it['exemplars'][None].to(device)
         dt = amp_dtype(device)
         with torch.autocast(device.type, dtype=dt, enabled=dt is not None):
-            raw_img, raw_ex = model.backbone_image(img)[0], model.backbone_exemplars(ex)[0]
+            raw_img, raw_ex = (t[0] for t in model.cached_trunk(img, ex))
         item = dict(raw_img=raw_img.half().cpu(), raw_ex=raw_ex.float().cpu(),
                     density=(it['density'] * model.density_scale).half(), count=float(it['count']),
                     size=torch.tensor(it['image'].shape[-2:]))
@@ -290,8 +292,9 @@ def evaluate_counts(model: Counter, data: FeatureCache | CountingDataset,
         with torch.autocast(device.type, dtype=dt, enabled=dt is not None):
             if 'raw_img' in it:
                 H, W = (int(v) for v in it['size'])
-                feat = model.image_features(raw=it['raw_img'][None].float().to(device))
-                vec = model.exemplar_vector(raw=it['raw_ex'][None].float().to(device))
+                raw_img, raw_ex = model.trunk_from_cache(it['raw_img'][None].float().to(device),
+                                                         it['raw_ex'][None].float().to(device))
+                feat, vec = model.image_features(raw=raw_img), model.exemplar_vector(raw=raw_ex)
                 out = model.from_features(feat, vec, size=(H, W))
             else:
                 out = model(it['image'][None].to(device), it['exemplars'][None].to(device))
@@ -311,6 +314,7 @@ class _CounterStep(nn.Module):
 
     def forward(self, image=None, exemplars=None, raw_img=None, raw_ex=None, mask=None, size=None):
         c = self.counter
+        if raw_img is not None: raw_img, raw_ex = c.trunk_from_cache(raw_img, raw_ex)
         feat = c.image_features(image, raw=raw_img)
         vec = c.exemplar_vector(exemplars, raw=raw_ex)
         S = c.apply_mask(c.similarity(feat, vec), mask)
@@ -373,13 +377,16 @@ class CounterTraining:
     """How `train_counter` trains: every setting with its default, written once (the paper's §4.1
     recipe where it has one: AdamW, lr 1e-5, batch 8, 300 epochs). `segcount train-counter` makes
     its flags from these fields and their metadata (`segcount.cli.config_flags`)."""
-    # the model
-    backbone: str = field(default='mobilenet_v2',
+    backbone: str = field(default='mobilenet_v2',   # the model
                           metadata=dict(help="the trunk", choices=tuple(backbone_registry)))
     # backbone_weights: 'imagenet', a tag, a path; None = random
     backbone_weights: str | None = field(default='imagenet', metadata=dict(cli=False))
     freeze_backbone: bool = field(default=True, metadata=dict(flag='--finetune-backbone',
         invert=True, help="train the backbone too (default: frozen, features cached)"))
+    trained_blocks: int = field(default=0, metadata=dict(help="train the frozen trunk's last N "
+        "blocks too (the features before them cached)"))
+    trunk_lr_scale: float = field(default=0.1, metadata=dict(help="the trained trunk blocks' "
+        "learning rate as a multiple of lr"))
     exemplar_side: float | None = field(default=None, metadata=dict(help="resize every image so "
         "its exemplars measure this many pixels, down or up (train and inference)"))
     min_exemplar_side: float | None = field(default=None, metadata=dict(help="upscale images whose "
@@ -392,8 +399,7 @@ class CounterTraining:
         "beyond the image: zeros (the paper), or 'reflect': the image mirrored"))
     counter_kwargs: dict | None = field(default=None, metadata=dict(cli=False))   # e.g. proj_dim
     init_weights: str | None = field(default=None, metadata=dict(help="start from these weights"))
-    # optimisation
-    epochs: int = COUNTER_EPOCHS
+    epochs: int = COUNTER_EPOCHS   # optimisation
     lr: float = field(default=LR, metadata=dict(help="paper: 1e-5; a frozen trunk: 1e-4..1e-3"))
     lr_schedule: str = field(default='constant', metadata=dict(choices=LR_SCHEDULES, help="the "
         "learning rate as given throughout (the paper), or 'cosine': down to 0 at the last epoch"))
@@ -401,8 +407,7 @@ class CounterTraining:
     weight_decay: float = WEIGHT_DECAY
     mask_prob: float = field(default=0.5, metadata=dict(help="share of images given an Eq. 4 mask"))
     seed: int = 0
-    # data
-    train_split: str = 'train'
+    train_split: str = 'train'   # data
     val_split: str | None = 'val'
     val_groups: str | None = field(default=None, metadata=dict(help="groups file of real photos: "
         "report their NAE each epoch and keep the best epoch by it"))
@@ -416,8 +421,7 @@ class CounterTraining:
     max_val_images: int | None = None
     max_cells: tuple | None = field(default=(24, 48), metadata=dict(cli=False))   # training crops
     num_workers: int = field(default=0, metadata=dict(flag='--workers', help="loader processes"))
-    # running
-    device: str = field(default='auto', metadata=dict(help="auto, cpu, cuda, cuda:N or mps"))
+    device: str = field(default='auto', metadata=dict(help="auto, cpu, cuda[:N], mps"))   # running
     amp: bool = field(default=True, metadata=dict(cli=False))   # bf16/fp16 autocast on CUDA
     cache_features: str = field(default='memory', metadata=dict(flag='--cache',
         choices=('memory', 'disk', 'none'), help="frozen trunk: keep its features in memory, or in "
@@ -448,7 +452,7 @@ def _counter_model(c: CounterTraining) -> Counter:
     base = dict(backbone_name=c.backbone, backbone_weights=c.backbone_weights,
                 freeze_backbone=c.freeze_backbone, exemplar_side=c.exemplar_side,
                 min_exemplar_side=c.min_exemplar_side, feature_norm=c.feature_norm,
-                similarity_norm=c.similarity_norm, border=c.border)
+                similarity_norm=c.similarity_norm, border=c.border, trained_blocks=c.trained_blocks)
     model = build_counter(dict(base, **(c.counter_kwargs or {})))
     if c.init_weights is not None:
         sd = model_state_dict(load_weights(c.init_weights), include_backbone=not c.freeze_backbone)
@@ -490,6 +494,15 @@ def _resumed_best(ck: dict | None, selected_by: str) -> float:
     if ck is None or ck.get('selected_by', 'val_mae') != selected_by: return math.inf
     prev = ck.get('best_score', ck.get('best_val_mae'))
     return float(prev) if prev is not None else math.inf
+
+# %% ../nbs/12_training.ipynb #27c140d2
+def param_groups(model: nn.Module, lr: float, trunk_lr_scale: float = 1.0) -> list[dict]:
+    """AdamW parameter groups of `model`'s trainable tensors: the head at `lr`, trunk tensors
+    (`is_trunk`) at `lr × trunk_lr_scale`; each group records its `lr_scale`."""
+    named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+    groups = [dict(params=[p for k, p in named if is_trunk(k) == t], lr=lr * s, lr_scale=s)
+              for t, s in ((False, 1.0), (True, trunk_lr_scale))]
+    return [g for g in groups if g['params']]
 
 # %% ../nbs/12_training.ipynb #11561111
 @dataclass
@@ -629,7 +642,7 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike,
     show = progress and main
     train_data, val_data, cached = _counter_data(root, c, model, dev, out_dir, show, say)
 
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=c.lr,
+    opt = torch.optim.AdamW(param_groups(model, c.lr, c.trunk_lr_scale), lr=c.lr,
                             weight_decay=c.weight_decay)
     dt = amp_dtype(dev, c.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)

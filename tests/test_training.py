@@ -103,6 +103,40 @@ def test_uncached_finetune_and_time_limit(toy, tmp_path):
     assert load_checkpoint(tmp_path / 't' / 'last.pt')['epoch'] == 0   # partial epoch saved, counter not advanced
 
 
+def test_trained_trunk_blocks(toy, tmp_path):
+    "The trunk's last blocks train from cached stem features; the rest of the trunk and every BN statistic stay."
+    kw = dict(SMALL, epochs=2, trained_blocks=2, trunk_lr_scale=0.1, cache_features='disk')
+    run = train_counter(toy, tmp_path / 'tb', **kw)
+    ck = load_checkpoint(run['last'])
+    assert ck['config']['trained_blocks'] == 2
+    groups = ck['optimizer']['param_groups']
+    assert [(g['lr'], g['lr_scale']) for g in groups] == [(1e-3, 1.0), (pytest.approx(1e-4), 0.1)]
+    torch.manual_seed(0)   # the random trunk the run started from (train_counter seeds 0 first)
+    from segcount.counter import build_counter
+    start = build_counter(dict(backbone_weights=None, trained_blocks=2, **SMALL['counter_kwargs']))
+    ref = start.state_dict()
+    trunk = [k for k in ck['model'] if k.startswith('backbone.body.')]
+    moved = {k for k in trunk if not torch.equal(ck['model'][k], ref[k])}
+    assert moved and all(k.startswith(('backbone.body.12.', 'backbone.body.13.')) for k in moved), moved
+    assert not any('running_' in k for k in moved)
+    # the cached stem features + the trained tail count as the uncached model does
+    m = counter_from_checkpoint(run['last'])
+    x, ex = torch.rand(1, 3, 96, 144), torch.rand(1, 3, 3, 48, 48)
+    with torch.no_grad():
+        fi, fe = m.trunk_from_cache(*m.cached_trunk(x, ex))
+        torch.testing.assert_close(fi, m.backbone_image(x)); torch.testing.assert_close(fe, m.backbone_exemplars(ex))
+    # resumed, the trunk keeps its tenth of the rate
+    train_counter(toy, tmp_path / 'tb', **dict(kw, epochs=3, resume=True))
+    groups = load_checkpoint(tmp_path / 'tb' / 'last.pt')['optimizer']['param_groups']
+    assert [g['lr_scale'] for g in groups] == [1.0, 0.1] and groups[1]['lr'] == pytest.approx(1e-4)
+    # the exported file holds the trained trunk and loads without any ImageNet file
+    w = load_weights(export_weights(run['last'], tmp_path / 'tb.safetensors'))
+    m3 = counter_from_checkpoint(run['last'])   # epoch 3
+    torch.testing.assert_close(w.backbone.body[13].conv[0][0].weight, m3.backbone.body[13].conv[0][0].weight)
+    with pytest.raises(SegcountError, match='cannot train its last 20 blocks'):
+        train_counter(toy, tmp_path / 'x', **dict(kw, trained_blocks=20))
+
+
 def test_disk_cache_is_reused(toy, tmp_path):
     from segcount.counter import build_counter
     from segcount.data import CountingDataset, FSC147
