@@ -123,13 +123,14 @@ def load_segmenter(path: str | os.PathLike, device: str | torch.device = 'cpu',
 
 # %% ../nbs/21_segmenter.ipynb #096552ec
 def shares_backbone(counter: Counter, segmenter: Segmenter) -> bool:
-    """True when both use the same frozen, pretrained trunk with the same border, so one backbone
-    pass can serve both (Predictor)."""
+    """True when both use the same frozen, pretrained trunk with the same border (none of its
+    blocks trained), so one backbone pass can serve both (Predictor)."""
     cc, sc = counter.config, segmenter.config
     return (cc.get('backbone_name') == sc.get('backbone_name') and bool(cc.get('freeze_backbone'))
             and bool(sc.get('freeze_backbone')) and cc.get('backbone_weights') is not None
             and cc.get('backbone_weights') == sc.get('backbone_weights')
-            and counter.border == segmenter.border)
+            and counter.border == segmenter.border
+            and not cc.get('trained_blocks') and not sc.get('trained_blocks'))
 
 # %% ../nbs/21_segmenter.ipynb #b105d0cf
 def check_pair(counter: Counter, segmenter: Segmenter, source: str = 'segmenter') -> None:

@@ -385,8 +385,8 @@ class CounterTraining:
         invert=True, help="train the backbone too (default: frozen, features cached)"))
     trained_blocks: int = field(default=0, metadata=dict(help="train the frozen trunk's last N "
         "blocks too (the features before them cached)"))
-    trunk_lr_scale: float = field(default=0.1, metadata=dict(help="the trained trunk blocks' "
-        "learning rate as a multiple of lr"))
+    trunk_lr_scale: float = field(default=0.1, metadata=dict(help="with --trained-blocks: "
+        "their learning rate as a multiple of lr"))
     exemplar_side: float | None = field(default=None, metadata=dict(help="resize every image so "
         "its exemplars measure this many pixels, down or up (train and inference)"))
     min_exemplar_side: float | None = field(default=None, metadata=dict(help="upscale images whose "
@@ -498,8 +498,10 @@ def _resumed_best(ck: dict | None, selected_by: str) -> float:
 # %% ../nbs/12_training.ipynb #27c140d2
 def param_groups(model: nn.Module, lr: float, trunk_lr_scale: float = 1.0) -> list[dict]:
     """AdamW parameter groups of `model`'s trainable tensors: the head at `lr`, trunk tensors
-    (`is_trunk`) at `lr × trunk_lr_scale`; each group records its `lr_scale`."""
+    (`is_trunk`) at `lr × trunk_lr_scale` (one group when the scale is 1); each group records its
+    `lr_scale`."""
     named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+    if trunk_lr_scale == 1: return [dict(params=[p for _, p in named], lr=lr, lr_scale=1.0)]
     groups = [dict(params=[p for k, p in named if is_trunk(k) == t], lr=lr * s, lr_scale=s)
               for t, s in ((False, 1.0), (True, trunk_lr_scale))]
     return [g for g in groups if g['params']]
@@ -642,7 +644,8 @@ def train_counter(root: str | os.PathLike, out_dir: str | os.PathLike,
     show = progress and main
     train_data, val_data, cached = _counter_data(root, c, model, dev, out_dir, show, say)
 
-    opt = torch.optim.AdamW(param_groups(model, c.lr, c.trunk_lr_scale), lr=c.lr,
+    trunk_scale = c.trunk_lr_scale if c.trained_blocks else 1.0   # a fine-tuned trunk: lr
+    opt = torch.optim.AdamW(param_groups(model, c.lr, trunk_scale), lr=c.lr,
                             weight_decay=c.weight_decay)
     dt = amp_dtype(dev, c.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
