@@ -234,8 +234,7 @@ def pooled(self: Backbone, exemplars: torch.Tensor) -> torch.Tensor:
 @patch
 def stem(self: Backbone, x: torch.Tensor) -> torch.Tensor:
     "B×3×H×W in [0, 1] → the body's features before its `trained_blocks` last blocks, B×C'×h×w."
-    n = len(self.body) - self.trained_blocks if self.trained_blocks else None
-    body = self.body if n is None else self.body[:n]
+    body = self.body[:-self.trained_blocks] if self.trained_blocks else self.body
     return body((x - self.mean) / self.std)
 
 # %% ../nbs/10_backbones.ipynb #ec0a0418
@@ -493,6 +492,6 @@ def trunk_from_cache(self: TrunkModel, raw_img: torch.Tensor,
                      raw_ex: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`cached_trunk`'s tensors → (`backbone_image`, `backbone_exemplars`): B×C×h×w, B×N×C (the
     `tail` run and the exemplar maps pooled when they are the stem's)."""
-    if raw_ex.ndim == 3: return raw_img, raw_ex
+    if not self.backbone.trained_blocks: return raw_img, raw_ex
     t = self.backbone.tail
     return t(raw_img), t(raw_ex.flatten(0, 1)).mean((-2, -1)).unflatten(0, raw_ex.shape[:2])
