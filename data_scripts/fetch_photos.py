@@ -2,12 +2,14 @@
 """Fetch the real photos that the scene generator uses beside scikit-image's, as photo backgrounds and as the
 sources of self-collage object kinds.
 
-    python data_scripts/fetch_photos.py --out data/sources/photos       # apt-get downloads two pinned .debs
+    python data_scripts/fetch_photos.py --out data/sources/photos       # apt-get downloads four pinned .debs
     segcount generate --out data/gen5 --n 3000 --photos data/sources/photos ...
 
-Sources: 24 photographs from two Debian desktop-background packages (pinned by sha256; nothing is installed):
-12 nature close-ups of `mate-backgrounds` (GPL-2+) and 12 photographs of `plasma-workspace-wallpapers` (LGPL-3,
-one CC-BY-SA-4.0); the drawn and rendered wallpapers of both packages are left out. Each photo is written as
+Sources: 40 photographs from four Debian desktop-background packages (pinned by sha256; nothing is installed):
+12 nature close-ups of `mate-backgrounds` (GPL-2+), 12 photographs of `plasma-workspace-wallpapers` (LGPL-3,
+one CC-BY-SA-4.0) and 16 of `lomiri-wallpapers-16.04` / `-20.04` (Ubuntu wallpaper contests: CC-BY-4.0,
+CC-BY-SA-3.0/4.0, CC0-1.0); the drawn and rendered wallpapers of all four are left out. `--packages` keeps some
+of them (`data/gen5` was made from the first two). Each photo is written as
 `<package>__<name>.jpg`, its longer side brought to at most 1600 px; authors and licences go to `OUT/SOURCES.md`.
 Used for training data only: never for the evaluation sets (none of their photos comes from these packages).
 """
@@ -29,6 +31,10 @@ PACKAGES = {  # package: (version, sha256 of the .deb, folder of the photos insi
     'plasma-workspace-wallpapers': ('4:5.27.5-2',
                                     '32cd18b71c8c938a18b3b351f217c02ac590e323caa3cf322fbb875ce8892f8b',
                                     'usr/share/wallpapers'),
+    'lomiri-wallpapers-16.04': ('20.04.0-2', 'a99ff6a3bfe451e4cc0682ecb3cc82e71740626d59e4845ae34a0a0e45421eab',
+                                'usr/share/backgrounds'),
+    'lomiri-wallpapers-20.04': ('20.04.0-2', 'd44e89b8473aafe64a5b678f014862dc31335aaaf18665c544d985d854f1a709',
+                                'usr/share/backgrounds'),
 }
 MATE = 'GPL-2+'
 PHOTOS = {  # (package, file inside its folder): (author as the package's copyright file names them, licence)
@@ -56,6 +62,22 @@ PHOTOS = {  # (package, file inside its folder): (author as the package's copyri
     ('plasma-workspace-wallpapers', 'Path/contents/images/2560x1600.jpg'): ('Risto Saukonpää', 'LGPL-3'),
     ('plasma-workspace-wallpapers', 'Volna/contents/images/5120x2880.jpg'): ('Nikita Babin', 'CC-BY-SA-4.0'),
     ('plasma-workspace-wallpapers', 'summer_1am/contents/images/2560x1600.jpg'): ('Risto Saukonpää', 'LGPL-3'),
+    ('lomiri-wallpapers-16.04', 'Bridge_by_Sander_Klootwijk.jpg'): ('Sander Klootwijk', 'CC-BY-SA-4.0'),
+    ('lomiri-wallpapers-16.04', 'Dragonfly_by_Bolly.jpg'): ('"Bolly"', 'CC-BY-SA-4.0'),
+    ('lomiri-wallpapers-16.04', 'Picture_0B_by_freespace.jpg'): ('Trevor "Freespace"', 'CC-BY-4.0'),
+    ('lomiri-wallpapers-16.04', 'Picture_1A_by_freespace.jpg'): ('Trevor "Freespace"', 'CC-BY-4.0'),
+    ('lomiri-wallpapers-16.04', 'Wine_by_Jakkub_Mede.jpg'): ('Jakub Mede', 'CC-BY-4.0'),
+    ('lomiri-wallpapers-16.04', 'aitzgorri_by_Aitzol_Berasategi.jpg'): ('Aitzol Berasategi', 'CC-BY-4.0'),
+    ('lomiri-wallpapers-16.04', 'analogpattern_by_Peter_Nerlich.jpg'): ('Peter Nerlich', 'CC-BY-SA-4.0'),
+    ('lomiri-wallpapers-16.04', 'free_by_Peter_Nerlich.jpg'): ('Peter Nerlich', 'CC-BY-SA-4.0'),
+    ('lomiri-wallpapers-16.04', 'friends_by_Aitzol_Berasategi.jpg'): ('Aitzol Berasategi', 'CC-BY-4.0'),
+    ('lomiri-wallpapers-16.04', 'greentock_by_Peter_Nerlich.jpg'): ('Peter Nerlich', 'CC-BY-SA-4.0'),
+    ('lomiri-wallpapers-16.04', 'life_by_Aitzol_Berasategi.jpg'): ('Aitzol Berasategi', 'CC-BY-4.0'),
+    ('lomiri-wallpapers-16.04', 'picosdeeuropa_by_Aitzol_Berasategi.jpg'): ('Aitzol Berasategi', 'CC-BY-4.0'),
+    ('lomiri-wallpapers-16.04', 'seeding_by_Clements_Engelhardt.jpg'): ('Clemens Engelhardt', 'CC0-1.0'),
+    ('lomiri-wallpapers-16.04', 'sunset_by_Aitzol_Berasategi.jpg'): ('Aitzol Berasategi', 'CC-BY-4.0'),
+    ('lomiri-wallpapers-16.04', 'umang_by_Abhishek_Mudgal.jpg'): ('Abhishek Mudgal', 'CC-BY-4.0'),
+    ('lomiri-wallpapers-20.04', 'Kleiber_by_Lukas_Baubkus.jpg'): ('Lukas Baubkus', 'CC-BY-SA-3.0'),
 }
 
 
@@ -78,6 +100,8 @@ def photo_name(package: str, rel: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--out', type=Path, default=Path('data/sources/photos'))
+    ap.add_argument('--packages', nargs='+', choices=list(PACKAGES), default=list(PACKAGES),
+                    help='fetch the photos of these packages only (default: all)')
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     lines = ['# Photos: provenance and licences', '',
@@ -87,7 +111,8 @@ def main(argv=None) -> int:
              '|---|---|---|---|---|']
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for package, (version, sha, folder) in PACKAGES.items():
+        for package in a.packages:
+            version, sha, folder = PACKAGES[package]
             deb = fetch_deb(package, version, sha, tmp)
             root = tmp / package
             subprocess.run(['dpkg-deb', '-x', str(deb), str(root)], check=True)
@@ -100,7 +125,8 @@ def main(argv=None) -> int:
                 lines.append(f'| {name} | {package} {version} (`{sha[:12]}…`) | /{folder}/{rel} | {author} | '
                              f'{licence} |')
     (a.out / 'SOURCES.md').write_text('\n'.join(lines) + '\n')
-    print(f'{len(PHOTOS)} photos written to {a.out} (licences in {a.out / "SOURCES.md"})')
+    n = sum(pkg in a.packages for pkg, _ in PHOTOS)
+    print(f'{n} photos written to {a.out} (licences in {a.out / "SOURCES.md"})')
     return 0
 
 
