@@ -2,14 +2,15 @@
 """Fetch the real photos that the scene generator uses beside scikit-image's, as photo backgrounds and as the
 sources of self-collage object kinds.
 
-    python data_scripts/fetch_photos.py --out data/sources/photos       # apt-get downloads four pinned .debs
+    python data_scripts/fetch_photos.py --out data/sources/photos       # apt-get downloads two pinned .debs
     segcount generate --out data/gen5 --n 3000 --photos data/sources/photos ...
+    python data_scripts/fetch_photos.py --out data/sources/photos8 --packages all   # all four (data/gen8)
 
 Sources: 40 photographs from four Debian desktop-background packages (pinned by sha256; nothing is installed):
 12 nature close-ups of `mate-backgrounds` (GPL-2+), 12 photographs of `plasma-workspace-wallpapers` (LGPL-3,
 one CC-BY-SA-4.0) and 16 of `lomiri-wallpapers-16.04` / `-20.04` (Ubuntu wallpaper contests: CC-BY-4.0,
-CC-BY-SA-3.0/4.0, CC0-1.0); the drawn and rendered wallpapers of all four are left out. `--packages` keeps some
-of them (`data/gen5` was made from the first two). Each photo is written as
+CC-BY-SA-3.0/4.0, CC0-1.0); the drawn and rendered wallpapers of all four are left out. By default only the
+first two packages (`data/gen5`'s 24 photographs); `--packages` names others, or `all`. Each photo is written as
 `<package>__<name>.jpg`, its longer side brought to at most 1600 px; authors and licences go to `OUT/SOURCES.md`.
 Used for training data only: never for the evaluation sets (none of their photos comes from these packages).
 """
@@ -36,6 +37,7 @@ PACKAGES = {  # package: (version, sha256 of the .deb, folder of the photos insi
     'lomiri-wallpapers-20.04': ('20.04.0-2', 'd44e89b8473aafe64a5b678f014862dc31335aaaf18665c544d985d854f1a709',
                                 'usr/share/backgrounds'),
 }
+DEFAULT_PACKAGES = ['mate-backgrounds', 'plasma-workspace-wallpapers']  # data/gen5's photographs
 MATE = 'GPL-2+'
 PHOTOS = {  # (package, file inside its folder): (author as the package's copyright file names them, licence)
     ('mate-backgrounds', 'Aqua.jpg'): ('Charles Barbin', MATE),
@@ -100,9 +102,10 @@ def photo_name(package: str, rel: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--out', type=Path, default=Path('data/sources/photos'))
-    ap.add_argument('--packages', nargs='+', choices=list(PACKAGES), default=list(PACKAGES),
-                    help='fetch the photos of these packages only (default: all)')
+    ap.add_argument('--packages', nargs='+', choices=[*PACKAGES, 'all'], default=DEFAULT_PACKAGES,
+                    help=f"the packages whose photos to fetch, or 'all' (default: {' '.join(DEFAULT_PACKAGES)})")
     a = ap.parse_args(argv)
+    if 'all' in a.packages: a.packages = list(PACKAGES)
     a.out.mkdir(parents=True, exist_ok=True)
     lines = ['# Photos: provenance and licences', '',
              'Made by `python data_scripts/fetch_photos.py`; each photo\'s longer side brought to at most '
