@@ -185,6 +185,11 @@ class Backbone(nn.Module):
         if self.frozen: self.body.eval()
         return self
 
+    @property
+    def trains(self) -> bool:
+        "Whether any of the trunk's weights train: all of them, or its `trained_blocks` last ones."
+        return not self.frozen or self.trained_blocks > 0
+
     def train(self, mode: bool = True) -> 'Backbone':
         super().train(mode)
         if self.frozen: self.body.eval()  # frozen BN keeps ImageNet statistics

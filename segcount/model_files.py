@@ -53,8 +53,8 @@ def model_state_dict(model:torch.nn.Module, include_backbone:bool|None=None) -> 
     (default: when it was trained, wholly or its last blocks, or when it is random,
     `backbone_weights=None`, and could not be rebuilt from a weights file)."""
     if include_backbone is None:
-        bb = model.backbone
-        include_backbone = (not bb.frozen or getattr(bb, 'trained_blocks', 0) > 0
+        bb = model.backbone   # a Backbone knows if it `trains`; another trunk: not frozen
+        include_backbone = (getattr(bb, 'trains', not bb.frozen)
                             or model.config.get('backbone_weights') is None)
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
             if include_backbone or not is_trunk(k)}

@@ -455,8 +455,8 @@ def _counter_model(c: CounterTraining) -> Counter:
                 similarity_norm=c.similarity_norm, border=c.border, trained_blocks=c.trained_blocks)
     model = build_counter(dict(base, **(c.counter_kwargs or {})))
     if c.init_weights is not None:
-        trained_trunk = not c.freeze_backbone or c.trained_blocks > 0   # start from the file's
-        sd = model_state_dict(load_weights(c.init_weights), include_backbone=trained_trunk)
+        # a trunk that trains (wholly or its last blocks) starts from the file's
+        sd = model_state_dict(load_weights(c.init_weights), include_backbone=model.backbone.trains)
         load_model_state(model, sd, str(c.init_weights))
     return model
 
