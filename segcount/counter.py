@@ -28,10 +28,10 @@ from .model_files import (build_model, load_model, model_from_checkpoint, model_
                                   save_model)
 
 # %% auto #0
-__all__ = ['DELTA', 'DENSITY_SCALE', 'COUNTER_FORMAT', 'FEATURE_NORMS', 'SIMILARITY_NORMS', 'counter_registry',
-           'DEFAULT_COUNTER_FILE', 'DensityRegressor', 'apply_mask', 'density_loss', 'Counter', 'location_norm',
-           'build_counter', 'save_weights', 'load_weights', 'default_weights_path', 'counter_from_checkpoint',
-           'resolve_counter']
+__all__ = ['DELTA', 'DENSITY_SCALE', 'COUNTER_FORMAT', 'FEATURE_NORMS', 'SIMILARITY_NORMS', 'REGRESSOR_INPUTS',
+           'counter_registry', 'DEFAULT_COUNTER_FILE', 'DensityRegressor', 'apply_mask', 'density_loss', 'Counter',
+           'location_norm', 'build_counter', 'save_weights', 'load_weights', 'default_weights_path',
+           'counter_from_checkpoint', 'resolve_counter']
 
 # %% ../nbs/11_counter.ipynb #680280cc
 DELTA = 0.0            # Eq. 4's δ: the similarity written where the mask is 0 (S is always >= 0)
@@ -39,6 +39,8 @@ DENSITY_SCALE = 100.0  # the regressor predicts density × DENSITY_SCALE (target
 COUNTER_FORMAT = 'segcount-counter/1'
 FEATURE_NORMS = ('none', 'layer')       # F(I) as the regressor sees it: as is (§3.1) or normalised
 SIMILARITY_NORMS = ('none', 'cosine')   # Eq. 1 as a dot product (§3.1), or between unit vectors
+# what the regressor sees beside S: F (§3.1), F and F⊙b̄ (F times the mean exemplar vector), or F⊙b̄
+REGRESSOR_INPUTS = ('features', 'features+product', 'product')
 
 # %% ../nbs/11_counter.ipynb #c75179ee
 class DensityRegressor(nn.Module):
@@ -102,6 +104,7 @@ class Counter(TrunkModel):
     with h = ⌈H/16⌉, w = ⌈W/16⌉. `config` (JSON-able) rebuilds the same architecture via
     `build_counter`. `feature_norm` and `similarity_norm` 'none' are the paper's §3.1; 'layer'
     (`location_norm`) and 'cosine' (`Counter.similarity`) make the head blind to feature size;
+    `regressor_input` is what the regressor sees beside S (`Counter.regressor_stack`);
     `border` is what the trunk sees beyond the image (`Backbone.padded`: 'zero', or 'reflect');
     `trained_blocks`: the frozen trunk's last blocks that train with the head
     (`Backbone.freeze`)."""
@@ -112,7 +115,8 @@ class Counter(TrunkModel):
                  delta: float = DELTA, density_scale: float = DENSITY_SCALE,
                  gate_density: bool = True, min_exemplar_side: float | None = None,
                  exemplar_side: float | None = None, feature_norm: str = 'none',
-                 similarity_norm: str = 'none', border: str = 'zero', trained_blocks: int = 0):
+                 similarity_norm: str = 'none', border: str = 'zero', trained_blocks: int = 0,
+                 regressor_input: str = 'features'):
         super().__init__()
         self.backbone: Backbone = build_backbone(backbone_name, weights=backbone_weights,
                                                  freeze=freeze_backbone)
@@ -120,14 +124,17 @@ class Counter(TrunkModel):
         c = self.backbone.out_channels
         self.proj = nn.Conv2d(c, proj_dim, 1)          # image features → d (1×1 conv)
         self.exemplar_proj = nn.Linear(c, proj_dim)    # pooled exemplar features → d
-        self.regressor = DensityRegressor(proj_dim + 1, tuple(regressor_widths))
+        n_in = proj_dim * (2 if regressor_input == 'features+product' else 1) + 1   # + S
+        self.regressor = DensityRegressor(n_in, tuple(regressor_widths))
         self.delta, self.density_scale = float(delta), float(density_scale)
         self.gate_density = bool(gate_density)
         for k, v, ok in (('feature_norm', feature_norm, FEATURE_NORMS),
                          ('similarity_norm', similarity_norm, SIMILARITY_NORMS),
-                         ('border', border, BORDERS)):
+                         ('border', border, BORDERS),
+                         ('regressor_input', regressor_input, REGRESSOR_INPUTS)):
             if v not in ok: raise SegcountError(f"{k} must be one of {ok}, got {v!r}")
         self.feature_norm, self.similarity_norm, self.border = feature_norm, similarity_norm, border
+        self.regressor_input = regressor_input
         opt_float = lambda v: None if v is None else float(v)
         self.config = dict(format=COUNTER_FORMAT, backbone_name=backbone_name,
                            backbone_weights=backbone_weights if backbone_weights is None
@@ -139,6 +146,7 @@ class Counter(TrunkModel):
                            exemplar_side=opt_float(exemplar_side), feature_norm=feature_norm,
                            similarity_norm=similarity_norm, border=border)
         if trained_blocks: self.config['trained_blocks'] = int(trained_blocks)   # older files: 0
+        if regressor_input != 'features': self.config['regressor_input'] = regressor_input
         # exemplar_side: every image is resized so that its exemplars measure this many pixels
         # (scale normalisation); min_exemplar_side (older models): only images with smaller
         # exemplars are upscaled. Both act in training and inference alike
@@ -185,15 +193,34 @@ def location_norm(feat: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     f = (f - f.mean(1, keepdim=True)) / torch.sqrt(f.var(1, keepdim=True, unbiased=False) + eps)
     return f.to(feat.dtype)
 
+# %% ../nbs/11_counter.ipynb #5d3f3eca
+@patch
+def regressor_stack(self: Counter, feat: torch.Tensor, S: torch.Tensor,
+                    vec: torch.Tensor | None = None) -> torch.Tensor:
+    """The regressor's input: feat B×d×h×w, S B×1×h×w → [F, S] B×(d+1)×h×w (§3.1). With
+    `regressor_input` 'features+product' also F⊙b̄ (B×(2d+1)×h×w), with 'product' F⊙b̄ in place of
+    F: each location's features times the mean exemplar vector b̄ of `vec` (B×N×d or B×d), the
+    exemplar's appearance channel by channel where S keeps only its sum."""
+    if self.feature_norm == 'layer': feat = location_norm(feat)
+    parts = [] if self.regressor_input == 'product' else [feat]
+    if self.regressor_input != 'features':
+        if vec is None:
+            raise SegcountError(f"regressor_input={self.regressor_input!r} needs the exemplar "
+                                "vectors: pass vec")
+        b = vec.mean(1) if vec.ndim == 3 else vec
+        parts.append(feat * b[:, :, None, None].to(feat.dtype))
+    return torch.cat(parts + [S.to(feat.dtype)], 1)
+
 # %% ../nbs/11_counter.ipynb #352f427f
 @patch
 def regress(self: Counter, feat: torch.Tensor, S: torch.Tensor, size: tuple[int, int] | None = None,
-            mask: torch.Tensor | None = None, raw: bool = False) -> torch.Tensor:
+            mask: torch.Tensor | None = None, raw: bool = False,
+            vec: torch.Tensor | None = None) -> torch.Tensor:
     """Density (count units): feat B×d×h×w, S B×1×h×w → B×1×H×W, cropped to `size`=(H, W)
     (default 16h×16w). `mask` given and `gate_density`: density × nearest-upsampled mask.
-    `raw=True` (training): the regressor's output before its ReLU, in scaled units, ungated."""
-    if self.feature_norm == 'layer': feat = location_norm(feat)
-    x = torch.cat([feat, S.to(feat.dtype)], 1)
+    `raw=True` (training): the regressor's output before its ReLU, in scaled units, ungated.
+    `vec` (B×N×d): the exemplar vectors, for a `regressor_input` with F⊙b̄."""
+    x = self.regressor_stack(feat, S, vec)
     if raw:
         y = self.regressor(x, activate=False)
         return y if size is None else y[..., :size[0], :size[1]]
@@ -213,7 +240,7 @@ def from_features(self: Counter, feat: torch.Tensor, vec: torch.Tensor,
     out = dict(similarity=S)
     Sm = self.apply_mask(S, mask)
     if mask is not None: out['masked_similarity'] = Sm
-    D = self.regress(feat, Sm, size=size, mask=mask)
+    D = self.regress(feat, Sm, size=size, mask=mask, vec=vec)
     out.update(density=D, count=D.float().sum(dim=(1, 2, 3)))
     return out
 

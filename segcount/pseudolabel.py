@@ -513,7 +513,8 @@ def kmeans_sweep(sample: Sample, counter: Counter, ks=SWEEP_KS, mode: str = 'fas
     M = torch.cat([masks, torch.ones(int(nomask), h, w, dtype=torch.bool)]).to(dev)[:, None]
     n, nk = len(M), len(ks)
     Sk = counter.apply_mask(S.expand(n, -1, -1, -1), M, delta)       # Eq. 4
-    D = counter.regress(feat.expand(n, -1, -1, -1), Sk, size=(H, W), mask=M)[:, 0].float()
+    D = counter.regress(feat.expand(n, -1, -1, -1), Sk, size=(H, W), mask=M,
+                        vec=vec.expand(n, -1, -1))[:, 0].float()
     Dstar = torch.from_numpy(_target_density(s)).to(D.device)
     err = (D - Dstar).pow(2).sum((1, 2)).cpu()                       # ||D_k − D*||², Eq. 5
     counts = D.sum((1, 2)).cpu()
@@ -602,7 +603,7 @@ def counts_with_masks(sample: Sample, counter: Counter, masks, delta: float | No
     n = len(M)
     D = counter.regress(feat.expand(n, -1, -1, -1),
                         counter.apply_mask(S.expand(n, -1, -1, -1), M[:, None], delta),
-                        size=tuple(img.shape[-2:]), mask=M[:, None])
+                        size=tuple(img.shape[-2:]), mask=M[:, None], vec=vec.expand(n, -1, -1))
     return D.float().sum((1, 2, 3)).cpu()
 
 # %% ../nbs/20_kmeans_sweep.ipynb #302156c3

@@ -32,8 +32,8 @@ from .core import (BATCH_SIZE, COUNTER_EPOCHS, EXEMPLAR_SIZE, LR, MODEL_HEIGHT, 
                            WEIGHT_DECAY, SegcountError, atomic_write, check_optimisation,
                            seed_everything, configured, log as _log, pick_device, run_record)
 from .backbones import BORDERS, backbone_registry
-from .counter import (FEATURE_NORMS, SIMILARITY_NORMS, Counter, build_counter,
-                              counter_from_checkpoint, density_loss, load_weights)
+from .counter import (FEATURE_NORMS, REGRESSOR_INPUTS, SIMILARITY_NORMS, Counter,
+                              build_counter, counter_from_checkpoint, density_loss, load_weights)
 from .data import (FSC147, CountingDataset, collate_counting, Sample, pad_stack,
                            read_groups, resize_rule, write_fsc147)
 from .evaluate import evaluate_samples
@@ -319,7 +319,7 @@ class _CounterStep(nn.Module):
         vec = c.exemplar_vector(exemplars, raw=raw_ex)
         S = c.apply_mask(c.similarity(feat, vec), mask)
         # ungated: the regressor itself must learn δ ⇒ no density
-        return c.regress(feat, S, size=size, raw=True)
+        return c.regress(feat, S, size=size, raw=True, vec=vec)
 
 # %% ../nbs/12_training.ipynb #f2fdcf67
 def train_density(y: torch.Tensor, target: torch.Tensor, scale: float) -> torch.Tensor:
@@ -383,10 +383,8 @@ class CounterTraining:
     backbone_weights: str | None = field(default='imagenet', metadata=dict(cli=False))
     freeze_backbone: bool = field(default=True, metadata=dict(flag='--finetune-backbone',
         invert=True, help="train the backbone too (default: frozen, features cached)"))
-    trained_blocks: int = field(default=0, metadata=dict(help="train the frozen trunk's last N "
-        "blocks too (the features before them cached)"))
-    trunk_lr_scale: float = field(default=0.1, metadata=dict(help="with --trained-blocks: "
-        "their learning rate as a multiple of lr"))
+    trained_blocks: int = field(default=0, metadata=dict(help="train the trunk's last N too"))
+    trunk_lr_scale: float = field(default=0.1, metadata=dict(help="their lr ÷ the head's"))
     exemplar_side: float | None = field(default=None, metadata=dict(help="resize every image so "
         "its exemplars measure this many pixels, down or up (train and inference)"))
     min_exemplar_side: float | None = field(default=None, metadata=dict(help="upscale images whose "
@@ -397,6 +395,8 @@ class CounterTraining:
         "(Eq. 1) as a dot product (the paper), or 'cosine': between unit vectors"))
     border: str = field(default='zero', metadata=dict(choices=BORDERS, help="what the trunk sees "
         "beyond the image: zeros (the paper), or 'reflect': the image mirrored"))
+    regressor_input: str = field(default='features', metadata=dict(choices=REGRESSOR_INPUTS, help=
+        "the regressor reads S and F (the paper), F and F⊙b̄, or F⊙b̄ (b̄: mean exemplar)"))
     counter_kwargs: dict | None = field(default=None, metadata=dict(cli=False))   # e.g. proj_dim
     init_weights: str | None = field(default=None, metadata=dict(help="start from these weights"))
     epochs: int = COUNTER_EPOCHS   # optimisation
@@ -452,7 +452,8 @@ def _counter_model(c: CounterTraining) -> Counter:
     base = dict(backbone_name=c.backbone, backbone_weights=c.backbone_weights,
                 freeze_backbone=c.freeze_backbone, exemplar_side=c.exemplar_side,
                 min_exemplar_side=c.min_exemplar_side, feature_norm=c.feature_norm,
-                similarity_norm=c.similarity_norm, border=c.border, trained_blocks=c.trained_blocks)
+                similarity_norm=c.similarity_norm, border=c.border, trained_blocks=c.trained_blocks,
+                regressor_input=c.regressor_input)
     model = build_counter(dict(base, **(c.counter_kwargs or {})))
     if c.init_weights is not None:
         # a trunk that trains (wholly or its last blocks) starts from the file's

@@ -123,6 +123,29 @@ def test_config_roundtrip_and_errors(model):
     assert counter_registry['mobilenet_v2'](backbone_weights=None, proj_dim=64).config['proj_dim'] == 64
 
 
+def test_regressor_input_product(model, inputs, tmp_path):
+    """F⊙b̄ beside F: sums over channels to S·√d, round-trips through a file; a file whose tensors were made
+    for the other input is refused."""
+    img, ex = inputs
+    torch.manual_seed(4)
+    mp = Counter('mobilenet_v2', backbone_weights=None, regressor_input='features+product').eval()
+    with torch.no_grad():
+        feat, vec = mp.image_features(img), mp.exemplar_vector(ex)
+        x = mp.regressor_stack(feat, mp.similarity(feat, vec), vec)
+        assert x.shape == (2, 513, 4, 7)
+        torch.testing.assert_close(x[:, :256], feat)
+        torch.testing.assert_close((x[:, 256:512].sum(1, keepdim=True) / 16).clamp_min(0), x[:, 512:])
+        out = mp(img, ex)
+    assert mp.config['regressor_input'] == 'features+product' and 'regressor_input' not in model.config
+    m2 = load_weights(save_weights(mp, tmp_path / 'p.safetensors', include_backbone=True))
+    with torch.no_grad(): torch.testing.assert_close(m2(img, ex)['density'], out['density'])
+    forged = _forge(model_state_dict(mp, include_backbone=True), model.config, tmp_path / 'f.safetensors',
+                    includes_backbone='true')
+    with pytest.raises(SegcountError, match=r'f\.safetensors'): load_weights(forged)
+    with pytest.raises(SegcountError, match='regressor_input must be one of'):
+        Counter('mobilenet_v2', backbone_weights=None, regressor_input='sum')
+
+
 def test_save_load_roundtrip_with_backbone(model, inputs, tmp_path):
     img, ex = inputs
     p = save_weights(model, tmp_path / 'c.safetensors', include_backbone=True, metadata={'card': {'mae': 1.5}})
