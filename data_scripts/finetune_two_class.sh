@@ -1,12 +1,12 @@
 #!/bin/bash
 # The paper's "FSC-147 + Synthetic" counter, offline: fine-tune the embedded counter on two-class images made from
-# generated scenes (paper §4.1, Tables 1 and 5). About 15 minutes on a 2-core CPU.
+# generated scenes (paper §4.1, Tables 1 and 5). About 20 minutes on a 2-core CPU (12 of them caching features).
 #   bash data_scripts/finetune_two_class.sh            → data/counter-finetuned-syn.safetensors
 # With FSC-147: pass ROOT=data/FSC-147 BACKBONE=resnet50 INIT=runs/counter-r50.safetensors (and a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-data/gen}; BACKBONE=${BACKBONE:-mobilenet_v2}; INIT=${INIT:-segcount/weights/default.safetensors}
-OUT=${OUT:-data/counter-finetuned-syn.safetensors}; MINUTES=${MINUTES:-14}; SIDE=${SIDE:-24}
+OUT=${OUT:-data/counter-finetuned-syn.safetensors}; MINUTES=${MINUTES:-30}; SIDE=${SIDE:-24}
 [ -d "$ROOT" ] || segcount generate --out "$ROOT" --n 800 --seed 0
 segcount make-synthetic --root "$ROOT" --split train --out data/syn-train --seed 1
 python - <<'PY'
