@@ -155,7 +155,7 @@ class StubCounter(torch.nn.Module):
     def exemplar_vector(self, ex): return torch.zeros(1, ex.shape[1], 1)
     def similarity(self, feat, vec): return torch.ones_like(feat)
     def apply_mask(self, S, mask, delta=None): return apply_mask(S, mask, self.delta if delta is None else delta)
-    def regress(self, feat, S, size=None, mask=None):
+    def regress(self, feat, S, size=None, mask=None, vec=None):
         D = F.interpolate(S, scale_factor=16, mode='nearest') / 256
         return D[..., :size[0], :size[1]]
 
