@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-data/gen}; BACKBONE=${BACKBONE:-mobilenet_v2}; INIT=${INIT:-segcount/weights/default.safetensors}
-OUT=${OUT:-data/counter-finetuned-syn.safetensors}; MINUTES=${MINUTES:-30}; SIDE=${SIDE:-24}
+OUT=${OUT:-data/counter-finetuned-syn.safetensors}; MINUTES=${MINUTES:-30}
 [ -d "$ROOT" ] || segcount generate --out "$ROOT" --n 800 --seed 0
 segcount make-synthetic --root "$ROOT" --split train --out data/syn-train --seed 1
 python - <<'PY'
@@ -17,7 +17,11 @@ ss = [dataclasses.replace(resize_sample(g[i], 384), name=f"syn{i:05d}.jpg", regi
 nv = max(20, len(ss) // 10)   # the target's dots only: the other strip's objects are background to learn
 write_fsc147('data/syn-train-fsc', ss, splits={'train': [s.name for s in ss[nv:]], 'val': [s.name for s in ss[:nv]], 'test': []})
 PY
-# SIDE: the init counter's scale rule (the embedded default resizes every image so its exemplars measure 24 px)
+# the init counter's own scale rule, read from its file (the embedded default: exemplars resized to 24 px)
+SCALE=$(python -c "import json, sys; from segcount.model_files import read_metadata
+c = json.loads(read_metadata(sys.argv[1])['config'])
+if c.get('exemplar_side'): print('--exemplar-side', c['exemplar_side'], '--scale-jitter 0.25')
+elif c.get('min_exemplar_side'): print('--min-exemplar-side', c['min_exemplar_side'])" "$INIT")
 segcount train-counter --root data/syn-train-fsc --out runs/finetune-syn --backbone "$BACKBONE" --init-weights "$INIT" \
-   --epochs 4 --lr 1e-4 --batch-size 8 --exemplar-side "$SIDE" --scale-jitter 0.25 --max-minutes "$MINUTES"
+   --epochs 4 --lr 1e-4 --batch-size 8 $SCALE --max-minutes "$MINUTES"
 segcount export-weights runs/finetune-syn/best.pt "$OUT"
