@@ -39,8 +39,9 @@ DENSITY_SCALE = 100.0  # the regressor predicts density × DENSITY_SCALE (target
 COUNTER_FORMAT = 'segcount-counter/1'
 FEATURE_NORMS = ('none', 'layer')       # F(I) as the regressor sees it: as is (§3.1) or normalised
 SIMILARITY_NORMS = ('none', 'cosine')   # Eq. 1 as a dot product (§3.1), or between unit vectors
-# what the regressor sees beside S: F (§3.1), F and F⊙b̄ (F times the mean exemplar vector), or F⊙b̄
-REGRESSOR_INPUTS = ('features', 'features+product', 'product')
+# what the regressor sees beside S: F (§3.1), F and F⊙b̄ (F times the mean exemplar vector), F⊙b̄,
+# or nothing (S alone, as FamNet's regressor reads only its exemplar correlations)
+REGRESSOR_INPUTS = ('features', 'features+product', 'product', 'similarity')
 
 # %% ../nbs/11_counter.ipynb #c75179ee
 class DensityRegressor(nn.Module):
@@ -124,7 +125,8 @@ class Counter(TrunkModel):
         c = self.backbone.out_channels
         self.proj = nn.Conv2d(c, proj_dim, 1)          # image features → d (1×1 conv)
         self.exemplar_proj = nn.Linear(c, proj_dim)    # pooled exemplar features → d
-        n_in = proj_dim * (2 if regressor_input == 'features+product' else 1) + 1   # + S
+        widths = {'features+product': 2, 'similarity': 0}               # × d channels beside S
+        n_in = proj_dim * widths.get(regressor_input, 1) + 1
         self.regressor = DensityRegressor(n_in, tuple(regressor_widths))
         self.delta, self.density_scale = float(delta), float(density_scale)
         self.gate_density = bool(gate_density)
@@ -200,7 +202,9 @@ def regressor_stack(self: Counter, feat: torch.Tensor, S: torch.Tensor,
     """The regressor's input: feat B×d×h×w, S B×1×h×w → [F, S] B×(d+1)×h×w (§3.1). With
     `regressor_input` 'features+product' also F⊙b̄ (B×(2d+1)×h×w), with 'product' F⊙b̄ in place of
     F: each location's features times the mean exemplar vector b̄ of `vec` (B×N×d or B×d), the
-    exemplar's appearance channel by channel where S keeps only its sum."""
+    exemplar's appearance channel by channel where S keeps only its sum; with 'similarity' S alone
+    (B×1×h×w), blind to what the objects look like."""
+    if self.regressor_input == 'similarity': return S.to(feat.dtype)
     if self.feature_norm == 'layer': feat = location_norm(feat)
     parts = [] if self.regressor_input == 'product' else [feat]
     if self.regressor_input != 'features':
