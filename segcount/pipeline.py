@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from fastcore.basics import patch
 from PIL import Image
 
@@ -29,10 +30,10 @@ from .tiles import (
     TILE_ALIGN, TILE_SIDE, TILE_WHEN, pool_factor, pool_sum, tile_plan, tiled_scale)
 
 # %% auto #0
-__all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'NEGATIVE_MARGIN', 'SEGMENTER_FILE',
-           'TEST_SCALES', 'open_image', 'check_exemplar_boxes', 'model_scale', 'Prepared', 'prepare', 'Prediction',
-           'check_negatives', 'kept_by_negatives', 'Exemplars', 'crop_boxes', 'cut_exemplars', 'mean_density',
-           'Predictor', 'save_density']
+__all__ = ['MAX_MODEL_WIDTH', 'MIN_BOX_SIDE', 'MAX_DECODE_PIXELS', 'NEGATIVE_OVERLAP', 'NEGATIVE_MARGIN', 'NEGATIVE_WINDOW',
+           'SEGMENTER_FILE', 'TEST_SCALES', 'open_image', 'check_exemplar_boxes', 'model_scale', 'Prepared', 'prepare',
+           'Prediction', 'check_negatives', 'kept_by_negatives', 'Exemplars', 'crop_boxes', 'cut_exemplars',
+           'mean_density', 'Predictor', 'save_density']
 
 # %% ../nbs/30_seg_then_count.ipynb #0fd516c1
 MAX_MODEL_WIDTH = 2048 # panoramas are scaled down further so the width stays bounded
@@ -143,8 +144,10 @@ from .pseudolabel import dilate_mask
 # %% ../nbs/30_seg_then_count.ipynb #18379dcd
 # a negative box with more than this share of its area inside a positive one marks the same object
 NEGATIVE_OVERLAP = 0.5
-# a location is dropped when the negatives' S beats the exemplars' by more than this
-NEGATIVE_MARGIN = 0.2
+# a location is dropped when the negatives' S beats the exemplars' by more than this, averaged over
+# the NEGATIVE_WINDOW × NEGATIVE_WINDOW cells around it (two objects or so at the counter's scale)
+NEGATIVE_MARGIN = 0.1
+NEGATIVE_WINDOW = 3
 
 # %% ../nbs/30_seg_then_count.ipynb #e4479abe
 def check_negatives(negative_boxes, boxes: np.ndarray, size,
@@ -166,11 +169,14 @@ def check_negatives(negative_boxes, boxes: np.ndarray, size,
     return nb
 
 # %% ../nbs/30_seg_then_count.ipynb #c9c3d5b6
-def kept_by_negatives(S_pos: torch.Tensor, S_neg: torch.Tensor,
-                      margin: float = 0.0) -> torch.Tensor:
+def kept_by_negatives(S_pos: torch.Tensor, S_neg: torch.Tensor, margin: float = 0.0,
+                      window: int = 1) -> torch.Tensor:
     """Bool map (same shape): where the exemplars' map `S_pos` is at least the negatives' map
-    `S_neg` minus `margin`."""
-    return S_pos >= S_neg - margin
+    `S_neg` minus `margin`, both averaged over `window` × `window` cells (odd; B×1×h×w maps when
+    `window` > 1; the image's edge is not counted as cells)."""
+    d = S_pos - S_neg
+    if window > 1: d = F.avg_pool2d(d, window, 1, window // 2, count_include_pad=False)
+    return d >= -margin
 
 # %% ../nbs/30_seg_then_count.ipynb #adbf570d
 @dataclass
@@ -229,7 +235,7 @@ def mean_density(maps: list[np.ndarray]) -> np.ndarray:
     out = maps[0].astype(np.float32).copy()
     for d in maps[1:]:
         t = torch.from_numpy(d)[None, None].float()
-        r = torch.nn.functional.interpolate(t, size=out.shape, mode="bilinear")[0, 0].numpy()
+        r = F.interpolate(t, size=out.shape, mode="bilinear")[0, 0].numpy()
         out += r * (float(d.sum()) / max(float(r.sum()), 1e-12))
     return out / len(maps)
 
@@ -331,7 +337,7 @@ def _maps(self: Predictor, x: torch.Tensor, ex: Exemplars, method: str, thr: flo
         soft = Mp[0, 0].float().cpu().numpy()
     if ex.negatives is not None:                # S (Eq. 1) of the negatives against the exemplars'
         S_neg = c.similarity(feat, c.exemplar_vector(raw=ex.raw(c, negatives=True)))
-        near = kept_by_negatives(c.similarity(feat, vec), S_neg, NEGATIVE_MARGIN)
+        near = kept_by_negatives(c.similarity(feat, vec), S_neg, NEGATIVE_MARGIN, NEGATIVE_WINDOW)
         keep = near if keep is None else keep & near
     out = c.from_features(feat, vec, mask=keep, size=tuple(x.shape[-2:]))   # Eq. 4 with δ; density
     return dict(density=out["density"][0, 0].float().cpu().numpy(),
