@@ -17,8 +17,8 @@ from .core import MODEL_HEIGHT, THRESHOLD, SegcountError, one_line
 from .counter import load_weights
 from .batch import count_batch, list_images, read_table
 from .data import read_groups
-from .evaluate import (bench_batch, bench_tiles, bench_infer, evaluate_samples,
-                               load_samples, paper_table, render_table)
+from .evaluate import (bench_batch, bench_mosaic, bench_tiles, bench_infer,
+                               evaluate_samples, load_samples, paper_table, render_table)
 from .model_files import hub_model_card
 from .pipeline import Predictor, save_density
 from .pseudolabel import bench_pseudolabel, pseudolabel_split
@@ -182,6 +182,11 @@ def cmd_bench(args):
         res = bench_batch(n_images=args.n_images, device=args.device)
     elif args.what == "tiles":
         res = bench_tiles(*args.size, device=args.device)
+    elif args.what == "mosaic":
+        if args.root is None:
+            raise SegcountError("bench mosaic needs --root GROUPS (a groups file)")
+        res = bench_mosaic(args.root, Predictor.from_weights(args.weights, device=args.device),
+                           progress=not args.json)
     elif args.what == "pseudolabel":
         if args.root is None:
             raise SegcountError("bench pseudolabel needs --root DIR "
@@ -373,11 +378,12 @@ def _tool_commands(sub):
     q.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     q.add_argument("--json", action="store_true"); q.set_defaults(func=cmd_pseudolabel)
 
-    b = sub.add_parser("bench", help="speed benchmarks that print numbers")
-    b.add_argument("what", choices=["infer", "pseudolabel", "batch", "tiles"])
+    b = sub.add_parser("bench", help="benchmarks that print numbers: speed, memory, consistency")
+    b.add_argument("what", choices=["infer", "pseudolabel", "batch", "tiles", "mosaic"])
     b.add_argument("--size", type=int, nargs=2, default=[12000, 9000], metavar=("W", "H"),
                    help="the photo of `bench tiles`")
-    b.add_argument("--root", type=Path, default=None, help="data for `bench pseudolabel`")
+    b.add_argument("--root", type=Path, default=None,
+                   help="data for `bench pseudolabel`; the groups file of `bench mosaic`")
     b.add_argument("--n-images", type=int, default=4,
                    help="images of `bench pseudolabel` (4) or `bench batch` (try 100)")
     b.add_argument("--weights", default=None, help=WEIGHTS_HELP)

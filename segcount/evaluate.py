@@ -28,9 +28,9 @@ from .synthetic import make_two_class_image
 
 # %% auto #0
 __all__ = ['PAPER_TABLES', 'load_samples', 'exemplar_box_mass', 'evaluate_samples', 'bench_seg_then_count', 'bench_batch',
-           'bench_tiles', 'bench_infer', 'two_class_groups', 'model_sample', 'refused', 'sample_error', 'region_mask',
-           'masked_densities', 'segmenter_mask', 'mask_benchmark', 'exemplar_distances', 'render_table', 'paper_table',
-           'plot_figure3']
+           'copies_of', 'bench_tiles', 'bench_mosaic', 'bench_infer', 'two_class_groups', 'model_sample', 'refused',
+           'sample_error', 'region_mask', 'masked_densities', 'segmenter_mask', 'mask_benchmark', 'exemplar_distances',
+           'render_table', 'paper_table', 'plot_figure3']
 
 # %% ../nbs/40_benchmarks.ipynb #0bbd78c4
 def load_samples(root=None, split: str = "test", groups=None):
@@ -175,6 +175,14 @@ def bench_batch(n_images: int = 100, device: str = "cpu", threads: int | None = 
                            device, json.dumps(b))
     return dict(image_size=[576, 384], **{k: v for k, v in res.items() if k != "out"})
 
+# %% ../nbs/40_benchmarks.ipynb #d28514eb
+def copies_of(img: Image.Image, width: int, height: int) -> Image.Image:
+    "A `width`×`height` RGB picture tiled with copies of `img` from the top left (the last cut)."
+    img, out = img.convert("RGB"), Image.new("RGB", (width, height))
+    for x in range(0, width, img.width):
+        for y in range(0, height, img.height): out.paste(img, (x, y))
+    return out
+
 # %% ../nbs/40_benchmarks.ipynb #e4523c51
 _BENCH_TILES_CHILD = r"""
 import json, resource, sys, time, torch
@@ -195,9 +203,7 @@ def bench_tiles(width: int = 12000, height: int = 9000, device: str = "cpu",
     import tempfile
     img, boxes = _example("trees")
     with tempfile.TemporaryDirectory() as d:
-        big = Image.new("RGB", (width, height))
-        for x in range(0, width, img.width):
-            for y in range(0, height, img.height): big.paste(img, (x, y))
+        big = copies_of(img, width, height)
         path = Path(d) / f"big-{width}x{height}.jpg"
         big.save(path, quality=90); del big
         res = _bench_child(_BENCH_TILES_CHILD, "tiles", path,
@@ -206,6 +212,25 @@ def bench_tiles(width: int = 12000, height: int = 9000, device: str = "cpu",
     copies = width * height / (img.width * img.height)
     return dict(size=[width, height], **res, single_count=single, copies=copies,
                 expected=single * copies, ratio=res["count"] / (single * copies))
+
+# %% ../nbs/40_benchmarks.ipynb #2530252d
+def bench_mosaic(groups, predictor: Predictor | None = None, tol: float = 0.10,
+                 progress: bool = True) -> dict:
+    """Each photo of the `groups` file counted alone and as a 2×2 mosaic of itself by `predictor`
+    (default: the embedded model): per photo the mosaic's count over four times the photo's
+    (`ratio`, 1 when the count does not depend on what is around the photo) and the mosaic's
+    tiles; `within`: how many ratios are within `tol` of 1."""
+    pr, rows = predictor or Predictor.from_weights(), []
+    for s in tqdm(load_samples(groups=groups), desc="mosaic", unit="photo", disable=not progress,
+                  file=sys.stderr):
+        W, H = s.image.size
+        one = pr.predict(s.image, s.boxes)
+        four = pr.predict(copies_of(s.image, 2 * W, 2 * H), s.boxes)
+        rows.append(dict(id=s.name, single=float(one.count), mosaic=float(four.count),
+                         ratio=float(four.count) / (4 * float(one.count)) if one.count > 0
+                         else float("nan"), tiles=int(four.tiles)))
+    within = sum(abs(r["ratio"] - 1) <= tol for r in rows)
+    return dict(n=len(rows), within=within, tol=tol, rows=rows)
 
 # %% ../nbs/40_benchmarks.ipynb #1a4ab1a2
 _BENCH_CHILD = r"""

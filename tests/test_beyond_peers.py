@@ -14,8 +14,8 @@ from PIL import Image
 
 from segcount.app import EXAMPLES_DIR
 from segcount.cli import main
-from segcount.data import read_groups
-from segcount.evaluate import two_class_groups
+from segcount.data import read_groups, write_groups
+from segcount.evaluate import copies_of, two_class_groups
 from segcount.pipeline import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,10 +140,21 @@ def test_a_mosaic_needing_tiles_counts_four_times_the_photo(predictor, real):
     "A 2x2 mosaic of a dense aerial photo (small crowns): one pass would shrink it; tiles count it at its scale."
     g = next(s for s in real if s.name.startswith('yell_528'))
     W, H = g.size
-    mos = Image.new('RGB', (2 * W, 2 * H))
-    for x in (0, W):
-        for y in (0, H): mos.paste(g.image, (x, y))
-    one, four = predictor.predict(g.image, g.boxes), predictor.predict(mos, g.boxes)
+    one, four = predictor.predict(g.image, g.boxes), predictor.predict(copies_of(g.image, 2 * W, 2 * H), g.boxes)
     assert one.tiles == 1 and four.tiles > 1 and 'tiles' in four.note
     assert four.count == pytest.approx(4 * one.count, rel=0.10), (one.count, four.count)
     assert abs(len(four.points) - round(four.count)) <= max(1, 0.05 * four.count)
+
+
+def test_bench_mosaic_on_the_coins(real, tmp_path):
+    "`segcount bench mosaic`: the coins photo alone and as a 2x2 mosaic, the ratio beside both counts."
+    gf = write_groups(tmp_path / 'groups.json', [real[0]])
+    r = _cli('bench', 'mosaic', '--root', gf, '--json')
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    row, = res['rows']
+    assert res['n'] == 1 and row['id'] == real[0].name and 20 < row['single'] < 30
+    assert row['ratio'] == pytest.approx(row['mosaic'] / (4 * row['single']))
+    assert res['within'] == int(abs(row['ratio'] - 1) <= 0.10)
+    r = _cli('bench', 'mosaic')
+    assert r.returncode == 2 and 'bench mosaic needs --root' in r.stderr
